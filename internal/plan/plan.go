@@ -1,0 +1,233 @@
+// Package plan merges a source and a destination listing, both in key order,
+// into actions: copy, skip, check or delete. It holds one object of each
+// listing at a time, so memory does not grow with the number of objects.
+//
+// The decision table (see [Decide]):
+//
+//	source  destination  condition                                 action  reason
+//	yes     no           -                                         copy    new
+//	yes     yes          sizes differ                              copy    size
+//	yes     yes          both ETags set and equal                  skip    etag
+//	yes     yes          destination keeps source mtimes, equal    skip    mtime
+//	yes     yes          destination keeps source mtimes, differ   copy    mtime
+//	yes     yes          source modified after destination written copy    newer
+//	yes     yes          otherwise                                 check   provenance
+//	no      yes          Delete option set                         delete  extra
+//	no      yes          Delete option not set                     (none)
+//
+// "check" means the listings cannot prove the destination holds this version
+// of the source (different ETag schemes: multipart, encryption, local files);
+// the transfer engine reads the destination's provenance metadata to decide.
+// Keys excluded by the filter are neither copied nor deleted.
+package plan
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+
+	"github.com/ferry-dev/ferry/internal/filter"
+	"github.com/ferry-dev/ferry/internal/store"
+)
+
+// Kind is what to do with one key.
+type Kind int
+
+const (
+	// Copy the source object to the destination.
+	Copy Kind = iota
+	// Skip: the destination already holds this version.
+	Skip
+	// Check the destination's provenance, then copy or skip.
+	Check
+	// Delete the destination object (sync --delete).
+	Delete
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Copy:
+		return "copy"
+	case Skip:
+		return "skip"
+	case Check:
+		return "check"
+	case Delete:
+		return "delete"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Action is the plan for one key.
+type Action struct {
+	Kind Kind
+	// Key is relative to both locations.
+	Key string
+	// Src is the source object; zero for Delete.
+	Src store.Object
+	// Dst is the destination object; HasDst is false when it is missing.
+	Dst    store.Object
+	HasDst bool
+	Reason string
+}
+
+// Options tune the plan. The zero value copies what is missing or different
+// and deletes nothing.
+type Options struct {
+	// Filter selects keys; nil selects all.
+	Filter *filter.Filter
+	// Delete emits Delete actions for destination keys absent at the source.
+	Delete bool
+	// DstKeepsMTime is set when the destination stores the source's
+	// modification time as its own (local directories): equal times mean
+	// the same version.
+	DstKeepsMTime bool
+}
+
+// Pair is one key of a merged listing; Src or Dst is nil when the key is
+// missing on that side.
+type Pair struct {
+	Key      string
+	Src, Dst *store.Object
+}
+
+// Merge walks two key-ordered listings together and yields one Pair per
+// distinct key, in order. A listing error, or a listing out of order, is
+// yielded as the last pair.
+func Merge(ctx context.Context, src, dst iter.Seq2[store.Object, error]) iter.Seq2[Pair, error] {
+	return func(yield func(Pair, error) bool) {
+		nextS, stopS := iter.Pull2(src)
+		defer stopS()
+		nextD, stopD := iter.Pull2(dst)
+		defer stopD()
+
+		var lastS, lastD string
+		var firstS, firstD = true, true
+		pull := func(next func() (store.Object, error, bool), last *string, first *bool, side string) (*store.Object, error) {
+			o, err, ok := next()
+			if !ok {
+				return nil, nil
+			}
+			if err != nil {
+				return nil, fmt.Errorf("list %s: %w", side, err)
+			}
+			if !*first && o.Key <= *last {
+				return nil, fmt.Errorf("list %s: key %q after %q: listing is not in ascending key order", side, o.Key, *last)
+			}
+			*first = false
+			*last = o.Key
+			return &o, nil
+		}
+		s, err := pull(nextS, &lastS, &firstS, "source")
+		if err != nil {
+			yield(Pair{}, err)
+			return
+		}
+		d, err := pull(nextD, &lastD, &firstD, "destination")
+		if err != nil {
+			yield(Pair{}, err)
+			return
+		}
+		for s != nil || d != nil {
+			if err := ctx.Err(); err != nil {
+				yield(Pair{}, err)
+				return
+			}
+			var p Pair
+			switch {
+			case d == nil || (s != nil && s.Key < d.Key):
+				p = Pair{Key: s.Key, Src: s}
+			case s == nil || d.Key < s.Key:
+				p = Pair{Key: d.Key, Dst: d}
+			default:
+				p = Pair{Key: s.Key, Src: s, Dst: d}
+			}
+			if !yield(p, nil) {
+				return
+			}
+			if p.Src != nil {
+				if s, err = pull(nextS, &lastS, &firstS, "source"); err != nil {
+					yield(Pair{}, err)
+					return
+				}
+			}
+			if p.Dst != nil {
+				if d, err = pull(nextD, &lastD, &firstD, "destination"); err != nil {
+					yield(Pair{}, err)
+					return
+				}
+			}
+		}
+	}
+}
+
+// Plan merges the listings and yields an action per key that needs one
+// (Skip included, so callers can count it). An error is the last pair; the
+// caller must not act on Delete actions of a plan that ended in an error
+// (see the runner, which defers deletes until the plan completed).
+func Plan(ctx context.Context, src, dst iter.Seq2[store.Object, error], opts Options) iter.Seq2[Action, error] {
+	return func(yield func(Action, error) bool) {
+		for p, err := range Merge(ctx, src, dst) {
+			if err != nil {
+				yield(Action{}, err)
+				return
+			}
+			if !opts.Filter.Match(p.Key) {
+				continue
+			}
+			a, ok := Decide(p, opts)
+			if !ok {
+				continue
+			}
+			if !yield(a, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Decide applies the decision table to one pair. ok is false when the key
+// needs no action at all (a destination-only key without Delete).
+func Decide(p Pair, opts Options) (a Action, ok bool) {
+	a.Key = p.Key
+	if p.Dst != nil {
+		a.Dst, a.HasDst = *p.Dst, true
+	}
+	if p.Src == nil {
+		if !opts.Delete {
+			return a, false
+		}
+		a.Kind, a.Reason = Delete, "extra"
+		return a, true
+	}
+	a.Src = *p.Src
+	s, d := p.Src, p.Dst
+	switch {
+	case d == nil:
+		a.Kind, a.Reason = Copy, "new"
+	case s.Size != d.Size:
+		a.Kind, a.Reason = Copy, "size"
+	case s.ETag != "" && s.ETag == d.ETag:
+		a.Kind, a.Reason = Skip, "etag"
+	case opts.DstKeepsMTime && sameSecond(s.LastModified, d.LastModified):
+		a.Kind, a.Reason = Skip, "mtime"
+	case opts.DstKeepsMTime:
+		a.Kind, a.Reason = Copy, "mtime"
+	case s.LastModified.After(d.LastModified):
+		a.Kind, a.Reason = Copy, "newer"
+	default:
+		a.Kind, a.Reason = Check, "provenance"
+	}
+	return a, true
+}
+
+// sameSecond compares modification times at one-second precision: S3
+// listings and HTTP headers carry seconds (some servers milliseconds).
+func sameSecond(a, b time.Time) bool {
+	return a.Truncate(time.Second).Equal(b.Truncate(time.Second))
+}
+
+// IsMarker reports whether an object is a zero-byte directory marker.
+func IsMarker(o store.Object) bool { return o.Size == 0 && strings.HasSuffix(o.Key, "/") }
