@@ -2,12 +2,12 @@
 //
 // Glob syntax, matched against keys relative to the location:
 //
-//	*        any run of characters except "/"
-//	**       any run of characters, "/" included
-//	?        one character except "/"
-//	[abc]    one character of a class ([!abc] or [^abc] negates)
-//	{a,b}    either alternative
-//	\x       the character x literally
+//   - any run of characters except "/"
+//     **       any run of characters, "/" included
+//     ?        one character except "/"
+//     [abc]    one character of a class ([!abc] or [^abc] negates)
+//     {a,b}    either alternative
+//     \x       the character x literally
 //
 // A pattern starting with "/" is anchored at the start of the key; any other
 // pattern matches at the start of any path segment ("*.jpg" matches

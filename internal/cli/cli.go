@@ -1,0 +1,131 @@
+// Package cli is ferry's command line: it parses flags, opens the stores the
+// locations name, runs the job and maps the outcome to an exit code.
+//
+// Exit codes (one place, documented in docs/usage.md):
+//
+//	0  everything done
+//	1  finished, but some objects failed, differ or were unsafe; or the run
+//	   stopped after transfers began (a listing failed, cancelled)
+//	2  usage, configuration or access error before any transfer; nothing
+//	   was written
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// Exit codes.
+const (
+	ExitOK     = 0
+	ExitFailed = 1
+	ExitUsage  = 2
+)
+
+// Version is set by the build (-ldflags "-X ...cli.Version=...").
+var Version = "dev"
+
+// Stdio are the streams a command uses.
+type Stdio struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// exitError carries an exit code with an error message.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErr marks err as a usage/config/access error (exit 2).
+func usageErr(format string, a ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, a...)}
+}
+
+// asUsage marks an existing error as exit 2.
+func asUsage(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	return &exitError{code: ExitUsage, err: err}
+}
+
+// failedErr is returned when a run finished with failed objects: the
+// summary already said everything, so nothing more is printed.
+var errFailed = &exitError{code: ExitFailed, err: errors.New("")}
+
+// Main runs ferry with args (without the program name) and returns the exit
+// code.
+func Main(ctx context.Context, args []string, stdio Stdio) int {
+	root := newRoot(stdio)
+	root.SetArgs(args)
+	root.SetIn(stdio.In)
+	root.SetOut(stdio.Out)
+	root.SetErr(stdio.Err)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	code := ExitUsage // cobra's own errors: unknown flags, commands, arg counts
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	if msg := oneLine(err.Error()); msg != "" {
+		fmt.Fprintf(stdio.Err, "ferry: %s\n", msg)
+	}
+	return code
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func newRoot(stdio Stdio) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ferry",
+		Short: "Move object storage between S3 endpoints and local directories, verified",
+		Long: `ferry copies and syncs S3 buckets and local directories. Every object is
+checksummed while it streams, checked by the destination and against the
+source, and recorded with its provenance.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Version:       Version,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErr("%s (see 'ferry %s --help')", err, c.Name())
+	})
+	root.AddCommand(newCopyCmd(stdio, "copy"), newCopyCmd(stdio, "sync"), newVerifyCmd(stdio))
+	return root
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// exactArgs is cobra.ExactArgs with a usage exit code.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErr("%s takes %s (got %d argument(s)); see 'ferry %s --help'", c.Name(), names, len(args), c.Name())
+		}
+		return nil
+	}
+}
+
+var _ = context.Background

@@ -1,0 +1,343 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-dev/ferry/internal/filter"
+	"github.com/ferry-dev/ferry/internal/location"
+	"github.com/ferry-dev/ferry/internal/plan"
+	"github.com/ferry-dev/ferry/internal/runner"
+	"github.com/ferry-dev/ferry/internal/transfer"
+)
+
+// jobFlags are the flags of copy, sync and verify.
+type jobFlags struct {
+	src, dst    side
+	caBundle    string
+	dryRun      bool
+	jsonOut     bool
+	verbose     bool
+	noProgress  bool
+	include     []string
+	exclude     []string
+	concurrency int
+	partSize    string
+	// sync
+	del       bool
+	maxDelete string
+	force     bool
+	// destination encryption
+	sse, sseKMSKeyID string
+	// verify
+	exact bool
+}
+
+func (f *jobFlags) register(c *cobra.Command, cmd string) {
+	fl := c.Flags()
+	fl.StringVar(&f.src.endpoint, "src-endpoint", "", "S3 endpoint URL of the source (default: AWS)")
+	fl.StringVar(&f.dst.endpoint, "dst-endpoint", "", "S3 endpoint URL of the destination (default: AWS)")
+	fl.StringVar(&f.src.region, "src-region", "", "region of the source bucket")
+	fl.StringVar(&f.dst.region, "dst-region", "", "region of the destination bucket")
+	fl.StringVar(&f.src.profile, "src-profile", "", "AWS shared config profile for the source")
+	fl.StringVar(&f.dst.profile, "dst-profile", "", "AWS shared config profile for the destination")
+	fl.StringVar(&f.caBundle, "ca-bundle", "", "PEM file of extra CA certificates to trust for both endpoints")
+	fl.StringArrayVar(&f.include, "include", nil, "copy only keys matching this glob (repeatable)")
+	fl.StringArrayVar(&f.exclude, "exclude", nil, "skip keys matching this glob (repeatable)")
+	fl.IntVar(&f.concurrency, "concurrency", 32, "objects in flight")
+	fl.BoolVar(&f.jsonOut, "json", false, "print a JSON summary as the last line of stdout")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every object")
+	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress display")
+	if cmd == "verify" {
+		fl.BoolVar(&f.exact, "exact", false, "also count destination objects absent at the source as differences")
+		return
+	}
+	fl.BoolVar(&f.dryRun, "dry-run", false, "show what would be copied, skipped and deleted; change nothing")
+	fl.StringVar(&f.partSize, "part-size", "", "multipart part size, e.g. 16MiB (default 16MiB, grown to stay within 10,000 parts)")
+	fl.StringVar(&f.sse, "sse", "", "server-side encryption at the destination: AES256 or aws:kms")
+	fl.StringVar(&f.sseKMSKeyID, "sse-kms-key-id", "", "KMS key for --sse aws:kms")
+	if cmd == "sync" {
+		fl.BoolVar(&f.del, "delete", false, "delete destination objects absent at the source (after both listings completed)")
+		fl.StringVar(&f.maxDelete, "max-delete", "", "refuse to delete more than N objects or P% of the destination (e.g. 1000 or 10%)")
+		fl.BoolVar(&f.force, "force", false, "delete even beyond --max-delete")
+	}
+}
+
+func newCopyCmd(stdio Stdio, name string) *cobra.Command {
+	var f jobFlags
+	short := "Copy objects that are missing or different at DST; never deletes"
+	if name == "sync" {
+		short = "Make DST like SRC: copy what differs, and with --delete remove extras"
+	}
+	c := &cobra.Command{
+		Use:   name + " SRC DST",
+		Short: short,
+		Example: `  ferry ` + name + ` s3://src-bucket/photos s3://dst-bucket/photos --dst-endpoint https://minio.example:9000
+  ferry ` + name + ` ./data s3://backup/data --dry-run -v`,
+		Args: exactArgs(2, "SRC and DST"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runJob(c.Context(), stdio, name, f, args[0], args[1])
+		},
+	}
+	f.register(c, name)
+	return c
+}
+
+func newVerifyCmd(stdio Stdio) *cobra.Command {
+	var f jobFlags
+	c := &cobra.Command{
+		Use:   "verify SRC DST",
+		Short: "Compare SRC and DST; exit 0 when identical, 1 naming each difference",
+		Args:  exactArgs(2, "SRC and DST"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runJob(c.Context(), stdio, "verify", f, args[0], args[1])
+		},
+	}
+	f.register(c, "verify")
+	return c
+}
+
+// parseSize parses "16MiB", "8M", "1048576".
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(strings.ToUpper(s))
+	mult := int64(1)
+	for _, u := range []struct {
+		suf string
+		m   int64
+	}{{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suf) {
+			t, mult = strings.TrimSuffix(t, u.suf), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	return n * mult, nil
+}
+
+func parseMaxDelete(s string) (n int64, pct float64, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		pct, err = strconv.ParseFloat(p, 64)
+		if err != nil || pct < 0 || pct > 100 {
+			return 0, 0, fmt.Errorf("--max-delete %q: want a count or a percentage from 0%% to 100%%", s)
+		}
+		if pct == 0 {
+			pct = -1 // 0%: refuse any delete
+		}
+		return 0, pct, nil
+	}
+	n, err = strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, 0, fmt.Errorf("--max-delete %q: want a count or a percentage from 0%% to 100%%", s)
+	}
+	if n == 0 {
+		n = -1 // refuse any delete
+	}
+	return n, 0, nil
+}
+
+func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, dstArg string) error {
+	// Every check that can fail with exit 2 runs before anything is written.
+	srcLoc, err := location.Parse(srcArg)
+	if err != nil {
+		return usageErr("source: %v", err)
+	}
+	dstLoc, err := location.Parse(dstArg)
+	if err != nil {
+		return usageErr("destination: %v", err)
+	}
+	if err := validateEndpoint("--src-endpoint", f.src.endpoint); err != nil {
+		return err
+	}
+	if err := validateEndpoint("--dst-endpoint", f.dst.endpoint); err != nil {
+		return err
+	}
+	if f.concurrency < 1 || f.concurrency > 4096 {
+		return usageErr("--concurrency %d: want 1 to 4096", f.concurrency)
+	}
+	flt, err := filter.New(f.include, f.exclude)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	var partSize int64
+	if f.partSize != "" {
+		if partSize, err = parseSize(f.partSize); err != nil {
+			return usageErr("--part-size: %v", err)
+		}
+		if partSize < 5<<20 || partSize > 5<<30 {
+			return usageErr("--part-size %s: want 5MiB to 5GiB (S3 part limits)", f.partSize)
+		}
+	}
+	maxDel, maxDelPct, err := parseMaxDelete(f.maxDelete)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	switch f.sse {
+	case "", "AES256", "aws:kms":
+	default:
+		return usageErr("--sse %q: want AES256 or aws:kms", f.sse)
+	}
+	if f.sseKMSKeyID != "" && f.sse != "aws:kms" {
+		return usageErr("--sse-kms-key-id needs --sse aws:kms")
+	}
+	if f.sse != "" && dstLoc.Kind != location.S3 {
+		return usageErr("--sse applies to S3 destinations only")
+	}
+	if f.caBundle != "" {
+		if _, err := readable(f.caBundle); err != nil {
+			return usageErr("--ca-bundle %s: %v", f.caBundle, err)
+		}
+	}
+	sameService := endpointKey(f.src.endpoint) == endpointKey(f.dst.endpoint)
+	if location.Overlaps(srcLoc, dstLoc, sameService) {
+		return usageErr("source %s and destination %s are the same location or one is inside the other", srcLoc, dstLoc)
+	}
+
+	src, err := openSide(ctx, "source", srcLoc, f.src, f.caBundle, f.concurrency)
+	if err != nil {
+		return err
+	}
+	dst, err := openSide(ctx, "destination", dstLoc, f.dst, f.caBundle, f.concurrency)
+	if err != nil {
+		return err
+	}
+	if dst.missing {
+		if cmd == "verify" {
+			return usageErr("destination %s: does not exist", dstLoc)
+		}
+		if f.dryRun {
+			dst.store = emptyStore{name: dstLoc.String()}
+		} else if err := createDst(&dst); err != nil {
+			return err
+		}
+	}
+
+	level := slog.LevelInfo
+	if f.verbose {
+		level = slog.LevelDebug
+	}
+	tty := isTerminal(stdio.Err) && !f.noProgress
+	console := newConsole(stdio.Err, tty)
+	log := slog.New(slog.NewTextHandler(console, &slog.HandlerOptions{Level: level}))
+
+	eng := transfer.New(src.store, dst.store, transfer.Options{
+		PartSize:    partSize,
+		SSE:         f.sse,
+		SSEKMSKeyID: f.sseKMSKeyID,
+	})
+	opts := runner.Options{
+		Concurrency:      f.concurrency,
+		DryRun:           f.dryRun,
+		Delete:           f.del,
+		MaxDelete:        maxDel,
+		MaxDeletePercent: maxDelPct,
+		Force:            f.force,
+		Filter:           flt,
+		DstKeepsMTime:    dstLoc.Kind == location.Local,
+		Exact:            f.exact,
+		Log:              log,
+	}
+	if f.dryRun && f.verbose {
+		out := stdio.Out
+		if f.jsonOut {
+			out = console
+		}
+		opts.OnAction = func(a plan.Action) { printAction(out, a) }
+	}
+	r := runner.New(src.store, dst.store, eng, opts)
+
+	verb := "copied"
+	if cmd == "verify" {
+		verb = "verified"
+	}
+	var stop func()
+	if !f.noProgress {
+		stop = startProgress(console, &r.Stats, verb)
+	}
+	var sum runner.Summary
+	var runErr error
+	if cmd == "verify" {
+		sum, runErr = r.Verify(ctx)
+	} else {
+		sum, runErr = r.Copy(ctx)
+	}
+	if stop != nil {
+		stop()
+	}
+	for _, p := range sum.Failures {
+		fmt.Fprintf(stdio.Err, "failed: %q: %s\n", p.Key, p.Reason)
+	}
+	for _, p := range sum.Unsafe {
+		fmt.Fprintf(stdio.Err, "skipped-unsafe: %q: %s\n", p.Key, p.Reason)
+	}
+	for _, p := range sum.Diffs {
+		fmt.Fprintf(stdio.Err, "differs: %q: %s\n", p.Key, p.Reason)
+	}
+	if f.jsonOut {
+		b, err := json.Marshal(struct {
+			Command     string `json:"command"`
+			Source      string `json:"source"`
+			Destination string `json:"destination"`
+			runner.Summary
+		}{cmd, srcLoc.String(), dstLoc.String(), sum})
+		if err != nil {
+			return fmt.Errorf("summary: %w", err)
+		}
+		fmt.Fprintf(stdio.Out, "%s\n", b)
+	} else {
+		printSummary(stdio.Out, cmd, sum)
+	}
+	switch {
+	case runErr != nil:
+		return &exitError{code: ExitFailed, err: runErr}
+	case sum.ObjectsFailed > 0 || sum.ObjectsUnsafe > 0 || sum.Differences > 0:
+		return errFailed
+	}
+	return nil
+}
+
+func printAction(w io.Writer, a plan.Action) {
+	size := a.Src.Size
+	if a.Kind == plan.Delete {
+		size = a.Dst.Size
+	}
+	fmt.Fprintf(w, "%-6s %q %s (%s)\n", a.Kind, a.Key, humanBytes(size), a.Reason)
+}
+
+func printSummary(w io.Writer, cmd string, s runner.Summary) {
+	prefix := ""
+	if s.DryRun {
+		prefix = "dry run, would have "
+	}
+	switch cmd {
+	case "verify":
+		fmt.Fprintf(w, "verified %d objects (%s) in %.1fs: %d identical, %d differences, %d failed\n",
+			s.ObjectsListed, humanBytes(s.BytesCopied), s.Duration, s.ObjectsListed-s.Differences-s.ObjectsFailed, s.Differences, s.ObjectsFailed)
+	default:
+		fmt.Fprintf(w, "%scopied %d objects (%s), skipped %d (%s), deleted %d, failed %d",
+			prefix, s.ObjectsCopied, humanBytes(s.BytesCopied), s.ObjectsSkipped, humanBytes(s.BytesSkipped), s.ObjectsDeleted, s.ObjectsFailed)
+		if s.ObjectsUnsafe > 0 {
+			fmt.Fprintf(w, ", skipped-unsafe %d", s.ObjectsUnsafe)
+		}
+		fmt.Fprintf(w, " in %.1fs", s.Duration)
+		if s.Duration > 0 && s.BytesCopied > 0 && !s.DryRun {
+			fmt.Fprintf(w, " (%s/s)", humanBytes(int64(float64(s.BytesCopied)/s.Duration)))
+		}
+		fmt.Fprintln(w)
+	}
+	if s.Error != "" {
+		fmt.Fprintf(w, "stopped: %s\n", s.Error)
+	}
+}
