@@ -1,0 +1,112 @@
+package local
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/ferry-dev/ferry/internal/store"
+)
+
+// errNoParent reports that a directory on a key's path does not exist.
+var errNoParent = errors.New("parent directory does not exist")
+
+// dirHandle is an open directory of the store: the root itself or a
+// sub-directory the caller closes.
+type dirHandle struct {
+	*os.Root
+	owned bool
+}
+
+func (d dirHandle) close() {
+	if d.owned {
+		d.Root.Close()
+	}
+}
+
+// openDirs opens the directory holding the segments dirs (relative to the
+// root), one segment at a time and without following symbolic links. With
+// create, missing directories are made. A symlink or non-directory on the way
+// is an error wrapping [store.ErrUnsafeKey]; a missing one without create is
+// errNoParent.
+func (s *Store) openDirs(dirs []string, create bool) (dirHandle, error) {
+	cur := dirHandle{Root: s.root}
+	for i, name := range dirs {
+		next, err := s.openSubdir(cur.Root, name, create)
+		if err != nil {
+			cur.close()
+			return dirHandle{}, fmt.Errorf("%s: %w", strings.Join(dirs[:i+1], "/"), err)
+		}
+		cur.close()
+		cur = dirHandle{Root: next, owned: true}
+	}
+	return cur, nil
+}
+
+// openSubdir opens the directory name in parent, checking that the opened
+// directory is the one Lstat saw, so a directory swapped for a symlink in
+// between is detected.
+func (s *Store) openSubdir(parent *os.Root, name string, create bool) (*os.Root, error) {
+	fi, err := parent.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		if !create {
+			return nil, errNoParent
+		}
+		if err = parent.Mkdir(name, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		fi, err = parent.Lstat(name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, fmt.Errorf("is a symbolic link: %w", store.ErrUnsafeKey)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("is not a directory: %w", store.ErrUnsafeKey)
+	}
+	sub, err := parent.OpenRoot(name)
+	if err != nil {
+		return nil, err
+	}
+	st, err := sub.Stat(".")
+	if err != nil {
+		sub.Close()
+		return nil, err
+	}
+	if !os.SameFile(fi, st) {
+		sub.Close()
+		return nil, fmt.Errorf("replaced while opening: %w", store.ErrUnsafeKey)
+	}
+	return sub, nil
+}
+
+// splitKey splits a validated key into its directory segments and its last
+// segment. A directory marker ("a/b/") has no last segment: it returns
+// ["a", "b"], "".
+func splitKey(key string) (dirs []string, name string) {
+	if strings.HasSuffix(key, "/") {
+		return strings.Split(strings.TrimSuffix(key, "/"), "/"), ""
+	}
+	segs := strings.Split(key, "/")
+	return segs[:len(segs)-1], segs[len(segs)-1]
+}
+
+// syncDir fsyncs the directory d unless the store skips syncs.
+func (s *Store) syncDir(d *os.Root) error {
+	if s.opts.NoSync {
+		return nil
+	}
+	f, err := d.Open(".")
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,194 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/ferry-dev/ferry/internal/store"
+	s3store "github.com/ferry-dev/ferry/internal/store/s3"
+	"github.com/ferry-dev/ferry/internal/testenv"
+)
+
+func openS3(t *testing.T, m *testenv.MinIO, creds aws.CredentialsProvider, bucket, prefix string) *s3store.Store {
+	t.Helper()
+	s, err := s3store.Open(t.Context(), s3store.Config{
+		Bucket: bucket, Prefix: prefix, Endpoint: m.Endpoint, CABundle: m.CAFile, Credentials: creds,
+	})
+	if err != nil {
+		t.Fatalf("open s3: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func putS3(t *testing.T, s store.Store, key string, data []byte, in store.PutInput) store.Object {
+	t.Helper()
+	in.Key, in.Size, in.ChecksumCRC32C = key, int64(len(data)), crcOf(data)
+	if _, err := s.Put(t.Context(), in, bytes.NewReader(data)); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+	a, err := s.Stat(t.Context(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Object
+}
+
+func readS3(t *testing.T, s store.Store, key string) ([]byte, store.Attrs) {
+	t.Helper()
+	rc, a, err := s.Open(t.Context(), key, 0, -1)
+	if err != nil {
+		t.Fatalf("open %s: %v", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, a
+}
+
+// corrupting damages the bytes between ferry and the server, after ferry
+// computed their checksums: the server must reject them.
+type corrupting struct{ *s3store.Store }
+
+func flip(r io.Reader) *bytes.Reader {
+	b, _ := io.ReadAll(r)
+	if len(b) > 0 {
+		b[len(b)/2] ^= 0x40
+	}
+	return bytes.NewReader(b)
+}
+
+func (c corrupting) Put(ctx context.Context, in store.PutInput, body io.Reader) (store.PutResult, error) {
+	return c.Store.Put(ctx, in, flip(body))
+}
+
+func (c corrupting) UploadPart(ctx context.Context, key, id string, n int32, body io.ReadSeeker, size int64, crc string) (store.Part, error) {
+	if n == 2 {
+		body = flip(body)
+	}
+	return c.Store.UploadPart(ctx, key, id, n, body, size, crc)
+}
+
+// TestMinIO copies between two real MinIO servers, one with TLS, and
+// server-side within one.
+func TestMinIO(t *testing.T) {
+	plainSrv := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	tlsSrv := testenv.StartMinIO(t, testenv.MinIOOptions{TLS: true})
+	plainSrv.CreateBucket(t, "src")
+	tlsSrv.CreateBucket(t, "dst")
+	plainCreds := credentials.NewStaticCredentialsProvider(plainSrv.AccessKey, plainSrv.SecretKey, "")
+	tlsCreds := credentials.NewStaticCredentialsProvider(tlsSrv.AccessKey, tlsSrv.SecretKey, "")
+	src := openS3(t, plainSrv, plainCreds, "src", "in")
+	dst := openS3(t, tlsSrv, tlsCreds, "dst", "out")
+	const mib = 1 << 20
+	opts := Options{PartSize: 5 * mib, RetryDelay: 10 * time.Millisecond, MemoryLimit: 64 * mib}
+
+	small := testData(1000, 1)
+	big := testData(40*mib+123, 2)
+	attrs := store.PutInput{
+		ContentType: "text/plain", CacheControl: "no-cache", ContentDisposition: "inline",
+		Metadata: map[string]string{"owner": "alice"}, Tags: map[string]string{"team": "x"},
+	}
+	objs := map[string]store.Object{
+		"small.txt": putS3(t, src, "small.txt", small, attrs),
+		"big.bin":   putS3(t, src, "big.bin", big, attrs),
+		"photos/":   putS3(t, src, "photos/", nil, store.PutInput{}),
+	}
+	datas := map[string][]byte{"small.txt": small, "big.bin": big, "photos/": {}}
+
+	for _, tt := range []struct{ key, method string }{
+		{"small.txt", MethodPut},
+		{"big.bin", MethodMultipart},
+		{"photos/", MethodPut},
+	} {
+		t.Run("stream "+tt.key, func(t *testing.T) {
+			e := New(src, dst, opts)
+			obj := objs[tt.key]
+			res, err := e.Copy(t.Context(), obj, tt.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Method != tt.method || res.CRC32C != crcOf(datas[tt.key]) || !res.MD5Verified {
+				t.Errorf("result %+v", res)
+			}
+			got, a := readS3(t, dst, tt.key)
+			if !bytes.Equal(got, datas[tt.key]) {
+				t.Fatalf("destination bytes differ")
+			}
+			p, ok := ParseProvenance(a.Metadata)
+			if !ok || p.SrcETag != obj.ETag || p.SrcSize != obj.Size || !p.SrcModTime.Equal(obj.LastModified) {
+				t.Errorf("provenance %+v from %v, source %+v", p, a.Metadata, obj)
+			}
+			if tt.key != "photos/" {
+				if a.ContentType != "text/plain" || a.CacheControl != "no-cache" || a.ContentDisposition != "inline" || a.Metadata["owner"] != "alice" {
+					t.Errorf("attributes not preserved: %+v", a)
+				}
+				tags, err := dst.Tags(t.Context(), tt.key)
+				if err != nil || !maps.Equal(tags, attrs.Tags) {
+					t.Errorf("tags %v, %v", tags, err)
+				}
+			}
+			dobj, err := dst.Stat(t.Context(), tt.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := e.UpToDate(t.Context(), obj, dobj.Object); err != nil || !ok {
+				t.Errorf("UpToDate after copy = %v, %v", ok, err)
+			}
+			if m, err := e.Verify(t.Context(), obj, dobj.Object); err != nil || m != "" {
+				t.Errorf("Verify = %q, %v", m, err)
+			}
+		})
+	}
+
+	t.Run("server copy", func(t *testing.T) {
+		dst2 := openS3(t, plainSrv, plainCreds, "src", "copy")
+		e := New(src, dst2, opts)
+		obj := objs["small.txt"]
+		res, err := e.Copy(t.Context(), obj, "small.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Method != MethodServerCopy || !res.MD5Verified || res.DstETag != obj.ETag {
+			t.Errorf("result %+v", res)
+		}
+		got, a := readS3(t, dst2, "small.txt")
+		if !bytes.Equal(got, small) || a.Metadata["owner"] != "alice" || a.Metadata[MetaSrcETag] != obj.ETag {
+			t.Errorf("copy %q %v", got[:min(len(got), 20)], a.Metadata)
+		}
+		if tags, err := dst2.Tags(t.Context(), "small.txt"); err != nil || tags["team"] != "x" {
+			t.Errorf("tags %v, %v", tags, err)
+		}
+	})
+
+	for _, key := range []string{"small.txt", "big.bin"} {
+		t.Run("server rejects damaged bytes "+key, func(t *testing.T) {
+			bad := corrupting{openS3(t, tlsSrv, tlsCreds, "dst", "bad")}
+			o := opts
+			o.Attempts = 2
+			res, err := New(src, bad, o).Copy(t.Context(), objs[key], key)
+			if !errors.Is(err, store.ErrChecksum) {
+				t.Fatalf("err = %v, want ErrChecksum", err)
+			}
+			if res.Attempts != 2 {
+				t.Errorf("attempts %d, want 2", res.Attempts)
+			}
+			if _, err := bad.Stat(t.Context(), key); !errors.Is(err, store.ErrNotExist) {
+				t.Errorf("damaged object visible: %v", err)
+			}
+			for u, err := range bad.ListMultipartUploads(t.Context(), "") {
+				t.Errorf("upload left behind: %+v %v", u, err)
+			}
+		})
+	}
+}
