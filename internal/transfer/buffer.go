@@ -42,6 +42,9 @@ func (b *budget) get(ctx context.Context, n int64) (*buffer, error) {
 	nslabs := (n + slabSize - 1) / slabSize
 	bytes := nslabs * slabSize
 	weight := min(bytes, b.limit)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("wait for buffer memory: %w", err)
+	}
 	if err := b.sem.Acquire(ctx, weight); err != nil {
 		return nil, fmt.Errorf("wait for buffer memory: %w", err)
 	}

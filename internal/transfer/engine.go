@@ -19,7 +19,8 @@ const (
 	MethodServerCopy = "server-copy" // copied by the destination server
 )
 
-// Result describes one completed copy.
+// Result describes one copy. Copy returns it on failure too, with the
+// fields known so far (Attempts at least).
 type Result struct {
 	// Key is the destination key.
 	Key  string

@@ -33,13 +33,13 @@ type fakeStore struct {
 	nextID  int
 
 	// Hooks, set before use.
-	openHook  func(key string, data []byte) []byte        // may return altered bytes
-	openErr   func(key string, call int) error            // error for the call-th Open (1-based)
-	partHook  func(n int32, call int) error               // error for an UploadPart (call counts all parts)
-	partDelay time.Duration                               // each UploadPart sleeps this long (ctx aware)
-	copyHook  func(data []byte) []byte                    // alters bytes of server copies
-	putResult func(pr store.PutResult) store.PutResult    // alters reported results
-	copyFrom  func(src store.Store) bool                  // CanCopyFrom; nil: only itself
+	openHook  func(key string, data []byte) []byte     // may return altered bytes
+	openErr   func(key string, call int) error         // error for the call-th Open (1-based)
+	partHook  func(n int32, call int) error            // error for an UploadPart (call counts all parts)
+	partDelay time.Duration                            // each UploadPart sleeps this long (ctx aware)
+	copyHook  func(data []byte) []byte                 // alters bytes of server copies
+	putResult func(pr store.PutResult) store.PutResult // alters reported results
+	copyFrom  func(src store.Store) bool               // CanCopyFrom; nil: only itself
 
 	opens, puts, stats, tagCalls, creates, parts, completes, aborts, deletes, copies atomic.Int32
 }

@@ -23,9 +23,11 @@ type Provenance struct {
 	SrcModTime time.Time
 	SrcSize    int64
 	// CRC32C is the base64 full-object CRC32C of the bytes, "" when it was
-	// not known before the write: multipart uploads and server-side copies
-	// of sources that state none (the metadata is fixed before the bytes
-	// are read; [Result.CRC32C] still reports it).
+	// not known before the write. Metadata is fixed when a write starts, so
+	// it is known for single Puts (the object is buffered first) and for
+	// sources that state a full-object CRC32C, but not for multipart
+	// uploads, streamed Puts verified by MD5, or server copies of sources
+	// without one; [Result.CRC32C] still reports what ferry computed.
 	CRC32C string
 }
 

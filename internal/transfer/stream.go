@@ -189,6 +189,10 @@ func (e *Engine) putMultipart(ctx context.Context, mp store.Multipart, src *sour
 	g.SetLimit(e.opts.PartConcurrency)
 	var readErr error
 	for i := range nparts {
+		if err := gctx.Err(); err != nil {
+			readErr = src.objErr("upload part", err)
+			break
+		}
 		n := min(partSize, size-i*partSize)
 		buf, err := e.mem.get(gctx, n)
 		if err != nil {
