@@ -30,25 +30,69 @@ install_go_tool() {
 	# leaves a half-written binary at the final path.
 	local tmp
 	tmp="$(mktemp -d "$dir/.build.XXXXXX")"
-	# shellcheck disable=SC2064
-	trap "rm -rf '$tmp'" RETURN
-	GOBIN="$tmp" GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED="${CGO_ENABLED:-0}" \
-		go install "$module@$version"
-	local built="$tmp/$(basename "${module%%/v[0-9]*}")"
+	if ! GOBIN="$tmp" GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED="${CGO_ENABLED:-0}" \
+		go install "$module@$version"; then
+		rm -rf "$tmp"
+		echo "install-tools: go install $module@$version failed" >&2
+		return 1
+	fi
+	# The binary is named after the module's last path element (without a
+	# /vN major version suffix); fall back to the only file built.
+	local built
+	built="$tmp/$(basename "${module%%/v[0-9]*}")"
 	if [[ ! -x "$built" ]]; then
-		# The binary is named after the last path element of the module.
 		built="$(find "$tmp" -maxdepth 1 -type f -perm -u+x | head -n1)"
 	fi
 	if [[ -z "$built" || ! -x "$built" ]]; then
+		rm -rf "$tmp"
 		echo "install-tools: go install $module@$version produced no binary" >&2
 		return 1
 	fi
 	mv "$built" "$bin"
+	rm -rf "$tmp"
 	echo "install-tools: installed $bin"
 }
 
 # Pinned tools: one line each.
 install_go_tool minio github.com/minio/minio v0.0.0-20260212201848-7aac2a2c5b7c
 # install_go_tool nats-server github.com/nats-io/nats-server/v2 vX.Y.Z
-# install_go_tool s5cmd github.com/peak/s5cmd/v2 vX.Y.Z
-# install_go_tool rclone github.com/rclone/rclone vX.Y.Z
+
+# Benchmark peers (bench/), opt-in so `make test` never builds rclone:
+#   scripts/install-tools.sh bench
+# Keep the versions in step with bench/tools.go.
+# install_go_tool_in_module NAME MODULE VERSION
+#   Like install_go_tool, but builds MODULE@VERSION as the only requirement of
+#   a throwaway module (go get + go build). `go install m@v` also fetches the
+#   module's version list to look for a deprecation notice, and some proxies
+#   refuse that list (s5cmd/v2's); go get at an exact version does not need it.
+#   The dependency versions are the same as go install picks (MVS over
+#   MODULE's own go.mod).
+install_go_tool_in_module() {
+	local name="$1" module="$2" version="$3"
+	local dir="$FERRY_TOOLS_DIR/$name-$version"
+	local bin="$dir/$name"
+	if [[ -x "$bin" ]]; then
+		echo "install-tools: $name $version already installed: $bin"
+		return 0
+	fi
+	echo "install-tools: building $name from $module@$version (this can take minutes)"
+	mkdir -p "$dir"
+	local tmp
+	tmp="$(mktemp -d "$dir/.build.XXXXXX")"
+	# shellcheck disable=SC2064
+	trap "rm -rf '$tmp'" RETURN
+	(
+		cd "$tmp"
+		go mod init ferry-tools-build >/dev/null 2>&1
+		go get "$module@$version"
+		GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED="${CGO_ENABLED:-0}" \
+			go build -trimpath -o "$tmp/$name.bin" "$module"
+	)
+	mv "$tmp/$name.bin" "$bin"
+	echo "install-tools: installed $bin"
+}
+
+if [[ "${1:-}" == "bench" ]]; then
+	install_go_tool_in_module s5cmd github.com/peak/s5cmd/v2 v2.3.0
+	install_go_tool rclone github.com/rclone/rclone v1.76.0
+fi

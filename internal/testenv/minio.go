@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -80,6 +81,13 @@ type MinIOOptions struct {
 	// /dev/shm for benchmarks). A fresh subdirectory is created in it and
 	// removed when the test ends. "" means t.TempDir().
 	DataDir string
+	// Region is the server's region (MINIO_SITE_REGION), which
+	// GetBucketLocation reports; "" means us-east-1.
+	Region string
+	// KMS gives the server a static KMS key (MINIO_KMS_SECRET_KEY), named
+	// by the server's KMSKeyID, so it accepts SSE-S3 (AES256) and SSE-KMS
+	// with that key.
+	KMS bool
 }
 
 // MinIO is a running MinIO server owned by one test.
@@ -96,6 +104,11 @@ type MinIO struct {
 	CAFile string
 	// CA is the CA that signed the server's certificate; nil without TLS.
 	CA *CA
+	// KMSKeyID is the name of the server's KMS key; "" without
+	// MinIOOptions.KMS.
+	KMSKeyID string
+
+	env []string // extra environment of the server process
 
 	logFile string
 }
@@ -129,6 +142,18 @@ func StartMinIO(t testing.TB, opts MinIOOptions) *MinIO {
 		SecretKey: randHex(t, 20),
 		Region:    "us-east-1",
 		logFile:   filepath.Join(base, "minio.log"),
+	}
+	if opts.Region != "" {
+		m.Region = opts.Region
+		m.env = append(m.env, "MINIO_SITE_REGION="+opts.Region)
+	}
+	if opts.KMS {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			t.Fatalf("testenv: random: %v", err)
+		}
+		m.KMSKeyID = "ferry-test-key"
+		m.env = append(m.env, "MINIO_KMS_SECRET_KEY="+m.KMSKeyID+":"+base64.StdEncoding.EncodeToString(key))
 	}
 	scheme := "http"
 	if opts.TLS {
@@ -180,6 +205,7 @@ func (m *MinIO) start(t testing.TB, bin, dataDir, certsDir string, port, console
 		"MINIO_UPDATE=off",
 		"MINIO_CI_CD=1",
 	)
+	cmd.Env = append(cmd.Env, m.env...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	// Own process group, so a Ctrl-C to `go test` doesn't race the cleanup.

@@ -66,7 +66,7 @@ func (l *lister) run() error {
 			}
 		}
 	}
-	d, err := l.s.openDirs(dirs, false)
+	d, _, err := l.s.openDirs(dirs, false)
 	if errors.Is(err, errNoParent) || errors.Is(err, store.ErrUnsafeKey) {
 		return nil // missing, or behind a symlink or file: nothing listed
 	}
@@ -74,11 +74,11 @@ func (l *lister) run() error {
 		return err
 	}
 	defer d.close()
-	entries, err := l.readDir(d.Root, dirKey)
+	entries, empty, err := l.readDir(d.Root, dirKey)
 	if err != nil {
 		return err
 	}
-	if len(entries) == 0 {
+	if empty {
 		// An empty start directory is itself a marker when the prefix
 		// names it ("photos/").
 		if dirKey != "" && dirKey == l.opts.Prefix && l.wantKey(dirKey) {
@@ -171,7 +171,7 @@ func (l *lister) walk(d *os.Root, dirKey string, entries []entry) error {
 
 // walkDir lists the sub-directory name of d whose keys start with key.
 func (l *lister) walkDir(d *os.Root, key, name string) error {
-	sub, err := l.s.openSubdir(d, name, false)
+	sub, _, err := l.s.openSubdir(d, name, false)
 	if errors.Is(err, errNoParent) || errors.Is(err, store.ErrUnsafeKey) {
 		return nil // removed or replaced since read
 	}
@@ -179,11 +179,11 @@ func (l *lister) walkDir(d *os.Root, key, name string) error {
 		return fmt.Errorf("%s: %w", key, err)
 	}
 	defer sub.Close()
-	children, err := l.readDir(sub, key)
+	children, empty, err := l.readDir(sub, key)
 	if err != nil {
 		return err
 	}
-	if len(children) == 0 {
+	if empty {
 		if !l.wantKey(key) {
 			return nil
 		}
@@ -197,21 +197,25 @@ func (l *lister) walkDir(d *os.Root, key, name string) error {
 }
 
 // readDir returns the listable entries of the directory d (whose keys start
-// with dirKey), sorted in key order. Symlinks, special files, temporary files
-// and names that are not valid UTF-8 are left out, with a warning for all
-// but the temporary files.
-func (l *lister) readDir(d *os.Root, dirKey string) ([]entry, error) {
+// with dirKey), sorted in key order, and whether the directory is empty: a
+// directory marker. Symlinks, special files, temporary files and names that
+// are not valid UTF-8 are left out, with a warning for all but the temporary
+// files; a directory holding only such names is not empty.
+func (l *lister) readDir(d *os.Root, dirKey string) (entries []entry, empty bool, err error) {
 	f, err := d.Open(".")
 	if err != nil {
-		return nil, fmt.Errorf("read directory %q: %w", dirKey, err)
+		return nil, false, fmt.Errorf("read directory %q: %w", dirKey, err)
 	}
 	defer f.Close()
-	var entries []entry
+	empty = true
 	for {
 		if err := l.ctx.Err(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		des, err := f.ReadDir(1024)
+		if len(des) > 0 {
+			empty = false
+		}
 		for _, de := range des {
 			if e, ok := l.entry(dirKey, de); ok {
 				entries = append(entries, e)
@@ -221,11 +225,11 @@ func (l *lister) readDir(d *os.Root, dirKey string) ([]entry, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read directory %q: %w", dirKey, err)
+			return nil, false, fmt.Errorf("read directory %q: %w", dirKey, err)
 		}
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.seg, b.seg) })
-	return entries, nil
+	return entries, empty, nil
 }
 
 // entry converts a directory entry, reporting false when it is not listed.

@@ -105,7 +105,7 @@ func (s *Store) Close() error {
 	s.uploads = make(map[string]*upload)
 	s.mu.Unlock()
 	for _, u := range ups {
-		u.abort()
+		u.abort(s)
 	}
 	if err := s.root.Close(); err != nil {
 		return fmt.Errorf("local: close %s: %w", s.path, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/store"
@@ -30,7 +31,16 @@ type meta struct {
 	MTime  int64  `json:"mtime"`
 }
 
+// metaFromInput returns the metadata of in to store, user metadata keys in
+// lower case as S3 keeps them.
 func metaFromInput(in store.PutInput) meta {
+	var md map[string]string
+	if len(in.Metadata) > 0 {
+		md = make(map[string]string, len(in.Metadata))
+		for k, v := range in.Metadata {
+			md[strings.ToLower(k)] = v
+		}
+	}
 	return meta{
 		ContentType:        in.ContentType,
 		ContentEncoding:    in.ContentEncoding,
@@ -38,7 +48,7 @@ func metaFromInput(in store.PutInput) meta {
 		ContentLanguage:    in.ContentLanguage,
 		CacheControl:       in.CacheControl,
 		Expires:            in.Expires,
-		Metadata:           in.Metadata,
+		Metadata:           md,
 		Tags:               in.Tags,
 	}
 }

@@ -17,10 +17,11 @@ import (
 // upload is an unfinished multipart upload: a temporary file in the target
 // directory into which parts are written at (n-1)*PartSize.
 type upload struct {
-	in   store.PutInput
-	dir  dirHandle
-	tmp  string
-	name string
+	in      store.PutInput
+	dir     dirHandle
+	created []string // directories CreateMultipart made
+	tmp     string
+	name    string
 
 	// mu is held shared while a part is written and exclusively to
 	// complete or abort, so neither races with a part still being written.
@@ -37,8 +38,9 @@ type partInfo struct {
 	crc  uint32
 }
 
-// abort closes and removes the temporary file.
-func (u *upload) abort() {
+// abort closes and removes the temporary file and the directories made for
+// it.
+func (u *upload) abort(s *Store) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.f != nil {
@@ -46,6 +48,7 @@ func (u *upload) abort() {
 		u.dir.Remove(u.tmp)
 		u.f = nil
 		u.dir.close()
+		s.removeDirs(u.created)
 	}
 }
 
@@ -74,7 +77,7 @@ func (s *Store) createMultipart(ctx context.Context, in store.PutInput) (string,
 	if name == "" {
 		return "", fmt.Errorf("cannot upload a directory marker in parts: %w", store.ErrUnsafeKey)
 	}
-	d, err := s.openDirs(dirs, true)
+	d, created, err := s.openDirs(dirs, true)
 	if err != nil {
 		return "", err
 	}
@@ -82,12 +85,13 @@ func (s *Store) createMultipart(ctx context.Context, in store.PutInput) (string,
 	f, err := d.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
 		d.close()
+		s.removeDirs(created)
 		return "", err
 	}
 	var b [16]byte
 	rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
-	u := &upload{in: in, dir: d, tmp: tmp, name: name, f: f, parts: make(map[int32]partInfo)}
+	u := &upload{in: in, dir: d, created: created, tmp: tmp, name: name, f: f, parts: make(map[int32]partInfo)}
 	s.mu.Lock()
 	s.uploads[id] = u
 	s.mu.Unlock()
@@ -247,7 +251,7 @@ func (s *Store) AbortMultipart(ctx context.Context, key, uploadID string) error 
 	}
 	s.mu.Unlock()
 	if u != nil {
-		u.abort()
+		u.abort(s)
 	}
 	return nil
 }

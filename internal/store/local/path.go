@@ -28,60 +28,77 @@ func (d dirHandle) close() {
 
 // openDirs opens the directory holding the segments dirs (relative to the
 // root), one segment at a time and without following symbolic links. With
-// create, missing directories are made. A symlink or non-directory on the way
-// is an error wrapping [store.ErrUnsafeKey]; a missing one without create is
-// errNoParent.
-func (s *Store) openDirs(dirs []string, create bool) (dirHandle, error) {
+// create, missing directories are made, and their paths returned (for
+// [Store.removeDirs] should the write fail). A symlink or non-directory on
+// the way is an error wrapping [store.ErrUnsafeKey]; a missing one without
+// create is errNoParent.
+func (s *Store) openDirs(dirs []string, create bool) (dirHandle, []string, error) {
 	cur := dirHandle{Root: s.root}
+	var created []string
 	for i, name := range dirs {
-		next, err := s.openSubdir(cur.Root, name, create)
+		next, made, err := s.openSubdir(cur.Root, name, create)
+		if made {
+			created = append(created, strings.Join(dirs[:i+1], "/"))
+		}
 		if err != nil {
 			cur.close()
-			return dirHandle{}, fmt.Errorf("%s: %w", strings.Join(dirs[:i+1], "/"), err)
+			s.removeDirs(created)
+			return dirHandle{}, nil, fmt.Errorf("%s: %w", strings.Join(dirs[:i+1], "/"), err)
 		}
 		cur.close()
 		cur = dirHandle{Root: next, owned: true}
 	}
-	return cur, nil
+	return cur, created, nil
+}
+
+// removeDirs removes the directories a failed write created (deepest last in
+// dirs), unless they are no longer empty: a failed write leaves no empty
+// directory to be listed as a directory marker.
+func (s *Store) removeDirs(dirs []string) {
+	for i := len(dirs) - 1; i >= 0; i-- {
+		s.root.Remove(dirs[i])
+	}
 }
 
 // openSubdir opens the directory name in parent, checking that the opened
 // directory is the one Lstat saw, so a directory swapped for a symlink in
-// between is detected.
-func (s *Store) openSubdir(parent *os.Root, name string, create bool) (*os.Root, error) {
+// between is detected. made reports whether it created the directory.
+func (s *Store) openSubdir(parent *os.Root, name string, create bool) (sub *os.Root, made bool, err error) {
 	fi, err := parent.Lstat(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !create {
-			return nil, errNoParent
+			return nil, false, errNoParent
 		}
-		if err = parent.Mkdir(name, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
-			return nil, err
+		err = parent.Mkdir(name, 0o777)
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, false, err
 		}
+		made = err == nil
 		fi, err = parent.Lstat(name)
 	}
 	if err != nil {
-		return nil, err
+		return nil, made, err
 	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
-		return nil, fmt.Errorf("is a symbolic link: %w", store.ErrUnsafeKey)
+		return nil, made, fmt.Errorf("is a symbolic link: %w", store.ErrUnsafeKey)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("is not a directory: %w", store.ErrUnsafeKey)
+		return nil, made, fmt.Errorf("is not a directory: %w", store.ErrUnsafeKey)
 	}
-	sub, err := parent.OpenRoot(name)
+	sub, err = parent.OpenRoot(name)
 	if err != nil {
-		return nil, err
+		return nil, made, err
 	}
 	st, err := sub.Stat(".")
 	if err != nil {
 		sub.Close()
-		return nil, err
+		return nil, made, err
 	}
 	if !os.SameFile(fi, st) {
 		sub.Close()
-		return nil, fmt.Errorf("replaced while opening: %w", store.ErrUnsafeKey)
+		return nil, made, fmt.Errorf("replaced while opening: %w", store.ErrUnsafeKey)
 	}
-	return sub, nil
+	return sub, made, nil
 }
 
 // splitKey splits a validated key into its directory segments and its last

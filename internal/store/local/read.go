@@ -27,7 +27,7 @@ func (s *Store) openObject(ctx context.Context, key string) (*os.File, store.Att
 	if marker {
 		dirs, name = dirs[:len(dirs)-1], dirs[len(dirs)-1]
 	}
-	d, err := s.openDirs(dirs, false)
+	d, _, err := s.openDirs(dirs, false)
 	if errors.Is(err, errNoParent) {
 		return nil, store.Attrs{}, meta{}, store.ErrNotExist
 	}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/ferry-dev/ferry/internal/store"
@@ -49,7 +50,7 @@ func (s *Store) put(ctx context.Context, in store.PutInput, body io.Reader) (sto
 	if name == "" {
 		return s.putMarker(ctx, in, dirs, body)
 	}
-	d, err := s.openDirs(dirs, true)
+	d, created, err := s.openDirs(dirs, true)
 	if err != nil {
 		return store.PutResult{}, err
 	}
@@ -58,6 +59,7 @@ func (s *Store) put(ctx context.Context, in store.PutInput, body io.Reader) (sto
 	tmp := randomName()
 	f, err := d.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
 	if err != nil {
+		s.removeDirs(created)
 		return store.PutResult{}, err
 	}
 	done := false
@@ -65,6 +67,7 @@ func (s *Store) put(ctx context.Context, in store.PutInput, body io.Reader) (sto
 		if !done {
 			f.Close()
 			d.Remove(tmp)
+			s.removeDirs(created)
 		}
 	}()
 
@@ -154,35 +157,46 @@ func (s *Store) putMarker(ctx context.Context, in store.PutInput, dirs []string,
 	if err := checkSums(in, sum, md); err != nil {
 		return store.PutResult{}, err
 	}
-	parent, err := s.openDirs(dirs[:len(dirs)-1], true)
+	parent, created, err := s.openDirs(dirs[:len(dirs)-1], true)
 	if err != nil {
 		return store.PutResult{}, err
 	}
 	defer parent.close()
 	last := dirs[len(dirs)-1]
-	d, err := s.openSubdir(parent.Root, last, true)
+	d, made, err := s.openSubdir(parent.Root, last, true)
+	if made {
+		created = append(created, strings.Join(dirs, "/"))
+	}
 	if err != nil {
+		s.removeDirs(created)
 		return store.PutResult{}, err
 	}
 	defer d.Close()
+	if err := s.markerMeta(in, d, parent.Root, last); err != nil {
+		s.removeDirs(created)
+		return store.PutResult{}, err
+	}
+	return store.PutResult{ChecksumCRC32C: sum}, nil
+}
+
+// markerMeta stores the metadata and modification time of the directory
+// marker last, open as d, in parent.
+func (s *Store) markerMeta(in store.PutInput, d, parent *os.Root, last string) error {
 	if m := metaFromInput(in); m.userData() {
 		f, err := d.Open(".")
 		if err != nil {
-			return store.PutResult{}, err
+			return err
 		}
 		err = s.writeMeta(f, in.Key, m)
 		f.Close()
 		if err != nil {
-			return store.PutResult{}, err
+			return err
 		}
 	}
-	if err := setModTime(parent.Root, last, in.ModTime); err != nil {
-		return store.PutResult{}, err
+	if err := setModTime(parent, last, in.ModTime); err != nil {
+		return err
 	}
-	if err := s.syncDir(parent.Root); err != nil {
-		return store.PutResult{}, err
-	}
-	return store.PutResult{ChecksumCRC32C: sum}, nil
+	return s.syncDir(parent)
 }
 
 // Delete removes the file key. A missing key, or a name that is not an
@@ -208,7 +222,7 @@ func (s *Store) delete(ctx context.Context, key string) error {
 	if marker {
 		dirs, name = dirs[:len(dirs)-1], dirs[len(dirs)-1]
 	}
-	d, err := s.openDirs(dirs, false)
+	d, _, err := s.openDirs(dirs, false)
 	if errors.Is(err, errNoParent) {
 		return nil
 	}
@@ -223,8 +237,14 @@ func (s *Store) delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if marker != fi.IsDir() || (!marker && !fi.Mode().IsRegular()) {
-		return nil // not the object key names
+	if marker && !fi.IsDir() {
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%s: is a symbolic link: %w", key, store.ErrUnsafeKey)
+		}
+		return nil // a file: no marker
+	}
+	if !marker && !fi.Mode().IsRegular() {
+		return nil // not an object: a directory, symlink or special file
 	}
 	err = d.Remove(name)
 	switch {

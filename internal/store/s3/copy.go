@@ -115,10 +115,11 @@ func (s *Store) copyParts(ctx context.Context, o *Store, srcKey, source, full st
 	if err != nil {
 		return store.PutResult{}, err
 	}
-	// A full-object checksum cannot be combined from copied parts, so the
-	// copy keeps S3's default (composite) checksums.
+	// UploadPartCopy sends no part checksums (MinIO then refuses parts of
+	// an upload created with an algorithm), so the copy gets none; S3
+	// computes its default for the object.
 	create := s.createInput(full, in, tags)
-	create.ChecksumType = ""
+	create.ChecksumAlgorithm, create.ChecksumType = "", ""
 	up, err := s.client.CreateMultipartUpload(ctx, create, withExpires(in.Expires))
 	if err != nil {
 		return store.PutResult{}, wrap(op, s.url(in.Key), objectOp, err)

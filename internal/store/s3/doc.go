@@ -5,7 +5,9 @@
 // A [Store] is rooted at a bucket and a prefix; the prefix is a "directory"
 // (it always ends in "/", or is empty) and every key of the Store API is
 // relative to it. Keys are byte-exact: listings ask for URL-encoded keys and
-// decode them, so keys with control characters survive XML.
+// decode them, so keys with control characters survive XML. Listed
+// LastModified times are truncated to seconds, the precision of Stat (an
+// HTTP date), so a listing and a Stat of the same object agree.
 //
 // Credentials and region come from the standard AWS chain
 // (config.LoadDefaultConfig: environment, shared config and credentials

@@ -24,9 +24,13 @@ const listPageSize = 1000
 func (s *Store) List(ctx context.Context, opts store.ListOptions) iter.Seq2[store.Object, error] {
 	return func(yield func(store.Object, error) bool) {
 		where := s.url(opts.Prefix)
+		prefix := s.prefix + opts.Prefix
+		// MinIO rejects a prefix with a "." or ".." segment: list from the
+		// part before it and filter here.
+		listPrefix := safeListPrefix(prefix)
 		in := &s3.ListObjectsV2Input{
 			Bucket:       aws.String(s.bucket),
-			Prefix:       optional(s.prefix + opts.Prefix),
+			Prefix:       optional(listPrefix),
 			MaxKeys:      aws.Int32(listPageSize),
 			EncodingType: types.EncodingTypeUrl,
 		}
@@ -49,6 +53,12 @@ func (s *Store) List(ctx context.Context, opts store.ListOptions) iter.Seq2[stor
 					yield(store.Object{}, &Error{Op: "list", URL: where, Err: err})
 					return
 				}
+				if listPrefix != prefix && !strings.HasPrefix(key, prefix) {
+					if key < prefix {
+						continue
+					}
+					return // past the keys with the prefix
+				}
 				rel, ok := strings.CutPrefix(key, s.prefix)
 				if !ok {
 					yield(store.Object{}, &Error{Op: "list", URL: where,
@@ -56,10 +66,12 @@ func (s *Store) List(ctx context.Context, opts store.ListOptions) iter.Seq2[stor
 					return
 				}
 				obj := store.Object{
-					Key:          rel,
-					Size:         aws.ToInt64(o.Size),
-					ETag:         unquote(aws.ToString(o.ETag)),
-					LastModified: aws.ToTime(o.LastModified),
+					Key:  rel,
+					Size: aws.ToInt64(o.Size),
+					ETag: unquote(aws.ToString(o.ETag)),
+					// Seconds, as Stat reports it (Last-Modified is an
+					// HTTP date), so a listing and a Stat agree.
+					LastModified: aws.ToTime(o.LastModified).Truncate(time.Second),
 				}
 				if !yield(obj, nil) {
 					return
@@ -134,6 +146,21 @@ func (s *Store) ListMultipartUploads(ctx context.Context, prefix string) iter.Se
 			in.KeyMarker = aws.String(next)
 			in.UploadIdMarker = out.NextUploadIdMarker
 		}
+	}
+}
+
+// safeListPrefix returns p up to its first path segment that is "." or "..",
+// or p when it has none.
+func safeListPrefix(p string) string {
+	for start := 0; ; {
+		seg, _, more := strings.Cut(p[start:], "/")
+		if seg == "." || seg == ".." {
+			return p[:start]
+		}
+		if !more {
+			return p
+		}
+		start += len(seg) + 1
 	}
 }
 

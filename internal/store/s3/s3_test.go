@@ -12,14 +12,18 @@ import (
 	"io"
 	"maps"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferry-dev/ferry/internal/store"
@@ -247,8 +251,8 @@ func TestS3(t *testing.T) {
 			Key: "a", Size: int64(len(body)),
 			ContentType: "text/x-ferry; charset=utf-8", ContentEncoding: "identity", ContentDisposition: `attachment; filename="a b.txt"`,
 			ContentLanguage: "de-CH", CacheControl: "max-age=60, private", Expires: "Wed, 21 Oct 2037 07:28:00 GMT",
-			Metadata: map[string]string{"Mixed-Case": "Value With Spaces", "k2": "v2"},
-			Tags:     map[string]string{"env": "prod", "with space": "a+b=c d/@:_.-", "empty": ""},
+			Metadata:       map[string]string{"Mixed-Case": "Value With Spaces", "k2": "v2"},
+			Tags:           map[string]string{"env": "prod", "with space": "a+b=c d/@:_.-", "empty": ""},
 			ChecksumCRC32C: crc32c(body), ContentMD5: md5sum(body),
 		}
 		r, err := s.Put(t.Context(), in, bytes.NewReader(body))
@@ -579,6 +583,42 @@ func TestTLS(t *testing.T) {
 		t.Errorf("read %q", got)
 	}
 
+	// The checksum travels as a header (no aws-chunked trailer, which some
+	// servers reject), and the server checks it over TLS too.
+	type request struct {
+		h      http.Header
+		length int64
+	}
+	var sent []request
+	var mu sync.Mutex
+	opts := s.client.Options()
+	opts.APIOptions = append(opts.APIOptions, func(st *middleware.Stack) error {
+		return st.Finalize.Add(middleware.FinalizeMiddlewareFunc("record", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			if req, ok := in.Request.(*smithyhttp.Request); ok {
+				mu.Lock()
+				sent = append(sent, request{req.Header.Clone(), req.ContentLength})
+				mu.Unlock()
+			}
+			return next.HandleFinalize(ctx, in)
+		}), middleware.After)
+	})
+	s.client = s3.New(opts)
+	body := []byte("checked over TLS")
+	put(t, s, "crc", body)
+	_, err := s.Put(t.Context(), store.PutInput{Key: "bad", Size: int64(len(body)), ChecksumCRC32C: crc32c([]byte("other"))}, bytes.NewReader(body))
+	if !errors.Is(err, store.ErrChecksum) {
+		t.Errorf("Put with wrong CRC32C over TLS: %v", err)
+	}
+	if len(sent) != 2 {
+		t.Fatalf("%d requests recorded", len(sent))
+	}
+	for _, r := range sent {
+		if h := r.h; h.Get("X-Amz-Checksum-Crc32c") == "" || h.Get("X-Amz-Trailer") != "" || h.Get("Content-Encoding") != "" ||
+			h.Get("X-Amz-Content-Sha256") != "UNSIGNED-PAYLOAD" || r.length != int64(len(body)) {
+			t.Errorf("PutObject: length %d, headers %v", r.length, h)
+		}
+	}
+
 	noCA, err := Open(t.Context(), Config{Bucket: "tls", Endpoint: m.Endpoint, RetryMaxAttempts: 1,
 		Credentials: credentials.NewStaticCredentialsProvider(m.AccessKey, m.SecretKey, "")})
 	if err != nil {
@@ -637,6 +677,16 @@ func TestCopyPartSize(t *testing.T) {
 		got := copyPartSizeFor(tc.size)
 		if got != tc.want || (tc.size+got-1)/got > maxParts {
 			t.Errorf("copyPartSizeFor(%d) = %d, want %d", tc.size, got, tc.want)
+		}
+	}
+}
+
+func TestSafeListPrefix(t *testing.T) {
+	for p, want := range map[string]string{
+		"": "", "a": "a", "a/b": "a/b", ".": "", "..": "", ".a": ".a", "a/.": "a/", "a/../b": "a/", "a/./": "a/", "a/.b/..c": "a/.b/..c", "/.": "/",
+	} {
+		if got := safeListPrefix(p); got != want {
+			t.Errorf("safeListPrefix(%q) = %q, want %q", p, got, want)
 		}
 	}
 }

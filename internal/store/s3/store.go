@@ -77,7 +77,6 @@ type Config struct {
 // [store.Multipart] and [store.Copier]; it is safe for concurrent use.
 type Store struct {
 	client   *s3.Client
-	http     *http.Client
 	bucket   string
 	prefix   string
 	endpoint string // cfg.Endpoint or the resolved custom endpoint, "" for AWS
@@ -276,9 +275,22 @@ func (s *Store) fullKey(op, key string) (string, error) {
 // CheckBucket checks that the bucket exists and the credentials may use it.
 // The error wraps store.ErrBucketNotExist or store.ErrAccess when those are
 // the cause.
+//
+// A policy that scopes s3:ListBucket to the prefix (an s3:prefix condition,
+// as `ferry policy` writes) denies HeadBucket, which has no prefix; a listing
+// of one key under the prefix then proves the same.
 func (s *Store) CheckBucket(ctx context.Context) error {
 	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
-	return wrap("check bucket", "s3://"+s.bucket, bucketOp, err)
+	err = wrap("check bucket", "s3://"+s.bucket, bucketOp, err)
+	if errors.Is(err, store.ErrAccess) && s.prefix != "" {
+		_, lerr := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+			Bucket: aws.String(s.bucket), Prefix: aws.String(s.prefix), MaxKeys: aws.Int32(1),
+		})
+		if lerr == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // Stat returns the attributes of key (a HeadObject, asking for checksums).

@@ -188,10 +188,10 @@ func longKey() string {
 // directories, with characters that need escaping in URLs. No key is both an
 // object and a "directory" of another key, so a file system holds them all.
 var trickyKeys = []string{
-	"a-b", "a.b", "a/b", "a0", "a/b-c", "a/b.c", "a/b/c", "a/b0", "ab",
-	"d-/x", "d./x", "d/x", "d0/x",
-	"é", "e\u0301", "e", "f", "日本/語.txt", "日本-語", "日本",
-	"with space", "with space/inside it",
+	"a-b", "a.b", "a/b-c", "a/b.c", "a/b/c", "a/b0", "a0", "ab",
+	"d-/x", "d./x", "d/x", "d0/x", "d-x", "d.x",
+	"é", "e\u0301", "e", "f", "日本/語.txt", "日本-語", "日本0",
+	"with space", "with space-/inside it",
 	"plus+sign", "percent%20", "hash#tag", "question?mark", "amp&and", "equals=sign",
 	"tab\there", "quote'\"", "colon:semi;", "tilde~", "brackets[]{}",
 	"Z-upper", "z-lower",
@@ -807,7 +807,7 @@ func (s *suite) testMultipartAbort(t *testing.T) {
 	if _, err := st.Stat(ctx, in.Key); !errors.Is(err, store.ErrNotExist) {
 		t.Errorf("Stat after abort = %v, want ErrNotExist", err)
 	}
-	if got := List(t, st, store.ListOptions{}); len(got) != 0 && !slices.Equal(got, []string{"aborted/"}) {
+	if got := List(t, st, store.ListOptions{}); len(got) != 0 {
 		t.Errorf("List after abort = %q, want nothing", got)
 	}
 }
