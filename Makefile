@@ -31,6 +31,21 @@ demo: build tools
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./internal/location
 	$(GO) test -run '^$$' -fuzz FuzzCompile -fuzztime 30s ./internal/filter
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./internal/config
 
 clean:
 	rm -rf bin
+
+# Benchmarks against the pinned peers (bench/, docs/performance.md): two MinIO
+# servers on /dev/shm, ferry vs s5cmd and rclone, ~15 minutes. The first run
+# builds s5cmd and rclone into the tools dir (rclone takes minutes).
+# BENCH_FLAGS: e.g. -cases 1,2 -rounds 5 -cpuprofile-dir bench/results/profiles
+.PHONY: bench bench-smoke
+bench: build
+	bash scripts/install-tools.sh bench
+	$(GO) run ./bench $(BENCH_FLAGS)
+
+# Tiny datasets, one round, peers only if installed: CI runs this so the
+# harness never rots. Fails when a ferry run fails or `ferry verify` differs.
+bench-smoke: build tools
+	$(GO) run ./bench -smoke

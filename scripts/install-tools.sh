@@ -55,6 +55,7 @@ install_go_tool() {
 
 # Pinned tools: one line each.
 install_go_tool minio github.com/minio/minio v0.0.0-20260212201848-7aac2a2c5b7c
+install_go_tool nats-server github.com/nats-io/nats-server/v2 v2.15.2
 # install_go_tool nats-server github.com/nats-io/nats-server/v2 vX.Y.Z
 
 # Benchmark peers (bench/), opt-in so `make test` never builds rclone:

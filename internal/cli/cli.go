@@ -108,7 +108,13 @@ source, and recorded with its provenance.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%s (see 'ferry %s --help')", err, c.Name())
 	})
-	root.AddCommand(newCopyCmd(stdio, "copy"), newCopyCmd(stdio, "sync"), newVerifyCmd(stdio))
+	qf := &queueFlags{}
+	qf.register(root)
+	root.AddCommand(newCopyCmd(stdio, "copy", qf), newCopyCmd(stdio, "sync", qf), newVerifyCmd(stdio))
+	root.AddCommand(newJobCmd(stdio, qf), newDLQCmd(stdio, qf), newWorkerCmd(stdio, qf))
+	root.AddCommand(newPolicyCmd(stdio), newPreflightCmd(stdio))
+	root.AddCommand(newSecretCmd(stdio), newAuditCmd(stdio))
+	refuseArgvCredentials(root)
 	return root
 }
 

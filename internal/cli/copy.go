@@ -38,6 +38,11 @@ type jobFlags struct {
 	sse, sseKMSKeyID string
 	// verify
 	exact bool
+	// durable jobs (copy, sync)
+	qf      *queueFlags
+	durable durableFlags
+	// security: transport, regions, preflight, remotes (security.go)
+	sec secFlags
 }
 
 func (f *jobFlags) register(c *cobra.Command, cmd string) {
@@ -48,6 +53,7 @@ func (f *jobFlags) register(c *cobra.Command, cmd string) {
 	fl.StringVar(&f.dst.region, "dst-region", "", "region of the destination bucket")
 	fl.StringVar(&f.src.profile, "src-profile", "", "AWS shared config profile for the source")
 	fl.StringVar(&f.dst.profile, "dst-profile", "", "AWS shared config profile for the destination")
+	registerSecretFlags(fl, &f.src, &f.dst)
 	fl.StringVar(&f.caBundle, "ca-bundle", "", "PEM file of extra CA certificates to trust for both endpoints")
 	fl.StringArrayVar(&f.include, "include", nil, "copy only keys matching this glob (repeatable)")
 	fl.StringArrayVar(&f.exclude, "exclude", nil, "skip keys matching this glob (repeatable)")
@@ -55,6 +61,7 @@ func (f *jobFlags) register(c *cobra.Command, cmd string) {
 	fl.BoolVar(&f.jsonOut, "json", false, "print a JSON summary as the last line of stdout")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every object")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress display")
+	f.sec.register(c, cmd)
 	if cmd == "verify" {
 		fl.BoolVar(&f.exact, "exact", false, "also count destination objects absent at the source as differences")
 		return
@@ -70,8 +77,9 @@ func (f *jobFlags) register(c *cobra.Command, cmd string) {
 	}
 }
 
-func newCopyCmd(stdio Stdio, name string) *cobra.Command {
+func newCopyCmd(stdio Stdio, name string, qf *queueFlags) *cobra.Command {
 	var f jobFlags
+	f.qf = qf
 	short := "Copy objects that are missing or different at DST; never deletes"
 	if name == "sync" {
 		short = "Make DST like SRC: copy what differs, and with --delete remove extras"
@@ -87,6 +95,7 @@ func newCopyCmd(stdio Stdio, name string) *cobra.Command {
 		},
 	}
 	f.register(c, name)
+	f.durable.register(c)
 	return c
 }
 
@@ -150,13 +159,9 @@ func parseMaxDelete(s string) (n int64, pct float64, err error) {
 
 func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, dstArg string) error {
 	// Every check that can fail with exit 2 runs before anything is written.
-	srcLoc, err := location.Parse(srcArg)
+	srcLoc, dstLoc, err := f.locations(srcArg, dstArg)
 	if err != nil {
-		return usageErr("source: %v", err)
-	}
-	dstLoc, err := location.Parse(dstArg)
-	if err != nil {
-		return usageErr("destination: %v", err)
+		return err
 	}
 	if err := validateEndpoint("--src-endpoint", f.src.endpoint); err != nil {
 		return err
@@ -205,12 +210,15 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 		return usageErr("source %s and destination %s are the same location or one is inside the other", srcLoc, dstLoc)
 	}
 
-	src, err := openSide(ctx, "source", srcLoc, f.src, f.caBundle, f.concurrency)
+	src, err := openSide(ctx, "source", srcLoc, f.src, f.sec.srcCA, f.concurrency)
 	if err != nil {
 		return err
 	}
-	dst, err := openSide(ctx, "destination", dstLoc, f.dst, f.caBundle, f.concurrency)
+	dst, err := openSide(ctx, "destination", dstLoc, f.dst, f.sec.dstCA, f.concurrency)
 	if err != nil {
+		return err
+	}
+	if err := autoPreflight(ctx, stdio, cmd, f, src, dst); err != nil {
 		return err
 	}
 	if dst.missing {
@@ -224,6 +232,10 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 		}
 	}
 
+	if cmd != "verify" && !f.dryRun {
+		// copy and sync run as durable jobs on the queue.
+		return runDurable(ctx, stdio, cmd, f, srcLoc, dstLoc)
+	}
 	level := slog.LevelInfo
 	if f.verbose {
 		level = slog.LevelDebug

@@ -37,6 +37,7 @@ func newEnv(t *testing.T) *env {
 	bad.SecretKey = "wrong-secret-0123456789"
 	creds, _ := testenv.WriteCredentialsFile(t, map[string]*testenv.MinIO{"a": e.a, "b": e.b, "bad": &bad})
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", creds)
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
 	// No config file: endpoints and CA come from flags alone.
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
 	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL"} {

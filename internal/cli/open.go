@@ -20,6 +20,10 @@ type side struct {
 	endpoint string
 	region   string
 	profile  string
+	// allowInsecure accepts a plain http:// endpoint (security.go).
+	allowInsecure bool
+	// secret names the credentials in ferry's secret store (secret.go).
+	secret string
 }
 
 // endpointKey normalizes an endpoint for "same service" comparisons.
@@ -43,7 +47,7 @@ func validateEndpoint(flag, ep string) error {
 		return usageErr("%s %q: want a URL like https://host[:port]", flag, ep)
 	}
 	if u.User != nil {
-		return usageErr("%s: credentials are not accepted in an endpoint URL; use --src-profile/--dst-profile or the AWS environment", flag)
+		return usageErr("%s: credentials are not accepted in an endpoint URL; %s", flag, safeCredentials)
 	}
 	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
 		return usageErr("%s %q: an endpoint has no path or query; put the bucket in the location (s3://bucket/prefix)", flag, ep)
@@ -65,17 +69,25 @@ type opened struct {
 func openSide(ctx context.Context, role string, loc location.Location, sd side, caBundle string, conc int) (opened, error) {
 	switch loc.Kind {
 	case location.S3:
+		creds, err := sideCredentials(ctx, role, sd)
+		if err != nil {
+			return opened{}, err
+		}
 		st, err := s3.Open(ctx, s3.Config{
-			Bucket:   loc.Bucket,
-			Prefix:   loc.Prefix,
-			Endpoint: sd.endpoint,
-			Region:   sd.region,
-			Profile:  sd.profile,
-			CABundle: caBundle,
-			MaxConns: conc * 2,
+			Bucket:      loc.Bucket,
+			Prefix:      loc.Prefix,
+			Endpoint:    sd.endpoint,
+			Region:      sd.region,
+			Profile:     sd.profile,
+			CABundle:    caBundle,
+			MaxConns:    conc * 2,
+			Credentials: creds,
 		})
 		if err != nil {
 			return opened{}, usageErr("%s %s: %v", role, loc, err)
+		}
+		if err := checkResolvedEndpoint(role, sd, st.Endpoint()); err != nil {
+			return opened{}, err
 		}
 		if err := st.CheckBucket(ctx); err != nil {
 			switch {

@@ -54,9 +54,34 @@ func (c *console) status(line string) {
 	fmt.Fprintln(c.w, line)
 }
 
-// startProgress draws the progress of st until the returned stop is called;
-// stop waits for the drawing goroutine and clears the line.
+// progressSnap is what the progress line shows.
+type progressSnap struct {
+	done, todo        int64 // objects finished / to copy or check
+	bytes, totalBytes int64
+	listed            int64
+	planDone          bool
+	skipped, failed   int64
+	diffs             int64
+	status            string // job status when not simply running
+}
+
+func runnerSnap(st *runner.Stats) progressSnap {
+	return progressSnap{
+		done: st.Copied.Load() + st.Verified.Load(), todo: st.ToCopy.Load(),
+		bytes: st.CopiedBytes.Load(), totalBytes: st.ToCopyBytes.Load(),
+		listed: st.Listed.Load(), planDone: st.PlanDone.Load(),
+		skipped: st.Skipped.Load(), failed: st.Failed.Load(), diffs: st.Differences.Load(),
+	}
+}
+
+// startProgress draws the progress of st until the returned stop is called.
 func startProgress(c *console, st *runner.Stats, verb string) (stop func()) {
+	return startProgressFunc(c, func() progressSnap { return runnerSnap(st) }, verb)
+}
+
+// startProgressFunc draws the progress snap returns until the returned stop
+// is called; stop waits for the drawing goroutine and clears the line.
+func startProgressFunc(c *console, snap func() progressSnap, verb string) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -73,17 +98,17 @@ func startProgress(c *console, st *runner.Stats, verb string) (stop func()) {
 			case <-done:
 				return
 			case now := <-t.C:
-				b := st.CopiedBytes.Load()
+				s := snap()
 				if dt := now.Sub(lastT).Seconds(); dt > 0 {
-					inst := float64(b-lastBytes) / dt
+					inst := float64(s.bytes-lastBytes) / dt
 					if rate == 0 {
 						rate = inst
 					} else {
 						rate = 0.7*rate + 0.3*inst
 					}
 				}
-				lastBytes, lastT = b, now
-				c.status(progressLine(st, verb, rate, now.Sub(start)))
+				lastBytes, lastT = s.bytes, now
+				c.status(progressLine(s, verb, rate, now.Sub(start)))
 			}
 		}
 	}()
@@ -96,28 +121,28 @@ func startProgress(c *console, st *runner.Stats, verb string) (stop func()) {
 	}
 }
 
-func progressLine(st *runner.Stats, verb string, rate float64, elapsed time.Duration) string {
-	done := st.Copied.Load() + st.Verified.Load()
-	todo := st.ToCopy.Load()
-	b, tb := st.CopiedBytes.Load(), st.ToCopyBytes.Load()
+func progressLine(s progressSnap, verb string, rate float64, elapsed time.Duration) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "%s %d/%d objects, %s/%s, %s/s", verb, done, todo, humanBytes(b), humanBytes(tb), humanBytes(int64(rate)))
-	if st.PlanDone.Load() {
-		if rate > 0 && tb > b {
-			eta := time.Duration(float64(tb-b)/rate) * time.Second
+	if s.status != "" {
+		fmt.Fprintf(&sb, "[%s] ", s.status)
+	}
+	fmt.Fprintf(&sb, "%s %d/%d objects, %s/%s, %s/s", verb, s.done, s.todo, humanBytes(s.bytes), humanBytes(s.totalBytes), humanBytes(int64(rate)))
+	if s.planDone {
+		if rate > 0 && s.totalBytes > s.bytes {
+			eta := time.Duration(float64(s.totalBytes-s.bytes)/rate) * time.Second
 			fmt.Fprintf(&sb, ", ETA %s", eta.Round(time.Second))
 		}
 	} else {
-		fmt.Fprintf(&sb, ", listing (%d source objects so far)", st.Listed.Load())
+		fmt.Fprintf(&sb, ", listing (%d source objects so far)", s.listed)
 	}
-	if n := st.Skipped.Load(); n > 0 {
-		fmt.Fprintf(&sb, ", skipped %d", n)
+	if s.skipped > 0 {
+		fmt.Fprintf(&sb, ", skipped %d", s.skipped)
 	}
-	if n := st.Failed.Load(); n > 0 {
-		fmt.Fprintf(&sb, ", failed %d", n)
+	if s.failed > 0 {
+		fmt.Fprintf(&sb, ", failed %d", s.failed)
 	}
-	if n := st.Differences.Load(); n > 0 {
-		fmt.Fprintf(&sb, ", differences %d", n)
+	if s.diffs > 0 {
+		fmt.Fprintf(&sb, ", differences %d", s.diffs)
 	}
 	fmt.Fprintf(&sb, " [%s]", elapsed.Round(time.Second))
 	return sb.String()

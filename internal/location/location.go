@@ -1,6 +1,8 @@
 // Package location parses and validates the SRC and DST arguments of ferry
-// commands: "s3://bucket[/prefix]" or a local path. It knows nothing about
-// endpoints or credentials; those come from flags.
+// commands: "s3://bucket[/prefix]", "remote:bucket[/prefix]" for a named
+// remote of the configuration file, or a local path. It knows nothing about
+// endpoints or credentials; those come from flags and the remote's
+// configuration.
 package location
 
 import (
@@ -34,21 +36,36 @@ type Location struct {
 	Prefix string
 	// Path is the absolute, cleaned path of a Local location.
 	Path string
+	// Remote is the name of the configured remote of an S3 location written
+	// "remote:bucket/prefix"; "" for "s3://".
+	Remote string
 }
 
 // String renders the location as a user would type it.
 func (l Location) String() string {
 	if l.Kind == S3 {
+		if l.Remote != "" {
+			return l.Remote + ":" + l.Bucket + "/" + l.Prefix
+		}
 		return "s3://" + l.Bucket + "/" + l.Prefix
 	}
 	return l.Path
 }
 
-var schemeRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*)://`)
+var (
+	schemeRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*)://`)
+	remoteRE = regexp.MustCompile(`^([a-z][a-z0-9_-]*):`)
+)
 
 // Parse parses a location argument. Errors are one line naming the input and
 // what is wrong with it.
-func Parse(arg string) (Location, error) {
+func Parse(arg string) (Location, error) { return ParseWith(arg, nil) }
+
+// ParseWith is [Parse] that also accepts "remote:bucket[/prefix]" when
+// isRemote(remote) reports that the remote is defined. The name must match
+// ^[a-z][a-z0-9_-]*$; an argument whose part before the first ':' is not a
+// defined remote ("./a:b", "/x:y", "notes:2024") is a local path.
+func ParseWith(arg string, isRemote func(name string) bool) (Location, error) {
 	if arg == "" {
 		return Location{}, fmt.Errorf("empty location: want s3://bucket[/prefix] or a local path")
 	}
@@ -57,6 +74,14 @@ func Parse(arg string) (Location, error) {
 	}
 	if !utf8.ValidString(arg) {
 		return Location{}, fmt.Errorf("location %q: not valid UTF-8", arg)
+	}
+	if r := remoteRE.FindStringSubmatch(arg); r != nil && isRemote != nil && isRemote(r[1]) {
+		l, err := parseBucket(arg, arg[len(r[0]):], r[1]+":bucket[/prefix]")
+		if err != nil {
+			return Location{}, err
+		}
+		l.Remote = r[1]
+		return l, nil
 	}
 	m := schemeRE.FindStringSubmatch(arg)
 	if m == nil {
@@ -70,13 +95,18 @@ func Parse(arg string) (Location, error) {
 	if scheme != "s3" {
 		return Location{}, fmt.Errorf("location %q: unknown scheme %q (want s3://bucket[/prefix] or a local path)", arg, m[1])
 	}
-	rest := arg[len(m[0]):]
+	return parseBucket(arg, arg[len(m[0]):], "s3://bucket[/prefix]")
+}
+
+// parseBucket parses rest, the "bucket[/prefix]" part of arg; want is the
+// syntax named in errors.
+func parseBucket(arg, rest, want string) (Location, error) {
 	bucket, prefix, _ := strings.Cut(rest, "/")
 	if strings.Contains(bucket, "@") {
 		return Location{}, fmt.Errorf("location %q: credentials are not accepted in a location; use --src-profile/--dst-profile, the AWS environment or ferry's secret store", redactUserinfo(arg))
 	}
 	if bucket == "" {
-		return Location{}, fmt.Errorf("location %q: missing bucket name (want s3://bucket[/prefix])", arg)
+		return Location{}, fmt.Errorf("location %q: missing bucket name (want %s)", arg, want)
 	}
 	if err := ValidateBucket(bucket); err != nil {
 		return Location{}, fmt.Errorf("location %q: %w", arg, err)
@@ -94,12 +124,15 @@ func Parse(arg string) (Location, error) {
 }
 
 func redactUserinfo(arg string) string {
-	i := strings.Index(arg, "://")
+	i, sep := strings.Index(arg, "://"), 3
+	if i < 0 {
+		i, sep = strings.Index(arg, ":"), 1
+	}
 	j := strings.LastIndex(arg, "@")
 	if i < 0 || j < i {
 		return arg
 	}
-	return arg[:i+3] + "REDACTED" + arg[j:]
+	return arg[:i+sep] + "REDACTED" + arg[j:]
 }
 
 // ValidateBucket checks a bucket name against the S3 general purpose bucket

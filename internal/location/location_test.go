@@ -132,3 +132,55 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseRemote(t *testing.T) {
+	defined := func(name string) bool { return name == "backup" || name == "lab_2" || name == "a" }
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		arg  string
+		want Location
+		err  string
+	}{
+		{arg: "backup:bkt/photos", want: Location{Kind: S3, Bucket: "bkt", Prefix: "photos/", Remote: "backup"}},
+		{arg: "lab_2:bkt", want: Location{Kind: S3, Bucket: "bkt", Remote: "lab_2"}},
+		{arg: "a:bkt/x/y/", want: Location{Kind: S3, Bucket: "bkt", Prefix: "x/y/", Remote: "a"}},
+		// Not a defined remote, or not a remote's syntax: a local path.
+		{arg: "other:bkt/x", want: Location{Kind: Local, Path: filepath.Join(wd, "other:bkt/x")}},
+		{arg: "./a:b", want: Location{Kind: Local, Path: filepath.Join(wd, "a:b")}},
+		{arg: "/x:y", want: Location{Kind: Local, Path: "/x:y"}},
+		{arg: "/a:bkt", want: Location{Kind: Local, Path: "/a:bkt"}},
+		{arg: "Backup:bkt", want: Location{Kind: Local, Path: filepath.Join(wd, "Backup:bkt")}},
+		{arg: "s3://bkt/p", want: Location{Kind: S3, Bucket: "bkt", Prefix: "p/"}},
+		// A defined remote with a bad bucket is an error, not a local path.
+		{arg: "backup:", err: "missing bucket name (want backup:bucket[/prefix])"},
+		{arg: "backup:/bkt", err: "missing bucket name"},
+		{arg: "backup:Bad_Bucket", err: "invalid bucket name"},
+		{arg: "backup:key:secret@bkt/x", err: "REDACTED"},
+		{arg: "backup:bkt/a//b", err: "empty path segment"},
+	}
+	for _, tt := range tests {
+		got, err := ParseWith(tt.arg, defined)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q: error %v, want %q", tt.arg, err, tt.err)
+			}
+			if err != nil && strings.Contains(err.Error(), "key:secret") {
+				t.Errorf("%q: credentials in the error: %v", tt.arg, err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%q: got %+v, %v; want %+v", tt.arg, got, err, tt.want)
+		}
+	}
+	if l, _ := ParseWith("backup:bkt/p", defined); l.String() != "backup:bkt/p/" {
+		t.Errorf("String() = %q", l.String())
+	}
+	// Without remotes, Parse never makes one.
+	if l, err := Parse("backup:bkt"); err != nil || l.Kind != Local {
+		t.Errorf("Parse(backup:bkt) = %+v, %v", l, err)
+	}
+}

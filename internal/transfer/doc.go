@@ -43,6 +43,52 @@
 // (used by local destinations). Every destination object gets [Provenance]
 // user metadata, replacing any ferry-* provenance keys of the source.
 //
+// # Resuming multipart uploads
+//
+// With [Options.Resumer], a multipart copy records its upload ID, the source
+// version (key, ETag, size, LastModified) and the part size after
+// CreateMultipart, and every completed part (number, size, ETag, CRC32C) as
+// it completes ([UploadState]). If that first Save fails the upload is
+// aborted at once. A copy whose context is cancelled with the cause
+// [ErrDrain] keeps its upload unfinished and its state saved; any other
+// cancellation, a permanent error, a checksum mismatch and every other
+// failure abort the upload and delete the state, as without a Resumer. (An
+// abort that fails keeps the state, so [Engine.AbortUpload] can retry.)
+//
+// Copy of an object the listing shows above the threshold first loads the
+// state of the destination key. When there is one, it Stats the source:
+// a state whose source version differs (or whose parts are not parts of
+// it) is dropped — its upload aborted — and the object copied afresh. Else
+// only the missing parts are read, each with a ranged Open (which must
+// return the same source version) and uploaded with its CRC32C. When the
+// destination answers that the upload no longer exists (expired, aborted
+// elsewhere), the state is deleted and the object copied afresh.
+//
+// A resumed copy cannot check the source's MD5 ETag: that needs the whole
+// stream, and the skipped parts are not read again. It verifies instead:
+//
+//   - each part, old and new, reached the destination intact: the store
+//     checked its CRC32C when it was uploaded, and again at Complete;
+//   - the source is the version the upload was started from (ETag, size
+//     and LastModified, at resume and on every ranged read);
+//   - the object was assembled from exactly those parts in order: the
+//     full-object CRC32C the destination reports after Complete (or, if it
+//     reports none, the CRC32C of the object read back) equals the CRC32C
+//     combined from the parts' CRC32Cs (computed, not read: O(log n) per
+//     part); else the object is deleted and the copy fails with
+//     [store.ErrChecksum];
+//   - when the source states a full-object CRC32C, the combined CRC32C must
+//     equal it before the upload is completed — end to end, as strong as a
+//     fresh copy; on a mismatch the upload is aborted and a retry copies
+//     afresh.
+//
+// What it does not verify, for a source stating only an MD5 ETag, is that
+// ferry read each part's bytes from the source intact (a fresh copy proves
+// that with the MD5 of the whole stream). Such a copy reports MD5Verified
+// false and [Result.ResumedParts] > 0; its [Result.CRC32C] is the combined
+// one. Provenance, metadata and tags are those written when the upload was
+// created.
+//
 // # Errors and retries
 //
 // A failed Copy returns an *[ObjectError] naming the source key and the

@@ -32,7 +32,12 @@ type Result struct {
 	// server copy verified by ETag when neither store states a CRC32C.
 	CRC32C string
 	// MD5Verified: the bytes' MD5 equalled the source's plain MD5 ETag.
+	// Never for a resumed multipart copy (ResumedParts > 0).
 	MD5Verified bool
+	// ResumedParts is the number of parts an earlier, interrupted run had
+	// uploaded and this copy reused (see [Options.Resumer]); 0 when the
+	// copy did not continue an earlier upload.
+	ResumedParts int
 
 	SrcETag, SrcVersionID string
 	DstETag, DstVersionID string
@@ -74,7 +79,9 @@ func New(src, dst store.Store, opts Options) *Engine {
 // exponential backoff, checking ctx before each retry. On failure it returns
 // an *[ObjectError] wrapping the last error, and nothing new is visible at
 // dstKey (except after a failed server-side verification, where the bad
-// object is deleted). Result.Attempts is set on failure too.
+// object is deleted). Result.Attempts is set on failure too. With
+// [Options.Resumer], a multipart upload of a copy drained with [ErrDrain]
+// is left unfinished, to be continued by a later Copy to dstKey.
 func (e *Engine) Copy(ctx context.Context, obj store.Object, dstKey string) (Result, error) {
 	start := time.Now()
 	var (

@@ -12,6 +12,7 @@ import (
 	"io"
 	"iter"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -116,6 +117,26 @@ func (f *fakeStore) openUploads() int {
 	return len(f.uploads)
 }
 
+// dropUploads discards every unfinished upload, as an expiry rule would.
+func (f *fakeStore) dropUploads() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.uploads)
+}
+
+// uploadParts returns the numbers of the parts upload id holds, sorted, and
+// whether it exists.
+func (f *fakeStore) uploadParts(id string) ([]int32, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u, ok := f.uploads[id]
+	if !ok {
+		return nil, false
+	}
+	ns := slices.Sorted(maps.Keys(u.parts))
+	return ns, true
+}
+
 func (f *fakeStore) String() string { return "fake://" + f.name }
 
 func (f *fakeStore) List(ctx context.Context, opts store.ListOptions) iter.Seq2[store.Object, error] {
@@ -155,6 +176,13 @@ func (f *fakeStore) Open(ctx context.Context, key string, offset, length int64) 
 	data := o.data
 	if f.openHook != nil {
 		data = f.openHook(key, bytes.Clone(data))
+	}
+	if offset < 0 || offset > int64(len(data)) {
+		return nil, store.Attrs{}, fmt.Errorf("open %s: offset %d outside %d bytes", key, offset, len(data))
+	}
+	data = data[offset:]
+	if length >= 0 && length < int64(len(data)) {
+		data = data[:length]
 	}
 	return io.NopCloser(bytes.NewReader(data)), a, nil
 }
@@ -285,7 +313,7 @@ func (f *fakeStore) UploadPart(ctx context.Context, key, uploadID string, n int3
 	defer f.mu.Unlock()
 	u, ok := f.uploads[uploadID]
 	if !ok {
-		return store.Part{}, fmt.Errorf("upload part: NoSuchUpload")
+		return store.Part{}, fmt.Errorf("upload part: NoSuchUpload: %w", store.ErrNotExist)
 	}
 	if u.in.Key != key {
 		return store.Part{}, fmt.Errorf("upload part: wrong key")
@@ -301,7 +329,7 @@ func (f *fakeStore) CompleteMultipart(ctx context.Context, key, uploadID string,
 	delete(f.uploads, uploadID)
 	f.mu.Unlock()
 	if !ok {
-		return store.PutResult{}, fmt.Errorf("complete: NoSuchUpload")
+		return store.PutResult{}, fmt.Errorf("complete: NoSuchUpload: %w", store.ErrNotExist)
 	}
 	var data []byte
 	for i, p := range parts {

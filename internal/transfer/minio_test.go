@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,5 +216,98 @@ func TestMinIO(t *testing.T) {
 				t.Errorf("upload left behind: %+v %v", u, err)
 			}
 		})
+	}
+}
+
+// countingParts counts UploadPart calls and runs after (when set) after each
+// one that succeeded.
+type countingParts struct {
+	*s3store.Store
+	parts atomic.Int32
+	after func(ok int32)
+	ok    atomic.Int32
+}
+
+func (c *countingParts) UploadPart(ctx context.Context, key, id string, n int32, body io.ReadSeeker, size int64, crc string) (store.Part, error) {
+	c.parts.Add(1)
+	p, err := c.Store.UploadPart(ctx, key, id, n, body, size, crc)
+	if err == nil && c.after != nil {
+		c.after(c.ok.Add(1))
+	}
+	return p, err
+}
+
+// TestMinIOResume drains a multipart copy after a few parts, then resumes
+// it with a new Engine, as a restarted worker would.
+func TestMinIOResume(t *testing.T) {
+	srv := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	srv.CreateBucket(t, "src")
+	srv.CreateBucket(t, "dst")
+	creds := credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, "")
+	src := openS3(t, srv, creds, "src", "")
+	const mib = 1 << 20
+	data := testData(40*mib, 3) // 8 parts of 5 MiB
+	obj := putS3(t, src, "big.bin", data, store.PutInput{Metadata: map[string]string{"owner": "bob"}})
+	r := newResumer()
+	opts := Options{PartSize: 5 * mib, PartConcurrency: 2, MemoryLimit: 64 * mib, RetryDelay: 10 * time.Millisecond,
+		DisableServerSideCopy: true, Resumer: r}
+
+	// First run: drained once three parts are in.
+	dst1 := &countingParts{Store: openS3(t, srv, creds, "dst", "out")}
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
+	dst1.after = func(ok int32) {
+		if ok == 3 {
+			cancel(ErrDrain)
+		}
+	}
+	// The error is the cancellation, or its cause when a body read reports it.
+	if _, err := New(src, dst1, opts).Copy(ctx, obj, "big.bin"); !errors.Is(err, context.Canceled) && !errors.Is(err, ErrDrain) {
+		t.Fatalf("drained copy: %v", err)
+	}
+	st, ok, _ := r.get("big.bin")
+	if !ok || len(st.Parts) < 3 || len(st.Parts) >= 8 {
+		t.Fatalf("state %v: %+v", ok, st)
+	}
+	var ids []string
+	for u, err := range dst1.ListMultipartUploads(t.Context(), "big.bin") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, u.UploadID)
+	}
+	if !slices.Equal(ids, []string{st.UploadID}) {
+		t.Fatalf("uploads %v, state records %q", ids, st.UploadID)
+	}
+	if _, err := dst1.Stat(t.Context(), "big.bin"); !errors.Is(err, store.ErrNotExist) {
+		t.Fatalf("object visible after drain: %v", err)
+	}
+
+	// Second run: a new Engine and store client, the same records.
+	dst2 := &countingParts{Store: openS3(t, srv, creds, "dst", "out")}
+	res, err := New(src, dst2, opts).Copy(t.Context(), obj, "big.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := int32(8 - len(st.Parts))
+	if got := dst2.parts.Load(); got != missing {
+		t.Errorf("resumed run made %d UploadPart calls, want %d", got, missing)
+	}
+	if res.ResumedParts != len(st.Parts) || res.CRC32C != crcOf(data) || res.Method != MethodMultipart {
+		t.Errorf("result %+v", res)
+	}
+	got, a := readS3(t, dst2, "big.bin")
+	if !bytes.Equal(got, data) {
+		t.Fatal("destination bytes differ")
+	}
+	if p, ok := ParseProvenance(a.Metadata); !ok || p.SrcETag != obj.ETag || a.Metadata["owner"] != "bob" {
+		t.Errorf("metadata %v", a.Metadata)
+	}
+	t.Logf("resumed %d of 8 parts in %v; destination crc32c %q", res.ResumedParts, res.Duration, a.ChecksumCRC32C)
+	for u, err := range dst2.ListMultipartUploads(t.Context(), "big.bin") {
+		t.Errorf("upload left behind: %+v, %v", u, err)
+	}
+	if r.len() != 0 {
+		t.Errorf("%d states left", r.len())
 	}
 }

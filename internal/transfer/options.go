@@ -46,6 +46,12 @@ type Options struct {
 	SSE, SSEKMSKeyID string
 	// DisableServerSideCopy makes every copy stream through ferry.
 	DisableServerSideCopy bool
+	// Resumer, when set, makes multipart uploads resumable: each upload
+	// and its completed parts are recorded with it, an upload is kept
+	// when its copy is drained ([ErrDrain]) instead of aborted, and a later
+	// Copy to the same destination key, by any Engine with a Resumer
+	// sharing the records, continues it. Nil: uploads are never kept.
+	Resumer Resumer
 }
 
 func (o Options) withDefaults() Options {

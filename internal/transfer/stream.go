@@ -77,7 +77,14 @@ func (e *Engine) open(ctx context.Context, key string) (*source, error) {
 
 // streamCopy copies the bytes through ferry: one GET of the source, then a
 // Put, a multipart upload, or (destination without Multipart) a streamed Put.
+// With a Resumer, an object the listing says is above the threshold first
+// tries to continue an upload an earlier run left (see [Engine.resume]).
 func (e *Engine) streamCopy(ctx context.Context, obj store.Object, dstKey string) (Result, error) {
+	if mp, ok := e.dst.(store.Multipart); ok && e.opts.Resumer != nil && obj.Size > e.opts.MultipartThreshold {
+		if res, done, err := e.resume(ctx, mp, obj, dstKey); done {
+			return res, err
+		}
+	}
 	src, err := e.open(ctx, obj.Key)
 	if err != nil {
 		return Result{}, err
@@ -159,7 +166,9 @@ func (e *Engine) putBuffered(ctx context.Context, src *source, dstKey string) (s
 // pooled buffers and uploads up to PartConcurrency of them at once, each with
 // its CRC32C. It completes the upload only when every part succeeded and the
 // whole stream matched the source's MD5 ETag / CRC32C; on any failure or
-// cancellation it aborts, so nothing becomes visible.
+// cancellation it aborts, so nothing becomes visible. With a Resumer it
+// records the upload and its parts as they complete, and keeps the upload
+// when the copy is drained (see [ErrDrain]).
 func (e *Engine) putMultipart(ctx context.Context, mp store.Multipart, src *source, dstKey string) (pr store.PutResult, crc string, md5OK bool, err error) {
 	size := src.attrs.Size
 	partSize := PartSizeFor(size, e.opts.PartSize)
@@ -169,20 +178,32 @@ func (e *Engine) putMultipart(ctx context.Context, mp store.Multipart, src *sour
 	if err != nil {
 		return pr, "", false, src.objErr("create multipart", err)
 	}
-	completed := false
-	defer func() {
-		if completed {
-			return
-		}
+	u := e.newUpload(mp, UploadState{
+		UploadID:   uploadID,
+		DstKey:     dstKey,
+		SrcKey:     src.key,
+		SrcETag:    src.attrs.ETag,
+		SrcSize:    size,
+		SrcModTime: src.attrs.LastModified,
+		PartSize:   partSize,
+	}, -1)
+	if err := u.save(ctx); err != nil {
+		// An upload no state names must not outlive the copy.
 		actx, cancel := cleanupContext(ctx)
 		defer cancel()
-		if aerr := mp.AbortMultipart(actx, dstKey, uploadID); aerr != nil {
-			err = errors.Join(err, src.objErr("abort multipart", aerr))
+		if aerr := u.abort(actx); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
+		return pr, "", false, err
+	}
+	completed := false
+	defer func() {
+		if !completed {
+			err = u.fail(ctx, err)
 		}
 	}()
 
 	nparts := partCount(size, partSize)
-	parts := make([]store.Part, nparts)
 	readCtx, cancelRead := context.WithCancel(ctx)
 	defer cancelRead()
 	g, gctx := errgroup.WithContext(readCtx)
@@ -209,21 +230,7 @@ func (e *Engine) putMultipart(ctx context.Context, mp store.Multipart, src *sour
 		want := crc32cBase64(partCRC.Sum32())
 		g.Go(func() error {
 			defer buf.release()
-			p, err := mp.UploadPart(gctx, dstKey, uploadID, num, buf.reader(), n, want)
-			if err != nil {
-				return src.objErr(fmt.Sprintf("upload part %d", num), err)
-			}
-			if got := fullObjectCRC(p.ChecksumCRC32C); got != "" && got != want {
-				return src.objErr(fmt.Sprintf("upload part %d", num), fmt.Errorf("%w: part crc32c %s != %s", store.ErrChecksum, got, want))
-			}
-			if p.Number == 0 {
-				p.Number = num
-			}
-			if p.Size == 0 {
-				p.Size = n
-			}
-			parts[num-1] = p
-			return nil
+			return u.uploadPart(gctx, num, buf, n, want)
 		})
 	}
 	if readErr != nil {
@@ -249,9 +256,9 @@ func (e *Engine) putMultipart(ctx context.Context, mp store.Multipart, src *sour
 	if err := ctx.Err(); err != nil {
 		return pr, crc, false, src.objErr("complete multipart", err)
 	}
-	pr, err = mp.CompleteMultipart(ctx, dstKey, uploadID, parts)
+	pr, err = u.complete(ctx)
 	if err != nil {
-		return pr, crc, false, src.objErr("complete multipart", err)
+		return pr, crc, false, err
 	}
 	completed = true
 	return pr, crc, md5OK, e.checkPutResult(ctx, src, dstKey, pr, crc)

@@ -1,0 +1,151 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/ferry-dev/ferry/internal/job"
+	"github.com/ferry-dev/ferry/internal/queue"
+	"github.com/ferry-dev/ferry/internal/store"
+	"github.com/ferry-dev/ferry/internal/transfer"
+)
+
+// jobSnap maps a job's counters to the progress line. bytesLive are bytes
+// this process copied that the counters may not include yet.
+func jobSnap(st job.State, bytesLive int64) progressSnap {
+	k := st.Counters
+	s := progressSnap{
+		done: k.Finished, todo: k.Enqueued, bytes: max(k.CopiedBytes, bytesLive), totalBytes: k.EnqueuedSize,
+		listed: k.Listed, planDone: st.ListingComplete(), skipped: k.Skipped, failed: k.Failed,
+	}
+	if st.Status != job.Running && st.Status != "" {
+		s.status = string(st.Status)
+	}
+	if st.Message != "" {
+		s.status = st.Message
+	}
+	return s
+}
+
+// jobSummary is the JSON summary of a job (the last line of stdout with
+// --json): the copy summary's fields plus the job's identity.
+type jobSummary struct {
+	Job         string    `json:"job_id"`
+	Status      string    `json:"status"`
+	Command     string    `json:"command"`
+	Source      string    `json:"source"`
+	Destination string    `json:"destination"`
+	Listed      int64     `json:"objects_listed"`
+	Copied      int64     `json:"objects_copied"`
+	Skipped     int64     `json:"objects_skipped"`
+	Failed      int64     `json:"objects_failed"`
+	Deleted     int64     `json:"objects_deleted"`
+	Unsafe      int64     `json:"objects_skipped_unsafe"`
+	BytesCopied int64     `json:"bytes_copied"`
+	BytesSkip   int64     `json:"bytes_skipped"`
+	Duration    float64   `json:"duration_seconds"`
+	DryRun      bool      `json:"dry_run,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	Failures    []dlqLine `json:"failures,omitempty"`
+	AuditHash   string    `json:"audit_last_hash,omitempty"`
+	AuditLines  int64     `json:"audit_lines,omitempty"`
+}
+
+type dlqLine struct {
+	Key   string `json:"key"`
+	Error string `json:"error"`
+}
+
+func summarize(st job.State) jobSummary {
+	k := st.Counters
+	return jobSummary{
+		Job: st.Spec.ID, Status: string(st.Status), Command: st.Spec.Command,
+		Source: st.Spec.Src.Location, Destination: st.Spec.Dst.Location,
+		Listed: k.Listed, Copied: k.Copied, Skipped: k.Skipped, Failed: k.Failed + k.DeleteFailed, Deleted: k.Deleted,
+		Unsafe: k.Unsafe, BytesCopied: k.CopiedBytes, BytesSkip: k.SkippedBytes, Duration: st.Duration,
+		DryRun: st.Spec.DryRun, Error: st.Error, AuditHash: st.AuditHash, AuditLines: st.AuditLines,
+	}
+}
+
+func printJobJSON(stdio Stdio, st job.State) {
+	b, _ := json.Marshal(summarize(st))
+	fmt.Fprintf(stdio.Out, "%s\n", b)
+}
+
+// reportJob prints a finished job's summary (failures named from the
+// dead-letter queue) and returns the exit status it implies.
+func reportJob(ctx context.Context, stdio Stdio, conn *queue.Conn, st job.State, jsonOut bool) error {
+	s := summarize(st)
+	if s.Failed > 0 || s.Unsafe > 0 {
+		entries, _ := job.ReadDLQ(ctx, conn, st.Spec.ID, 1000)
+		for _, e := range entries {
+			key := ""
+			if e.Obj != nil {
+				key = e.Obj.K
+			}
+			s.Failures = append(s.Failures, dlqLine{Key: key, Error: e.Error})
+			fmt.Fprintf(stdio.Err, "failed: %q: %s\n", key, e.Error)
+		}
+	}
+	if jsonOut {
+		b, err := json.Marshal(s)
+		if err != nil {
+			return fmt.Errorf("summary: %w", err)
+		}
+		fmt.Fprintf(stdio.Out, "%s\n", b)
+	} else {
+		printJobSummary(stdio.Out, s)
+	}
+	switch {
+	case st.Status == job.Failed:
+		return &exitError{code: ExitFailed, err: fmt.Errorf("job %s: %s", st.Spec.ID, st.Error)}
+	case s.Failed > 0 || s.Unsafe > 0:
+		return errFailed
+	}
+	return nil
+}
+
+func printJobSummary(w io.Writer, s jobSummary) {
+	prefix := ""
+	if s.DryRun {
+		prefix = "dry run, would have "
+	}
+	fmt.Fprintf(w, "job %s %s: %scopied %d objects (%s), skipped %d (%s), deleted %d, failed %d",
+		s.Job, s.Status, prefix, s.Copied, humanBytes(s.BytesCopied), s.Skipped, humanBytes(s.BytesSkip), s.Deleted, s.Failed)
+	if s.Unsafe > 0 {
+		fmt.Fprintf(w, ", skipped-unsafe %d", s.Unsafe)
+	}
+	fmt.Fprintf(w, " in %.1fs", s.Duration)
+	if s.Duration > 0 && s.BytesCopied > 0 && !s.DryRun {
+		fmt.Fprintf(w, " (%s/s)", humanBytes(int64(float64(s.BytesCopied)/s.Duration)))
+	}
+	fmt.Fprintln(w)
+	if s.Error != "" {
+		fmt.Fprintf(w, "stopped: %s\n", s.Error)
+	}
+}
+
+// abortUploadFunc aborts orphan multipart uploads recorded for a job.
+func abortUploadFunc(ctx context.Context, spec job.Spec) func(context.Context, string, []byte) error {
+	var once sync.Once
+	var dst store.Store
+	var openErr error
+	return func(actx context.Context, _ string, state []byte) error {
+		var st transfer.UploadState
+		if err := json.Unmarshal(state, &st); err != nil {
+			return fmt.Errorf("decode upload state: %w", err)
+		}
+		once.Do(func() { dst, openErr = openSpecSide(ctx, "destination", spec.Dst) })
+		if openErr != nil {
+			return openErr
+		}
+		mp, ok := dst.(store.Multipart)
+		if !ok {
+			return nil
+		}
+		return mp.AbortMultipart(actx, st.DstKey, st.UploadID)
+	}
+}

@@ -1,0 +1,364 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-dev/ferry/internal/job"
+	"github.com/ferry-dev/ferry/internal/location"
+	"github.com/ferry-dev/ferry/internal/queue"
+	"github.com/ferry-dev/ferry/internal/store"
+	"github.com/ferry-dev/ferry/internal/worker"
+)
+
+// queueFlags select the NATS JetStream server: embedded (default) or
+// external. They are persistent flags of the root command.
+type queueFlags struct {
+	stateDir      string
+	url           string
+	creds         string
+	nkey          string
+	ca            string
+	cert          string
+	key           string
+	allowInsecure bool
+	replicas      int
+	listen        string
+}
+
+func (qf *queueFlags) register(root *cobra.Command) {
+	fl := root.PersistentFlags()
+	fl.StringVar(&qf.stateDir, "state-dir", "", "job state directory (default $XDG_STATE_HOME/ferry)")
+	fl.StringVar(&qf.url, "nats", "", "external NATS server URL(s), comma separated (default: embedded server)")
+	fl.StringVar(&qf.creds, "nats-creds", "", "NATS user credentials file")
+	fl.StringVar(&qf.nkey, "nats-nkey", "", "NATS nkey seed file")
+	fl.StringVar(&qf.ca, "nats-ca", "", "CA bundle for the NATS server's certificate")
+	fl.StringVar(&qf.cert, "nats-cert", "", "client certificate for NATS (with --nats-key)")
+	fl.StringVar(&qf.key, "nats-key", "", "client key for NATS")
+	fl.BoolVar(&qf.allowInsecure, "allow-insecure-nats", false, "allow plain nats:// to a non-loopback server")
+	fl.IntVar(&qf.replicas, "nats-replicas", 1, "replicas of ferry's streams on a NATS cluster (3 on a 3-node cluster)")
+	fl.StringVar(&qf.listen, "listen", "", "embedded server: accept ferry workers on this host:port")
+}
+
+// stateDir returns the job state directory.
+func (qf *queueFlags) stateDirPath() string {
+	if qf.stateDir != "" {
+		return qf.stateDir
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "ferry")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "ferry-state")
+	}
+	return filepath.Join(home, ".local", "state", "ferry")
+}
+
+func (qf *queueFlags) snapshotDir() string { return filepath.Join(qf.stateDirPath(), "jobs") }
+
+func (qf *queueFlags) controlDir() string { return filepath.Join(qf.stateDirPath(), "control") }
+
+// connectQueue opens the queue; every failure is a usage/config error.
+func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
+	o := queue.Options{
+		URL: qf.url, StateDir: qf.stateDirPath(), Listen: qf.listen,
+		CredsFile: qf.creds, NKeyFile: qf.nkey, Token: os.Getenv("FERRY_NATS_TOKEN"),
+		CAFile: qf.ca, CertFile: qf.cert, KeyFile: qf.key,
+		AllowInsecure: qf.allowInsecure, Replicas: qf.replicas,
+	}
+	if qf.url == "" {
+		if err := checkStateDir(o.StateDir); err != nil {
+			return nil, usageErr("%v", err)
+		}
+	}
+	conn, err := queue.Connect(ctx, o)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return conn, nil
+}
+
+// checkStateDir makes sure the state directory can be created and written.
+func checkStateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("state directory %s: %v", dir, unwrapPath(err))
+	}
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return fmt.Errorf("state directory %s is not writable: %v", dir, unwrapPath(err))
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}
+
+// durableFlags are the copy/sync flags about the job itself.
+type durableFlags struct {
+	workers      int
+	maxAttempts  int
+	drainTimeout time.Duration
+}
+
+func (d *durableFlags) register(c *cobra.Command) {
+	fl := c.Flags()
+	fl.IntVar(&d.workers, "workers", 1, "in-process workers (0: plan and monitor only, external `ferry worker`s do the work)")
+	fl.IntVar(&d.maxAttempts, "max-attempts", 3, "attempts per object before it goes to the dead-letter queue")
+	fl.DurationVar(&d.drainTimeout, "drain-timeout", 30*time.Second, "on interrupt, how long in-flight objects may finish")
+}
+
+// foreground runs a job's coordinator (and, unless workers is 0, a worker
+// for it) in this process until the job finishes or the user interrupts.
+// The first SIGINT/SIGTERM drains: no new work, in-flight objects finish
+// for up to drainTimeout, the rest stays queued, exit 0 with a resume hint.
+// A second signal aborts in-flight multipart uploads and exits.
+func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Conn, coord *job.Coordinator, f jobFlags, d durableFlags) error {
+	id := coord.ID()
+	tty := isTerminal(stdio.Err) && !f.noProgress
+	console := newConsole(stdio.Err, tty)
+	log := newLogger(console, f.verbose)
+
+	drainCtx := ctx // ends at the first interrupt
+	abort, stopSignals := signalStages(ctx, console, d.drainTimeout)
+	defer stopSignals()
+	wstats := &worker.Stats{}
+	var wg sync.WaitGroup
+	workerCtx, stopWorker := context.WithCancel(drainCtx)
+	defer stopWorker()
+	if d.workers > 0 {
+		w := worker.New(conn, worker.Options{
+			Concurrency:  f.concurrency * d.workers,
+			Jobs:         []string{id},
+			Log:          log,
+			Open:         openSpec,
+			DrainTimeout: d.drainTimeout,
+			Abort:        abort,
+			Stats:        wstats,
+		})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.Run(workerCtx); err != nil {
+				log.Error("worker", "err", err)
+			}
+		}()
+	}
+
+	// The coordinator outlives the worker's drain, so the results of
+	// in-flight objects are counted before it stops.
+	coordCtx, stopCoord := context.WithCancel(context.Background())
+	defer stopCoord()
+	go func() {
+		select {
+		case <-drainCtx.Done():
+			wg.Wait()
+			time.Sleep(300 * time.Millisecond) // let the last results arrive
+			stopCoord()
+		case <-coordCtx.Done():
+		}
+	}()
+
+	var snap struct {
+		sync.Mutex
+		st job.State
+	}
+	snap.st = coord.State()
+	var stop func()
+	if !f.noProgress {
+		stop = startProgressFunc(console, func() progressSnap {
+			snap.Lock()
+			defer snap.Unlock()
+			return jobSnap(snap.st, wstats.Bytes())
+		}, "copied")
+	}
+	st, err := coord.Run(coordCtx, job.RunOptions{
+		Log:         log,
+		SnapshotDir: qf.snapshotDirIfEmbedded(conn),
+		ControlDir:  qf.controlDirIfEmbedded(conn),
+		OnUpdate: func(s job.State) {
+			snap.Lock()
+			snap.st = s
+			snap.Unlock()
+		},
+		AbortUpload: abortUploadFunc(ctx, st0(coord)),
+	})
+	stopWorker()
+	wg.Wait()
+	if stop != nil {
+		stop()
+	}
+	if err != nil && errors.Is(err, context.Canceled) && drainCtx.Err() != nil {
+		fmt.Fprintf(stdio.Err, "job %s interrupted: %d objects copied so far; resume with: ferry job resume %s\n", id, st.Counters.Copied, id)
+		if f.jsonOut {
+			printJobJSON(stdio, st)
+		}
+		return nil
+	}
+	if err != nil {
+		return &exitError{code: ExitFailed, err: fmt.Errorf("job %s: %w", id, err)}
+	}
+	return reportJob(ctx, stdio, conn, st, f.jsonOut)
+}
+
+func st0(c *job.Coordinator) job.Spec { return c.State().Spec }
+
+func (qf *queueFlags) snapshotDirIfEmbedded(conn *queue.Conn) string {
+	if conn.Embedded() {
+		return qf.snapshotDir()
+	}
+	return ""
+}
+
+func (qf *queueFlags) controlDirIfEmbedded(conn *queue.Conn) string {
+	if conn.Embedded() {
+		return qf.controlDir()
+	}
+	return ""
+}
+
+// openSpec opens a job's stores from its spec with this machine's
+// credentials (used by workers).
+func openSpec(ctx context.Context, spec job.Spec) (store.Store, store.Store, error) {
+	src, err := openSpecSide(ctx, "source", spec.Src)
+	if err != nil {
+		return nil, nil, err
+	}
+	dst, err := openSpecSide(ctx, "destination", spec.Dst)
+	if err != nil {
+		return nil, nil, err
+	}
+	return src, dst, nil
+}
+
+func openSpecSide(ctx context.Context, role string, s job.Side) (store.Store, error) {
+	loc, err := location.Parse(s.Location)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", role, err)
+	}
+	if loc.Kind == location.Local && role == "destination" {
+		if _, err := os.Stat(loc.Path); errors.Is(err, os.ErrNotExist) {
+			o := opened{loc: loc, missing: true}
+			if err := createDst(&o); err != nil {
+				return nil, err
+			}
+			return o.store, nil
+		}
+	}
+	o, err := openSide(ctx, role, loc, sideFromSpec(s), s.CABundle, 32)
+	if err != nil {
+		return nil, err
+	}
+	return o.store, nil
+}
+
+func specSide(loc location.Location, sd side, caBundle string) job.Side {
+	return job.Side{Location: loc.String(), Endpoint: sd.endpoint, Region: sd.region, Profile: sd.profile,
+		Secret: sd.secret, CABundle: caBundle, AllowInsecureHTTP: sd.allowInsecure}
+}
+
+func sideFromSpec(s job.Side) side {
+	return side{endpoint: s.Endpoint, region: s.Region, profile: s.Profile, secret: s.Secret, allowInsecure: s.AllowInsecureHTTP}
+}
+
+// runDurable creates a copy or sync job from checked flags and runs it in
+// the foreground.
+func runDurable(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcLoc, dstLoc location.Location) error {
+	d := f.durable
+	if d.workers < 0 {
+		return usageErr("--workers %d: want 0 or more", d.workers)
+	}
+	if d.maxAttempts < 1 || d.maxAttempts > 100 {
+		return usageErr("--max-attempts %d: want 1 to 100", d.maxAttempts)
+	}
+	partSize, _ := parseSizeOpt(f.partSize)
+	maxDel, maxDelPct, _ := parseMaxDelete(f.maxDelete)
+	spec := job.Spec{
+		Command: cmd,
+		Src:     specSide(srcLoc, f.src, f.sec.srcCA),
+		Dst:     specSide(dstLoc, f.dst, f.sec.dstCA),
+		Include: f.include, Exclude: f.exclude,
+		Delete: f.del, MaxDelete: maxDel, MaxDeletePercent: maxDelPct, Force: f.force,
+		PartSize: partSize, SSE: f.sse, SSEKMSKeyID: f.sseKMSKeyID,
+		MaxAttempts:   d.maxAttempts,
+		DstKeepsMTime: dstLoc.Kind == location.Local,
+	}
+	conn, err := f.qf.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	coord, err := job.Create(ctx, conn, spec)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdio.Err, "job %s started: ferry job status %s\n", coord.ID(), coord.ID())
+	return foreground(ctx, stdio, f.qf, conn, coord, f, d)
+}
+
+// parseSizeOpt parses an optional size flag ("" = 0).
+func parseSizeOpt(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return parseSize(s)
+}
+
+// newLogger logs text lines to w; verbose adds one line per object.
+func newLogger(w io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// signalStages splits an interrupt into two stages. main's root context
+// ends at the first SIGINT/SIGTERM: that is the drain (stop taking work, let
+// in-flight work finish). Only then does this start listening, and the
+// returned channel closes at the next signal: abort. stop ends the watcher.
+func signalStages(ctx context.Context, msgs io.Writer, drainTimeout time.Duration) (abort <-chan struct{}, stop func()) {
+	ab := make(chan struct{})
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sigs)
+		fmt.Fprintf(msgs, "interrupted: finishing in-flight objects (up to %s); interrupt again to abort\n", drainTimeout)
+		select {
+		case <-done:
+		case <-sigs:
+			fmt.Fprintln(msgs, "aborting: in-flight multipart uploads are aborted")
+			close(ab)
+		}
+	}()
+	return ab, func() { close(done); wg.Wait() }
+}
+
+// registerOutput registers the output flags of commands that run a job in
+// the foreground without creating it (resume, redrive).
+func (f *jobFlags) registerOutput(c *cobra.Command) {
+	fl := c.Flags()
+	fl.IntVar(&f.concurrency, "concurrency", 32, "objects in flight")
+	fl.BoolVar(&f.jsonOut, "json", false, "print a JSON summary as the last line of stdout")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every object")
+	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress display")
+}

@@ -1,0 +1,166 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-dev/ferry/internal/location"
+	"github.com/ferry-dev/ferry/internal/preflight"
+	"github.com/ferry-dev/ferry/internal/store/s3"
+)
+
+// autoPreflight runs before copy and sync transfer anything: the
+// --allowed-regions check always (even with --skip-preflight), then the
+// preflight checks unless --skip-preflight. A failed check stops the job
+// with exit 2; warnings are one line on stderr (the whole table with -v).
+func autoPreflight(ctx context.Context, stdio Stdio, cmd string, f jobFlags, src, dst opened) error {
+	if cmd == "verify" {
+		return nil
+	}
+	if st, ok := dst.store.(*s3.Store); ok && len(f.sec.allowedRegions) > 0 {
+		if err := preflight.CheckRegion(ctx, st.Client(), st.Bucket(), f.sec.allowedRegions); err != nil {
+			return usageErr("destination %s: %v; nothing was copied", dst.loc, err)
+		}
+	}
+	if f.sec.skipPreflight {
+		return nil
+	}
+	rep := preflight.Run(ctx, preflight.Options{Src: preflightSide(src), Dst: preflightSide(dst), SSE: f.sse})
+	if f.verbose {
+		_ = rep.WriteTable(stdio.Err)
+	}
+	if failed := rep.Failed(); len(failed) > 0 {
+		c := failed[0]
+		more := ""
+		if len(failed) > 1 {
+			more = fmt.Sprintf(" (and %d more failed checks)", len(failed)-1)
+		}
+		return usageErr("preflight: %s %s: %s%s; nothing was copied ('ferry preflight' shows every check; --skip-preflight skips them)",
+			c.Side, c.Name, c.Detail, more)
+	}
+	if w := rep.Warnings(); len(w) > 0 && !f.verbose {
+		names := make([]string, len(w))
+		for i, c := range w {
+			names[i] = c.Side + " " + c.Name
+		}
+		fmt.Fprintf(stdio.Err, "preflight: %d warning(s): %s ('ferry preflight SRC DST' explains them)\n", len(w), strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// preflightSide describes an opened side for the checks.
+func preflightSide(o opened) preflight.Side {
+	if st, ok := o.store.(*s3.Store); ok {
+		return preflight.Side{Client: st.Client(), Bucket: st.Bucket(), Prefix: st.Prefix()}
+	}
+	d := "local directory " + o.loc.Path
+	if o.missing {
+		d += " (does not exist yet; will be created)"
+	} else {
+		d += " (exists, readable)"
+	}
+	return preflight.Side{Local: d}
+}
+
+func newPreflightCmd(stdio Stdio) *cobra.Command {
+	var f jobFlags
+	c := &cobra.Command{
+		Use:   "preflight SRC DST",
+		Short: "Check credentials and the destination's security posture; change nothing",
+		Long: `preflight checks, with read requests only, that the credentials can do what
+a copy from SRC to DST needs, and reports the destination bucket's Block
+Public Access, default encryption, TLS-only bucket policy and versioning as a
+table of pass, warn and fail. copy and sync run it automatically and stop on
+a fail unless --skip-preflight. Exit 0 without failures, 1 with one or more,
+2 for usage errors. See docs/security.md.`,
+		Example: `  ferry preflight s3://src/photos s3://dst/photos --dst-endpoint https://minio.example:9000 --ca-bundle ca.pem
+  ferry preflight ./data backup:archive/data --allowed-regions eu-west-1,eu-central-1`,
+		Args: exactArgs(2, "SRC and DST"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runPreflight(c.Context(), stdio, f, args[0], args[1])
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.src.endpoint, "src-endpoint", "", "S3 endpoint URL of the source (default: AWS)")
+	fl.StringVar(&f.dst.endpoint, "dst-endpoint", "", "S3 endpoint URL of the destination (default: AWS)")
+	fl.StringVar(&f.src.region, "src-region", "", "region of the source bucket")
+	fl.StringVar(&f.dst.region, "dst-region", "", "region of the destination bucket")
+	fl.StringVar(&f.src.profile, "src-profile", "", "AWS shared config profile for the source")
+	fl.StringVar(&f.dst.profile, "dst-profile", "", "AWS shared config profile for the destination")
+	fl.StringVar(&f.caBundle, "ca-bundle", "", "PEM file of extra CA certificates to trust for both endpoints")
+	fl.StringVar(&f.sse, "sse", "", "the --sse the copy will use (AES256 or aws:kms): objects are then encrypted without a bucket default")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the checks as JSON instead of a table")
+	registerInsecure(fl, &f.sec.allowInsecureHTTP)
+	registerRegions(fl, &f.sec.allowedRegions)
+	return c
+}
+
+func runPreflight(ctx context.Context, stdio Stdio, f jobFlags, srcArg, dstArg string) error {
+	srcLoc, dstLoc, err := f.locations(srcArg, dstArg)
+	if err != nil {
+		return err
+	}
+	switch f.sse {
+	case "", "AES256", "aws:kms":
+	default:
+		return usageErr("--sse %q: want AES256 or aws:kms", f.sse)
+	}
+	if f.caBundle != "" {
+		if _, err := readable(f.caBundle); err != nil {
+			return usageErr("--ca-bundle %s: %v", f.caBundle, err)
+		}
+	}
+	src, err := openForPreflight(ctx, "source", srcLoc, f.src, f.sec.srcCA)
+	if err != nil {
+		return err
+	}
+	dst, err := openForPreflight(ctx, "destination", dstLoc, f.dst, f.sec.dstCA)
+	if err != nil {
+		return err
+	}
+	rep := preflight.Run(ctx, preflight.Options{
+		Src: preflightSide(src), Dst: preflightSide(dst),
+		AllowedRegions: f.sec.allowedRegions, SSE: f.sse,
+	})
+	if f.jsonOut {
+		b, err := json.Marshal(rep)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdio.Out, "%s\n", b)
+	} else if err := rep.WriteTable(stdio.Out); err != nil {
+		return err
+	}
+	if len(rep.Failed()) > 0 {
+		return errFailed
+	}
+	return nil
+}
+
+// openForPreflight opens a side like openSide, except that an S3 bucket is
+// not checked: the checks report a missing bucket or rejected credentials.
+func openForPreflight(ctx context.Context, role string, loc location.Location, sd side, ca string) (opened, error) {
+	if loc.Kind != location.S3 {
+		return openSide(ctx, role, loc, sd, ca, 1)
+	}
+	creds, err := sideCredentials(ctx, role, sd)
+	if err != nil {
+		return opened{}, err
+	}
+	st, err := s3.Open(ctx, s3.Config{
+		Bucket: loc.Bucket, Prefix: loc.Prefix,
+		Endpoint: sd.endpoint, Region: sd.region, Profile: sd.profile,
+		CABundle: ca, MaxConns: 4, RetryMaxAttempts: 2, Credentials: creds,
+	})
+	if err != nil {
+		return opened{}, usageErr("%s %s: %v", role, loc, err)
+	}
+	if err := checkResolvedEndpoint(role, sd, st.Endpoint()); err != nil {
+		return opened{}, err
+	}
+	return opened{store: st, loc: loc}, nil
+}

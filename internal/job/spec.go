@@ -1,0 +1,173 @@
+// Package job holds ferry's durable jobs: the spec a job is created from
+// (credential references, never values), its state in the ferry-jobs
+// key-value bucket, the messages that travel on the work queue, and the
+// coordinator that starts or resumes a job, tallies its results and
+// finishes it. Workers (package worker) do the listing and copying.
+package job
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// WireVersion is the version of specs, states and queue messages. A job
+// written by another version is refused with ErrIncompatible.
+const WireVersion = 1
+
+// ErrIncompatible: the job was created by an incompatible ferry version.
+var ErrIncompatible = errors.New("job was created by an incompatible ferry version")
+
+// ErrNotFound: no such job.
+var ErrNotFound = errors.New("no such job")
+
+// Side is one end of a job: a location and how to reach it. It holds
+// credential references (a profile or secret name), never credentials.
+type Side struct {
+	Location          string `json:"location"`
+	Endpoint          string `json:"endpoint,omitempty"`
+	Region            string `json:"region,omitempty"`
+	Profile           string `json:"profile,omitempty"`
+	Secret            string `json:"secret,omitempty"`
+	CABundle          string `json:"ca_bundle,omitempty"`
+	AllowInsecureHTTP bool   `json:"allow_insecure_http,omitempty"`
+}
+
+// Spec is what a job was created with.
+type Spec struct {
+	V       int       `json:"v"`
+	ID      string    `json:"id"`
+	Command string    `json:"command"` // copy or sync
+	Created time.Time `json:"created"`
+	Src     Side      `json:"src"`
+	Dst     Side      `json:"dst"`
+
+	Include []string `json:"include,omitempty"`
+	Exclude []string `json:"exclude,omitempty"`
+
+	Delete           bool    `json:"delete,omitempty"`
+	MaxDelete        int64   `json:"max_delete,omitempty"`
+	MaxDeletePercent float64 `json:"max_delete_percent,omitempty"`
+	Force            bool    `json:"force,omitempty"`
+
+	PartSize    int64  `json:"part_size,omitempty"`
+	SSE         string `json:"sse,omitempty"`
+	SSEKMSKeyID string `json:"sse_kms_key_id,omitempty"`
+
+	// MaxAttempts before an object or listing task goes to the dead-letter
+	// queue (default 3).
+	MaxAttempts int `json:"max_attempts"`
+	// DryRun plans and checks but copies and deletes nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+	// DstKeepsMTime: the destination is a local directory.
+	DstKeepsMTime bool `json:"dst_keeps_mtime,omitempty"`
+	// AuditLog is the path of the job's audit log on the coordinator.
+	AuditLog string `json:"audit_log,omitempty"`
+}
+
+var idRE = regexp.MustCompile(`^[a-z2-7]{10,32}$`)
+
+// NewID returns a fresh job ID: 16 lowercase base32 characters, safe as a
+// NATS subject token and a file name.
+func NewID() string {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+// ValidID checks a job ID typed by a user.
+func ValidID(id string) error {
+	if !idRE.MatchString(id) {
+		return fmt.Errorf("job ID %q: not a ferry job ID (16 characters a-z, 2-7)", id)
+	}
+	return nil
+}
+
+// Status of a job.
+type Status string
+
+const (
+	Running   Status = "running"
+	Paused    Status = "paused"
+	Cancelled Status = "cancelled"
+	Done      Status = "done"
+	Failed    Status = "failed" // finished, but stopped early (listing failed, delete limit)
+)
+
+// Finished reports whether the job can no longer run.
+func (s Status) Finished() bool { return s == Done || s == Failed || s == Cancelled }
+
+// Counters are a job's tallies, rebuilt from the results stream.
+type Counters struct {
+	Listed       int64 `json:"objects_listed"`
+	ListedBytes  int64 `json:"bytes_listed"`
+	DstListed    int64 `json:"dst_objects_listed"`
+	Enqueued     int64 `json:"objects_enqueued"`
+	EnqueuedSize int64 `json:"bytes_enqueued"`
+	Copied       int64 `json:"objects_copied"`
+	CopiedBytes  int64 `json:"bytes_copied"`
+	Skipped      int64 `json:"objects_skipped"`
+	SkippedBytes int64 `json:"bytes_skipped"`
+	Failed       int64 `json:"objects_failed"`
+	Unsafe       int64 `json:"objects_skipped_unsafe"`
+	Deleted      int64 `json:"objects_deleted"`
+	DeleteFailed int64 `json:"deletes_failed"`
+	// Finished counts object outcomes of enqueued copies (copied, skipped
+	// after a check, failed, unsafe).
+	Finished       int64 `json:"objects_finished"`
+	TasksOpen      int64 `json:"listing_tasks_open"`
+	TasksDone      int64 `json:"listing_tasks_done"`
+	TasksFailed    int64 `json:"listing_tasks_failed"`
+	DeletesPlanned int64 `json:"deletes_planned"`
+}
+
+// State is a job's record in the ferry-jobs bucket.
+type State struct {
+	V       int       `json:"v"`
+	Spec    Spec      `json:"spec"`
+	Status  Status    `json:"status"`
+	Message string    `json:"message,omitempty"`
+	Updated time.Time `json:"updated"`
+
+	Counters Counters `json:"counters"`
+	// LastSeq is the results-stream sequence the counters include.
+	LastSeq uint64 `json:"last_seq"`
+	// DeletesReleased: the deletes were moved to the work queue.
+	DeletesReleased bool `json:"deletes_released,omitempty"`
+	// Error says why the job stopped early.
+	Error string `json:"error,omitempty"`
+	// Started is when the job (or its latest resume) started running;
+	// Finished when it finished.
+	Started  time.Time  `json:"started"`
+	Finished *time.Time `json:"finished,omitempty"`
+	Duration float64    `json:"duration_seconds"`
+	// AuditHash is the SHA-256 of the last audit line, and AuditLines the
+	// number of lines, when the job finished (anchors the audit log).
+	AuditHash  string `json:"audit_last_hash,omitempty"`
+	AuditLines int64  `json:"audit_lines,omitempty"`
+}
+
+// ListingComplete reports whether every listing task finished.
+func (s *State) ListingComplete() bool { return s.Counters.TasksOpen == 0 }
+
+func decodeState(b []byte) (State, error) {
+	var probe struct {
+		V int `json:"v"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return State{}, fmt.Errorf("decode job state: %w", err)
+	}
+	if probe.V != WireVersion {
+		return State{}, fmt.Errorf("%w (job format v%d, this ferry reads v%d)", ErrIncompatible, probe.V, WireVersion)
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return State{}, fmt.Errorf("decode job state: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,452 @@
+package lister
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"strings"
+
+	"github.com/ferry-dev/ferry/internal/keyspace"
+	"github.com/ferry-dev/ferry/internal/plan"
+	"github.com/ferry-dev/ferry/internal/store"
+)
+
+// Task is one listing task: keys in (StartAfter, End] under Prefix ("" End =
+// no upper bound). Level: list by delimiter first and fan out one sub-task
+// per common prefix. The JSON tags are short: it travels in queue messages.
+type Task struct {
+	Prefix     string `json:"p,omitempty"`
+	StartAfter string `json:"a,omitempty"`
+	End        string `json:"e,omitempty"`
+	Level      bool   `json:"l,omitempty"`
+}
+
+// String describes the task for logs.
+func (t Task) String() string {
+	s := fmt.Sprintf("prefix %q (%q, %q]", t.Prefix, t.StartAfter, t.End)
+	if t.Level {
+		s += " level"
+	}
+	return s
+}
+
+// Emitter receives what a task produces. Run calls it from its own
+// goroutine, in key order; an error from it ends the task with that error.
+type Emitter interface {
+	// Copy receives a batch of Copy and Check actions.
+	Copy(ctx context.Context, batch []plan.Action) error
+	// Delete receives destination-only objects, when plan.Options.Delete
+	// is on; the caller defers executing them until the job's plan is
+	// complete.
+	Delete(ctx context.Context, batch []store.Object) error
+	// Task receives a sub-task for another worker.
+	Task(ctx context.Context, t Task) error
+}
+
+// Options tune Run. The zero value uses the defaults.
+type Options struct {
+	// Plan holds the filter, delete and DstKeepsMTime.
+	Plan plan.Options
+	// BatchObjects bounds the actions of a Copy batch (and the objects of
+	// a Delete batch); default 100.
+	BatchObjects int
+	// BatchBytes bounds the source bytes of a Copy batch; default 1 GiB. A
+	// batch closes at either bound.
+	BatchBytes int64
+	// SplitKeys is how many keys (source and destination merged) a task
+	// lists before it splits the rest of its range in two; default 5000.
+	SplitKeys int
+	// SplitProbes bounds how many times one split halves again when the
+	// upper half proves empty; default 64, negative for none.
+	SplitProbes int
+}
+
+func (o *Options) applyDefaults() {
+	if o.BatchObjects <= 0 {
+		o.BatchObjects = 100
+	}
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = 1 << 30
+	}
+	if o.SplitKeys <= 0 {
+		o.SplitKeys = 5000
+	}
+	if o.SplitProbes == 0 {
+		o.SplitProbes = 64
+	}
+}
+
+// Stats count what one task did.
+type Stats struct {
+	// SrcListed and DstListed count the objects of the task's range listed
+	// on each side (common prefixes not included); SrcBytes their source
+	// sizes.
+	SrcListed, SrcBytes, DstListed int64
+	// Skipped counts keys the destination already holds.
+	Skipped, SkippedBytes int64
+	// Copy counts Copy and Check actions emitted.
+	Copy, CopyBytes int64
+	// Deletes counts destination objects emitted for deletion.
+	Deletes int64
+	// Tasks counts sub-tasks emitted: common prefixes and splits.
+	Tasks int64
+	// Probes counts the listings that probed an upper half for keys.
+	Probes int64
+}
+
+// Add adds o to s.
+func (s *Stats) Add(o Stats) {
+	s.SrcListed += o.SrcListed
+	s.SrcBytes += o.SrcBytes
+	s.DstListed += o.DstListed
+	s.Skipped += o.Skipped
+	s.SkippedBytes += o.SkippedBytes
+	s.Copy += o.Copy
+	s.CopyBytes += o.CopyBytes
+	s.Deletes += o.Deletes
+	s.Tasks += o.Tasks
+	s.Probes += o.Probes
+}
+
+// Run runs task t: it plans the keys of t's range present at src or dst and
+// emits to out Copy batches, Delete batches (with opts.Plan.Delete) and
+// sub-tasks; see the package documentation. It executes nothing. On an
+// error, batches not yet emitted are dropped: the task must be retried
+// whole.
+func Run(ctx context.Context, src, dst store.Store, t Task, opts Options, out Emitter) (Stats, error) {
+	opts.applyDefaults()
+	r := &run{src: src, dst: dst, task: t, end: t.End, opts: opts, out: out}
+	_, srcLevel := src.(store.LevelLister)
+	_, dstLevel := dst.(store.LevelLister)
+	r.level = t.Level && srcLevel && dstLevel
+	var err error
+	if r.level {
+		err = r.runLevel(ctx)
+	} else {
+		err = r.runRange(ctx)
+	}
+	if err == nil {
+		err = r.flush(ctx)
+	}
+	if err != nil {
+		return r.stats, fmt.Errorf("list task %v: %w", t, err)
+	}
+	return r.stats, nil
+}
+
+// run is the state of one task.
+type run struct {
+	src, dst store.Store
+	task     Task
+	// end is the task's current End: it shrinks with each split.
+	end   string
+	level bool
+	opts  Options
+	out   Emitter
+	stats Stats
+
+	// since counts the keys listed since the start or the last split.
+	since int
+
+	copies    []plan.Action
+	copyBytes int64
+	deletes   []store.Object
+}
+
+// inRange reports whether key (an object, or a common prefix: the least key
+// below it) is at or before the current end.
+func (r *run) inRange(key string) bool { return r.end == "" || key <= r.end }
+
+func (r *run) runRange(ctx context.Context) error {
+	opts := store.ListOptions{Prefix: r.task.Prefix, StartAfter: r.task.StartAfter}
+	src := upTo(r.src.List(ctx, opts), r.task.End)
+	dst := upTo(r.dst.List(ctx, opts), r.task.End)
+	for p, err := range plan.Merge(ctx, src, dst) {
+		if err != nil {
+			return err
+		}
+		if !r.inRange(p.Key) {
+			break
+		}
+		if err := r.pair(ctx, p); err != nil {
+			return err
+		}
+		if err := r.listed(ctx, p.Key, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *run) runLevel(ctx context.Context) error {
+	opts := store.ListOptions{Prefix: r.task.Prefix, StartAfter: r.task.StartAfter}
+	src := store.ListLevel(ctx, r.src, opts)
+	dst := store.ListLevel(ctx, r.dst, opts)
+	for p, err := range mergeLevel(ctx, src, dst) {
+		if err != nil {
+			return err
+		}
+		if !r.inRange(p.key) {
+			break
+		}
+		if p.isPrefix {
+			sub := Task{Prefix: p.key, Level: true}
+			if strings.HasPrefix(r.task.StartAfter, p.key) {
+				sub.StartAfter = r.task.StartAfter
+			}
+			if strings.HasPrefix(r.end, p.key) {
+				sub.End = r.end
+			}
+			if err := r.emitTask(ctx, sub); err != nil {
+				return err
+			}
+		} else if err := r.pair(ctx, plan.Pair{Key: p.key, Src: p.src, Dst: p.dst}); err != nil {
+			return err
+		}
+		if err := r.listed(ctx, p.key, p.isPrefix); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pair plans one key.
+func (r *run) pair(ctx context.Context, p plan.Pair) error {
+	if p.Src != nil {
+		r.stats.SrcListed++
+		r.stats.SrcBytes += p.Src.Size
+	}
+	if p.Dst != nil {
+		r.stats.DstListed++
+	}
+	if !r.opts.Plan.Filter.Match(p.Key) {
+		return nil
+	}
+	a, ok := plan.Decide(p, r.opts.Plan)
+	if !ok {
+		return nil
+	}
+	switch a.Kind {
+	case plan.Skip:
+		r.stats.Skipped++
+		r.stats.SkippedBytes += a.Src.Size
+	case plan.Delete:
+		r.stats.Deletes++
+		r.deletes = append(r.deletes, a.Dst)
+		if len(r.deletes) >= r.opts.BatchObjects {
+			return r.flushDeletes(ctx)
+		}
+	default: // Copy, Check
+		r.stats.Copy++
+		r.stats.CopyBytes += a.Src.Size
+		r.copies = append(r.copies, a)
+		r.copyBytes += a.Src.Size
+		if len(r.copies) >= r.opts.BatchObjects || r.copyBytes >= r.opts.BatchBytes {
+			return r.flushCopies(ctx)
+		}
+	}
+	return nil
+}
+
+func (r *run) flushCopies(ctx context.Context) error {
+	if len(r.copies) == 0 {
+		return nil
+	}
+	batch := r.copies
+	r.copies, r.copyBytes = nil, 0
+	if err := r.out.Copy(ctx, batch); err != nil {
+		return fmt.Errorf("emit copies: %w", err)
+	}
+	return nil
+}
+
+func (r *run) flushDeletes(ctx context.Context) error {
+	if len(r.deletes) == 0 {
+		return nil
+	}
+	batch := r.deletes
+	r.deletes = nil
+	if err := r.out.Delete(ctx, batch); err != nil {
+		return fmt.Errorf("emit deletes: %w", err)
+	}
+	return nil
+}
+
+func (r *run) flush(ctx context.Context) error {
+	if err := r.flushCopies(ctx); err != nil {
+		return err
+	}
+	return r.flushDeletes(ctx)
+}
+
+func (r *run) emitTask(ctx context.Context, t Task) error {
+	r.stats.Tasks++
+	if err := r.out.Task(ctx, t); err != nil {
+		return fmt.Errorf("emit task: %w", err)
+	}
+	return nil
+}
+
+// listed counts key as listed and splits the task every SplitKeys keys.
+// isPrefix: key is a common prefix the task fanned out.
+func (r *run) listed(ctx context.Context, key string, isPrefix bool) error {
+	r.since++
+	if r.since < r.opts.SplitKeys {
+		return nil
+	}
+	r.since = 0
+	// Every key up to lo is handled; with a common prefix, every key
+	// before lo (mid may then be lo itself).
+	lo, loIncluded := key, !isPrefix
+	if isPrefix {
+		end, ok := store.PrefixEnd(key)
+		if !ok {
+			return nil // the prefix reaches the top of the key space
+		}
+		lo = end
+	}
+	upper := r.upper()
+	for probes := 0; ; probes++ {
+		mid, ok := keyspace.Mid(lo, upper)
+		if !ok && !loIncluded && (upper == "" || lo < upper) {
+			mid, ok = lo, true
+		}
+		if !ok {
+			return nil
+		}
+		if err := r.emitTask(ctx, Task{Prefix: r.task.Prefix, StartAfter: mid, End: r.end, Level: r.level}); err != nil {
+			return err
+		}
+		oldEnd := r.end
+		r.end, upper = mid, mid
+		if probes >= r.opts.SplitProbes {
+			return nil
+		}
+		empty, err := r.emptyAfter(ctx, mid, oldEnd)
+		if err != nil || !empty {
+			return err
+		}
+	}
+}
+
+// upper returns the exclusive upper bound for a split point: the current
+// end, or the end of the prefix's keys when that is less; "" when unbounded.
+func (r *run) upper() string {
+	pe, ok := store.PrefixEnd(r.task.Prefix)
+	switch {
+	case !ok:
+		return r.end
+	case r.end == "" || pe <= r.end:
+		return pe
+	}
+	return r.end
+}
+
+// emptyAfter reports whether neither side holds a key under the prefix in
+// (after, end].
+func (r *run) emptyAfter(ctx context.Context, after, end string) (bool, error) {
+	for _, s := range []store.Store{r.src, r.dst} {
+		r.stats.Probes++
+		for o, err := range s.List(ctx, store.ListOptions{Prefix: r.task.Prefix, StartAfter: after}) {
+			if err != nil {
+				return false, fmt.Errorf("probe: %w", err)
+			}
+			if end == "" || o.Key <= end {
+				return false, nil
+			}
+			break
+		}
+	}
+	return true, nil
+}
+
+// upTo stops a key-ordered listing after end ("" = never).
+func upTo(list iter.Seq2[store.Object, error], end string) iter.Seq2[store.Object, error] {
+	if end == "" {
+		return list
+	}
+	return func(yield func(store.Object, error) bool) {
+		for o, err := range list {
+			if err == nil && o.Key > end {
+				return
+			}
+			if !yield(o, err) {
+				return
+			}
+		}
+	}
+}
+
+// levelPair is one key of two merged one-level listings.
+type levelPair struct {
+	key      string
+	isPrefix bool
+	src, dst *store.Object // objects only
+}
+
+// mergeLevel merges two one-level listings by key, like [plan.Merge]. A
+// common prefix on either side is one common prefix; an error, or a listing
+// out of order, is the last pair.
+func mergeLevel(ctx context.Context, src, dst iter.Seq2[store.Entry, error]) iter.Seq2[levelPair, error] {
+	return func(yield func(levelPair, error) bool) {
+		nextS, stopS := iter.Pull2(src)
+		defer stopS()
+		nextD, stopD := iter.Pull2(dst)
+		defer stopD()
+		pull := func(next func() (store.Entry, error, bool), last **store.Entry, side string) (*store.Entry, error) {
+			e, err, ok := next()
+			if !ok {
+				return nil, nil
+			}
+			if err != nil {
+				return nil, fmt.Errorf("list %s: %w", side, err)
+			}
+			if *last != nil && e.Key <= (*last).Key {
+				return nil, fmt.Errorf("list %s: key %q after %q: listing is not in ascending key order", side, e.Key, (*last).Key)
+			}
+			*last = &e
+			return &e, nil
+		}
+		var lastS, lastD *store.Entry
+		s, err := pull(nextS, &lastS, "source")
+		if err == nil {
+			var d *store.Entry
+			d, err = pull(nextD, &lastD, "destination")
+			for err == nil && (s != nil || d != nil) {
+				if err = ctx.Err(); err != nil {
+					break
+				}
+				var p levelPair
+				switch {
+				case d == nil || (s != nil && s.Key < d.Key):
+					p = levelPair{key: s.Key, isPrefix: s.IsPrefix, src: &s.Object}
+				case s == nil || d.Key < s.Key:
+					p = levelPair{key: d.Key, isPrefix: d.IsPrefix, dst: &d.Object}
+				case s.IsPrefix != d.IsPrefix:
+					err = fmt.Errorf("key %q is a common prefix on one side and an object on the other", s.Key)
+					continue
+				default:
+					p = levelPair{key: s.Key, isPrefix: s.IsPrefix, src: &s.Object, dst: &d.Object}
+				}
+				if p.isPrefix {
+					p.src, p.dst = nil, nil
+				}
+				if !yield(p, nil) {
+					return
+				}
+				advanceD := d != nil && d.Key == p.key
+				if s != nil && s.Key == p.key {
+					if s, err = pull(nextS, &lastS, "source"); err != nil {
+						break
+					}
+				}
+				if advanceD {
+					d, err = pull(nextD, &lastD, "destination")
+				}
+			}
+		}
+		if err != nil {
+			yield(levelPair{}, err)
+		}
+	}
+}

@@ -1,0 +1,330 @@
+// Package queue connects ferry to NATS JetStream, either a server embedded in
+// this process (the default: JetStream file storage under the state
+// directory, no TCP listener unless asked) or an external cluster (--nats
+// URL). Both are the same code path from here on: a *Conn with the streams
+// and key-value buckets of docs/design.md ("The queue").
+package queue
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the streams and buckets ferry uses.
+const (
+	StreamWork    = "FERRY_WORK"    // work queue: listing tasks, copy and delete batches
+	StreamResults = "FERRY_RESULTS" // one record per object outcome and per listing task
+	StreamDLQ     = "FERRY_DLQ"     // objects and tasks that kept failing
+	StreamDeletes = "FERRY_DELETES" // deletes planned by sync --delete, held until listing completed
+	BucketJobs    = "ferry-jobs"    // job specs and states
+	BucketUploads = "ferry-uploads" // resumable multipart uploads
+	BucketLocks   = "ferry-locks"   // one coordinator per job
+)
+
+// Subjects.
+func WorkSubject(job, kind string) string { return "ferry.work." + job + "." + kind }
+func WorkFilter(job string) string        { return "ferry.work." + job + ".>" }
+func ResultSubject(job string) string     { return "ferry.results." + job }
+func DLQSubject(job string) string        { return "ferry.dlq." + job }
+func DeleteSubject(job string) string     { return "ferry.deletes." + job }
+
+// Options select and configure the NATS connection. The zero value (with
+// StateDir set) starts an embedded server.
+type Options struct {
+	// URL of an external NATS server or cluster ("" = embedded).
+	URL string
+	// StateDir holds the embedded server's JetStream store (StateDir/jetstream)
+	// and its lock file.
+	StateDir string
+	// Listen, for the embedded server, is a host:port to accept other ferry
+	// workers on ("" = no TCP listener).
+	Listen string
+	// Credentials for an external server: a .creds file, an nkey seed file,
+	// or a token (from the environment, never argv).
+	CredsFile, NKeyFile, Token string
+	// TLS for an external server: a CA bundle, and a client certificate.
+	CAFile, CertFile, KeyFile string
+	// AllowInsecure permits plain nats:// to a non-loopback host.
+	AllowInsecure bool
+	// Replicas for the streams and buckets ferry creates (default 1; use 3
+	// on a three-node cluster).
+	Replicas int
+	// EncryptionKey, when set, encrypts the embedded JetStream store at rest.
+	EncryptionKey string
+	// Name identifies this connection to the server (host and pid by default).
+	Name string
+}
+
+// Conn is a connection to JetStream with ferry's streams and buckets set up.
+type Conn struct {
+	NC *nats.Conn
+	JS jetstream.JetStream
+
+	Jobs, Uploads, Locks jetstream.KeyValue
+
+	srv      *server.Server
+	lockFile *os.File
+	embedded bool
+}
+
+// ErrLocked is returned when another process holds the embedded state
+// directory.
+var ErrLocked = errors.New("state directory is in use by another ferry process")
+
+// Embedded reports whether the server runs inside this process.
+func (c *Conn) Embedded() bool { return c.embedded }
+
+// ClientURL is the URL other processes can reach an embedded server on when
+// it listens, or "".
+func (c *Conn) ClientURL() string {
+	if c.srv == nil {
+		return ""
+	}
+	if c.srv.Addr() == nil {
+		return ""
+	}
+	return c.srv.ClientURL()
+}
+
+// Connect opens the connection and makes sure the streams and buckets exist.
+func Connect(ctx context.Context, o Options) (*Conn, error) {
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.Name == "" {
+		h, _ := os.Hostname()
+		o.Name = "ferry " + h + " pid " + strconv.Itoa(os.Getpid())
+	}
+	c := &Conn{}
+	var opts []nats.Option
+	opts = append(opts, nats.Name(o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
+	if o.URL == "" {
+		if err := c.startEmbedded(o); err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.InProcessServer(c.srv))
+	} else {
+		if err := CheckURL(o.URL, o.AllowInsecure); err != nil {
+			return nil, err
+		}
+		if o.CredsFile != "" {
+			opts = append(opts, nats.UserCredentials(o.CredsFile))
+		}
+		if o.NKeyFile != "" {
+			nk, err := nats.NkeyOptionFromSeed(o.NKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("nats nkey %s: %w", o.NKeyFile, err)
+			}
+			opts = append(opts, nk)
+		}
+		if o.Token != "" {
+			opts = append(opts, nats.Token(o.Token))
+		}
+		if o.CAFile != "" {
+			opts = append(opts, nats.RootCAs(o.CAFile))
+		}
+		if o.CertFile != "" {
+			opts = append(opts, nats.ClientCert(o.CertFile, o.KeyFile))
+		}
+		if strings.HasPrefix(o.URL, "tls://") || o.CAFile != "" {
+			opts = append(opts, nats.Secure(&tls.Config{MinVersion: tls.VersionTLS12}))
+		}
+		opts = append(opts, nats.Timeout(5*time.Second), nats.RetryOnFailedConnect(false))
+	}
+	nc, err := nats.Connect(o.URL, opts...)
+	if err != nil {
+		c.shutdownEmbedded()
+		return nil, fmt.Errorf("connect to NATS %s: %w", displayURL(o.URL), err)
+	}
+	c.NC = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	c.JS = js
+	if err := c.setup(ctx, o.Replicas); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func displayURL(u string) string {
+	if u == "" {
+		return "(embedded)"
+	}
+	if p, err := url.Parse(u); err == nil && p.User != nil {
+		p.User = url.User("REDACTED")
+		return p.String()
+	}
+	return u
+}
+
+// CheckURL refuses NATS URLs that would send credentials or job data in
+// clear text to another machine: nats:// is allowed to loopback hosts only,
+// unless allowInsecure. Several comma-separated URLs are each checked.
+func CheckURL(raw string, allowInsecure bool) error {
+	for _, one := range strings.Split(raw, ",") {
+		u, err := url.Parse(strings.TrimSpace(one))
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("--nats %q: want nats://host:port or tls://host:port", one)
+		}
+		if u.User != nil {
+			return fmt.Errorf("--nats: credentials are not accepted in the URL; use --nats-creds, --nats-nkey or FERRY_NATS_TOKEN")
+		}
+		switch u.Scheme {
+		case "tls":
+		case "nats":
+			if !allowInsecure && !isLoopback(u.Hostname()) {
+				return fmt.Errorf("--nats %s: plain nats:// to a non-loopback host is refused; use tls:// (or --allow-insecure-nats)", u.Host)
+			}
+		default:
+			return fmt.Errorf("--nats %q: unknown scheme %q (want nats:// or tls://)", one, u.Scheme)
+		}
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (c *Conn) startEmbedded(o Options) error {
+	if o.StateDir == "" {
+		return errors.New("embedded NATS: no state directory")
+	}
+	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state directory %s: %w", o.StateDir, err)
+	}
+	lockPath := filepath.Join(o.StateDir, "lock")
+	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("state directory %s: %w", o.StateDir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(lockPath)
+		f.Close()
+		return fmt.Errorf("%s: %w (%s)", o.StateDir, ErrLocked, strings.TrimSpace(string(holder)))
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d\n", os.Getpid())), 0)
+	c.lockFile = f
+	sopts := &server.Options{
+		ServerName:         "ferry-embedded",
+		JetStream:          true,
+		StoreDir:           filepath.Join(o.StateDir, "jetstream"),
+		DontListen:         o.Listen == "",
+		NoSigs:             true,
+		NoLog:              true,
+		JetStreamMaxMemory: 64 << 20,
+		MaxPayload:         8 << 20,
+	}
+	if o.EncryptionKey != "" {
+		sopts.JetStreamKey = o.EncryptionKey
+		sopts.JetStreamCipher = server.AES
+	}
+	if o.Listen != "" {
+		host, port, err := net.SplitHostPort(o.Listen)
+		if err != nil {
+			c.shutdownEmbedded()
+			return fmt.Errorf("--listen %q: %w", o.Listen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			c.shutdownEmbedded()
+			return fmt.Errorf("--listen %q: bad port", o.Listen)
+		}
+		sopts.Host, sopts.Port = host, p
+	}
+	srv, err := server.NewServer(sopts)
+	if err != nil {
+		c.shutdownEmbedded()
+		return fmt.Errorf("embedded NATS: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		c.shutdownEmbedded()
+		return errors.New("embedded NATS: not ready after 30s")
+	}
+	c.srv, c.embedded = srv, true
+	return nil
+}
+
+func (c *Conn) shutdownEmbedded() {
+	if c.srv != nil {
+		c.srv.Shutdown()
+		c.srv.WaitForShutdown()
+		c.srv = nil
+	}
+	if c.lockFile != nil {
+		c.lockFile.Close()
+		c.lockFile = nil
+	}
+}
+
+// Close drains the connection and stops an embedded server.
+func (c *Conn) Close() {
+	if c.NC != nil {
+		_ = c.NC.Drain()
+		for i := 0; i < 50 && !c.NC.IsClosed(); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		c.NC.Close()
+	}
+	c.shutdownEmbedded()
+}
+
+func (c *Conn) setup(ctx context.Context, replicas int) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	streams := []jetstream.StreamConfig{
+		{Name: StreamWork, Subjects: []string{"ferry.work.>"}, Retention: jetstream.WorkQueuePolicy,
+			Storage: jetstream.FileStorage, Replicas: replicas, Duplicates: 30 * time.Minute, MaxMsgSize: 4 << 20},
+		{Name: StreamResults, Subjects: []string{"ferry.results.>"}, Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Replicas: replicas, Duplicates: 30 * time.Minute, MaxMsgSize: 4 << 20},
+		{Name: StreamDLQ, Subjects: []string{"ferry.dlq.>"}, Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Replicas: replicas, Duplicates: 30 * time.Minute},
+		{Name: StreamDeletes, Subjects: []string{"ferry.deletes.>"}, Retention: jetstream.LimitsPolicy,
+			Storage: jetstream.FileStorage, Replicas: replicas, Duplicates: 30 * time.Minute},
+	}
+	for _, sc := range streams {
+		if _, err := c.JS.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("create stream %s: %w", sc.Name, err)
+		}
+	}
+	var err error
+	if c.Jobs, err = c.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketJobs, Storage: jetstream.FileStorage, Replicas: replicas, History: 1}); err != nil {
+		return fmt.Errorf("create bucket %s: %w", BucketJobs, err)
+	}
+	if c.Uploads, err = c.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketUploads, Storage: jetstream.FileStorage, Replicas: replicas, History: 1}); err != nil {
+		return fmt.Errorf("create bucket %s: %w", BucketUploads, err)
+	}
+	if c.Locks, err = c.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketLocks, Storage: jetstream.FileStorage, Replicas: replicas, History: 1, TTL: LockTTL}); err != nil {
+		return fmt.Errorf("create bucket %s: %w", BucketLocks, err)
+	}
+	return nil
+}
+
+// LockTTL is how long a coordinator's lock on a job outlives its last
+// refresh: a killed coordinator's job can be resumed after at most this.
+const LockTTL = 15 * time.Second

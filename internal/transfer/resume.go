@@ -1,0 +1,491 @@
+package transfer
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferry-dev/ferry/internal/store"
+)
+
+// ErrDrain is the cause with which a caller cancels the context of running
+// copies (context.WithCancelCause) to stop them gracefully, meaning to run
+// them again later. A multipart upload such a copy leaves unfinished is kept
+// at the destination, its state saved with [Options.Resumer], so the next
+// Copy of the object continues it. Any other cancellation (no cause, or
+// another cause), and any failure, aborts the upload and deletes its state.
+// Without a Resumer, ErrDrain is like any other cause.
+var ErrDrain = errors.New("transfer: draining (to resume later)")
+
+// UploadState is what a resumable multipart copy records: enough to continue
+// the upload in another process, and to tell whether the source is still the
+// version it was started from.
+type UploadState struct {
+	// UploadID is the destination's ID of the multipart upload.
+	UploadID string
+	// DstKey is the destination key, the key of the state in the Resumer.
+	DstKey string
+	// SrcKey, SrcETag, SrcSize and SrcModTime identify the source version
+	// being copied (as Open or Stat reported it).
+	SrcKey     string
+	SrcETag    string
+	SrcSize    int64
+	SrcModTime time.Time
+	// PartSize is the size of every part but the last. A resumed upload
+	// keeps its own part size, whatever [Options.PartSize] is now.
+	PartSize int64
+	// Parts are the parts uploaded so far, in any order, as the store
+	// returned them (CompleteMultipart needs the ETags) with Number, Size
+	// and the base64 CRC32C ferry computed from the bytes it read and the
+	// destination checked.
+	Parts []store.Part
+}
+
+// Resumer persists the progress of multipart uploads so that a copy
+// interrupted by [ErrDrain], or by the end of the process, can be continued
+// by another [Engine], in this process or another. States are keyed by the
+// destination key; an Engine never runs two copies to one destination key at
+// once, and neither may its caller. Implementations must be safe for
+// concurrent use.
+type Resumer interface {
+	// Load returns the state saved for dstKey; ok is false when there is
+	// none. The caller may modify the returned state.
+	Load(ctx context.Context, dstKey string) (st UploadState, ok bool, err error)
+	// Save replaces the state of st.DstKey. It is called after
+	// CreateMultipart and as parts complete (coalesced while a Save is
+	// running, never concurrently for one key), each time with all parts
+	// completed so far. Save must not modify st.Parts; it may retain it.
+	Save(ctx context.Context, st UploadState) error
+	// Delete removes the state of dstKey, after the upload completed or was
+	// aborted. Deleting a missing state is not an error.
+	Delete(ctx context.Context, dstKey string) error
+}
+
+// AbortUpload aborts the multipart upload st records, for a caller cleaning
+// up the uploads of an interrupted job, and deletes the state from
+// [Options.Resumer] (when set, and it still records this upload). An upload
+// that no longer exists counts as aborted for stores that say so (S3, mem).
+// It fails when the destination cannot write in parts.
+func (e *Engine) AbortUpload(ctx context.Context, st UploadState) error {
+	mp, ok := e.dst.(store.Multipart)
+	if !ok {
+		return &ObjectError{Op: "abort multipart", Key: st.SrcKey, Err: fmt.Errorf("%s has no multipart uploads", e.dst)}
+	}
+	if err := mp.AbortMultipart(ctx, st.DstKey, st.UploadID); err != nil {
+		return &ObjectError{Op: "abort multipart", Key: st.SrcKey, Err: err}
+	}
+	r := e.opts.Resumer
+	if r == nil {
+		return nil
+	}
+	cur, ok, err := r.Load(ctx, st.DstKey)
+	if err == nil && ok && cur.UploadID == st.UploadID {
+		err = r.Delete(ctx, st.DstKey)
+	}
+	if err != nil {
+		return &ObjectError{Op: "delete upload state", Key: st.SrcKey, Err: err}
+	}
+	return nil
+}
+
+// keepUpload reports whether a multipart upload that failed with err under
+// ctx is kept for a later run rather than aborted: only with a Resumer,
+// when the copy was drained ([ErrDrain]), and when err says nothing against
+// the parts uploaded so far (a checksum mismatch may mean the bytes were
+// read corrupt; a permanent error will not go away).
+func (e *Engine) keepUpload(ctx context.Context, err error) bool {
+	return e.opts.Resumer != nil && errors.Is(context.Cause(ctx), ErrDrain) &&
+		!errors.Is(err, store.ErrChecksum) && !store.Permanent(err)
+}
+
+// upload is one multipart upload in progress. It collects the parts as they
+// complete and, with a Resumer, records them.
+type upload struct {
+	e          *Engine
+	mp         store.Multipart
+	srcKey     string
+	dstKey, id string
+	gone       atomic.Bool // the destination said the upload does not exist
+	mu         sync.Mutex  // guards st
+	st         UploadState // Parts in completion order
+	saveMu     sync.Mutex  // serializes Saves; guards saved
+	saved      int         // len(st.Parts) at the last Save, -1 before the first
+}
+
+func (e *Engine) newUpload(mp store.Multipart, st UploadState, saved int) *upload {
+	st.Parts = slices.Clip(st.Parts) // appending must not write into the Resumer's array
+	return &upload{e: e, mp: mp, srcKey: st.SrcKey, dstKey: st.DstKey, id: st.UploadID, st: st, saved: saved}
+}
+
+func (u *upload) objErr(op string, err error) error {
+	return &ObjectError{Op: op, Key: u.srcKey, Err: err}
+}
+
+// save records the parts completed so far with the Resumer, unless a Save
+// of as many parts is already done (so Saves coalesce while one runs).
+func (u *upload) save(ctx context.Context) error {
+	r := u.e.opts.Resumer
+	if r == nil {
+		return nil
+	}
+	u.saveMu.Lock()
+	defer u.saveMu.Unlock()
+	u.mu.Lock()
+	st := u.st
+	st.Parts = slices.Clip(st.Parts)
+	u.mu.Unlock()
+	if len(st.Parts) == u.saved {
+		return nil
+	}
+	if err := r.Save(ctx, st); err != nil {
+		return u.objErr("save upload state", err)
+	}
+	u.saved = len(st.Parts)
+	return nil
+}
+
+// uploadPart uploads part num (n bytes in buf whose CRC32C is want), checks
+// the CRC32C the store reports, and records the part.
+func (u *upload) uploadPart(ctx context.Context, num int32, buf *buffer, n int64, want string) error {
+	op := fmt.Sprintf("upload part %d", num)
+	p, err := u.mp.UploadPart(ctx, u.dstKey, u.id, num, buf.reader(), n, want)
+	if err != nil {
+		if errors.Is(err, store.ErrNotExist) {
+			u.gone.Store(true)
+		}
+		return u.objErr(op, err)
+	}
+	if got := fullObjectCRC(p.ChecksumCRC32C); got != "" && got != want {
+		return u.objErr(op, fmt.Errorf("%w: part crc32c %s != %s", store.ErrChecksum, got, want))
+	}
+	p.Number, p.Size, p.ChecksumCRC32C = num, n, want
+	u.mu.Lock()
+	u.st.Parts = append(u.st.Parts, p)
+	u.mu.Unlock()
+	if u.e.opts.Resumer == nil {
+		return nil
+	}
+	// The part is uploaded: record it even while the copy is being drained.
+	sctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	return u.save(sctx)
+}
+
+// parts returns the completed parts in order of number.
+func (u *upload) parts() []store.Part {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	ps := slices.Clone(u.st.Parts)
+	slices.SortFunc(ps, func(a, b store.Part) int { return cmp.Compare(a.Number, b.Number) })
+	return ps
+}
+
+// complete assembles the parts and, with a Resumer, deletes the state. A
+// state left behind by a failed Delete is harmless: it names an upload that
+// no longer exists, so a later copy starts over.
+func (u *upload) complete(ctx context.Context) (store.PutResult, error) {
+	pr, err := u.mp.CompleteMultipart(ctx, u.dstKey, u.id, u.parts())
+	if err != nil {
+		if errors.Is(err, store.ErrNotExist) {
+			u.gone.Store(true)
+		}
+		return pr, u.objErr("complete multipart", err)
+	}
+	if r := u.e.opts.Resumer; r != nil {
+		dctx, cancel := cleanupContext(ctx)
+		defer cancel()
+		_ = r.Delete(dctx, u.dstKey)
+	}
+	return pr, nil
+}
+
+// fail ends an upload that failed with err (after its part uploads have
+// returned): it keeps it, saving its state, when the copy was drained (see
+// [Engine.keepUpload]), else aborts it and deletes its state. Cleanup uses
+// a fresh context, so a cancelled copy still cleans up. It returns err,
+// joined with any cleanup failure.
+func (u *upload) fail(ctx context.Context, err error) error {
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	if u.e.keepUpload(ctx, err) {
+		serr := u.save(cctx)
+		if serr == nil {
+			return err
+		}
+		if u.saved >= 0 {
+			// An older state names the upload: it can be resumed or
+			// aborted later.
+			return errors.Join(err, serr)
+		}
+		err = errors.Join(err, serr)
+	}
+	if aerr := u.abort(cctx); aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	return err
+}
+
+// abort aborts the upload and deletes its state. When the abort fails the
+// state is kept, so the upload can still be found and aborted later.
+func (u *upload) abort(ctx context.Context) error {
+	if err := u.mp.AbortMultipart(ctx, u.dstKey, u.id); err != nil {
+		return u.objErr("abort multipart", err)
+	}
+	return u.forget(ctx)
+}
+
+// forget deletes the state of the upload, if any.
+func (u *upload) forget(ctx context.Context) error {
+	if r := u.e.opts.Resumer; r != nil && u.saved >= 0 {
+		if err := r.Delete(ctx, u.dstKey); err != nil {
+			return u.objErr("delete upload state", err)
+		}
+	}
+	return nil
+}
+
+// resume continues the multipart upload the Resumer recorded for dstKey
+// when there is one and it fits the current source. done is false when the
+// caller must copy from scratch: there was no state, or it was stale (its
+// upload has been aborted and the state deleted), or the upload had
+// vanished at the destination (the state has been deleted).
+func (e *Engine) resume(ctx context.Context, mp store.Multipart, obj store.Object, dstKey string) (res Result, done bool, err error) {
+	st, ok, err := e.opts.Resumer.Load(ctx, dstKey)
+	if err != nil {
+		return res, true, &ObjectError{Op: "load upload state", Key: obj.Key, Err: err}
+	}
+	if !ok {
+		return res, false, nil
+	}
+	if st.DstKey != dstKey {
+		return res, true, &ObjectError{Op: "load upload state", Key: obj.Key, Err: fmt.Errorf("state of %q is for %q", dstKey, st.DstKey)}
+	}
+	u := e.newUpload(mp, st, len(st.Parts))
+	attrs, err := e.src.Stat(ctx, obj.Key)
+	if err != nil {
+		err = &ObjectError{Op: "stat source", Key: obj.Key, Err: err}
+		if store.Permanent(err) {
+			// The source is gone: so is the point of the upload.
+			err = u.fail(ctx, err)
+		}
+		return res, true, err
+	}
+	if why := stale(st, obj.Key, attrs); why != "" {
+		if st.UploadID == "" {
+			err = u.forget(ctx)
+		} else {
+			err = u.abort(ctx)
+		}
+		if err != nil {
+			return res, true, err
+		}
+		return res, false, nil
+	}
+	res, err = e.continueUpload(ctx, u, attrs)
+	if u.gone.Load() {
+		// Expired, or aborted by someone else: start over, unless the
+		// copy is being stopped.
+		cctx, cancel := cleanupContext(ctx)
+		defer cancel()
+		if ferr := u.forget(cctx); ferr != nil {
+			return res, true, errors.Join(err, ferr)
+		}
+		if ctx.Err() != nil {
+			return res, true, err
+		}
+		return Result{}, false, nil
+	}
+	return res, true, err
+}
+
+// stale returns why the state st cannot be continued as a copy of the
+// source key with attrs, or "" when it can: the source must be the version
+// the upload was started from (ETag, size and mtime, compared like
+// [Engine.UpToDate] does), and the parts must be parts of that upload.
+func stale(st UploadState, key string, attrs store.Attrs) string {
+	switch {
+	case st.UploadID == "":
+		return "no upload ID"
+	case st.SrcKey != key:
+		return fmt.Sprintf("source key %q, now %q", st.SrcKey, key)
+	case st.SrcETag != attrs.ETag:
+		return fmt.Sprintf("source etag %q, now %q", st.SrcETag, attrs.ETag)
+	case st.SrcSize != attrs.Size:
+		return fmt.Sprintf("source size %d, now %d", st.SrcSize, attrs.Size)
+	case !sameMtime(st.SrcModTime, attrs.LastModified):
+		return fmt.Sprintf("source mtime %v, now %v", st.SrcModTime, attrs.LastModified)
+	case st.PartSize <= 0 || partCount(st.SrcSize, st.PartSize) > MaxParts:
+		return fmt.Sprintf("part size %d", st.PartSize)
+	}
+	nparts := partCount(st.SrcSize, st.PartSize)
+	seen := make(map[int32]bool, len(st.Parts))
+	for _, p := range st.Parts {
+		_, crcOK := parseCRC32C(p.ChecksumCRC32C)
+		switch {
+		case p.Number < 1 || int64(p.Number) > nparts || seen[p.Number]:
+			return fmt.Sprintf("part number %d", p.Number)
+		case p.Size != partSizeOf(st.SrcSize, st.PartSize, p.Number):
+			return fmt.Sprintf("part %d of %d bytes", p.Number, p.Size)
+		case !crcOK:
+			return fmt.Sprintf("part %d without crc32c", p.Number)
+		}
+		seen[p.Number] = true
+	}
+	return ""
+}
+
+// partSizeOf is the size of part n (from 1) of size bytes in parts of
+// partSize.
+func partSizeOf(size, partSize int64, n int32) int64 {
+	return min(partSize, size-int64(n-1)*partSize)
+}
+
+// continueUpload uploads the parts u does not have yet, each read from the
+// source with a ranged Open, then completes the upload and verifies it by
+// CRC32C (see "Resuming" in the package documentation).
+func (e *Engine) continueUpload(ctx context.Context, u *upload, attrs store.Attrs) (res Result, err error) {
+	size, partSize := attrs.Size, u.st.PartSize
+	nparts := partCount(size, partSize)
+	have := make([]bool, nparts)
+	for _, p := range u.st.Parts {
+		have[p.Number-1] = true
+	}
+	res = Result{
+		Size:         size,
+		Method:       MethodMultipart,
+		SrcETag:      attrs.ETag,
+		SrcVersionID: attrs.VersionID,
+		ResumedParts: len(u.st.Parts),
+	}
+	completed := false
+	defer func() {
+		if !completed && !u.gone.Load() {
+			err = u.fail(ctx, err)
+		}
+	}()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.opts.PartConcurrency)
+	var loopErr error
+	for i := range nparts {
+		if have[i] {
+			continue
+		}
+		if err := gctx.Err(); err != nil {
+			loopErr = u.objErr("upload part", err)
+			break
+		}
+		off, n := i*partSize, min(partSize, size-i*partSize)
+		buf, err := e.mem.get(gctx, n)
+		if err != nil {
+			loopErr = u.objErr("upload part", err)
+			break
+		}
+		num := int32(i + 1)
+		g.Go(func() error {
+			defer buf.release()
+			want, err := e.readPart(gctx, attrs, u.srcKey, off, n, buf)
+			if err != nil {
+				return err
+			}
+			return u.uploadPart(gctx, num, buf, n, want)
+		})
+	}
+	if werr := g.Wait(); werr != nil {
+		return res, werr // loopErr, if any, is gctx's cancellation by werr
+	}
+	if loopErr != nil {
+		return res, loopErr
+	}
+
+	parts := u.parts()
+	crc, err := combinedCRC(parts)
+	if err != nil {
+		return res, u.objErr("verify parts", err)
+	}
+	if want := fullObjectCRC(attrs.ChecksumCRC32C); want != "" && want != crc {
+		return res, u.objErr("verify source", fmt.Errorf("%w: crc32c of parts %s != source crc32c %s", store.ErrChecksum, crc, want))
+	}
+	if err := ctx.Err(); err != nil {
+		return res, u.objErr("complete multipart", err)
+	}
+	pr, err := u.complete(ctx)
+	if err != nil {
+		return res, err
+	}
+	completed = true
+	res.CRC32C, res.DstETag, res.DstVersionID = crc, pr.ETag, pr.VersionID
+	return res, e.verifyAssembled(ctx, u, pr, crc, size)
+}
+
+// readPart reads n bytes at off of the source key into buf with a ranged
+// Open and returns their base64 CRC32C. The source must still be the
+// version attrs describe.
+func (e *Engine) readPart(ctx context.Context, attrs store.Attrs, key string, off, n int64, buf *buffer) (string, error) {
+	rc, a, err := e.src.Open(ctx, key, off, n)
+	if err != nil {
+		return "", &ObjectError{Op: "open source", Key: key, Err: err}
+	}
+	defer rc.Close()
+	if a.ETag != attrs.ETag || a.Size != attrs.Size || !sameMtime(a.LastModified, attrs.LastModified) {
+		return "", &ObjectError{Op: "open source", Key: key, Err: errors.New("source changed during copy")}
+	}
+	h := crc32.New(castagnoli)
+	if err := buf.fill(rc, n, h); err != nil {
+		return "", &ObjectError{Op: "read source", Key: key, Err: err}
+	}
+	var b [1]byte
+	if k, _ := io.ReadFull(rc, b[:]); k > 0 {
+		return "", &ObjectError{Op: "read source", Key: key, Err: fmt.Errorf("%w: range at %d longer than %d bytes", store.ErrChecksum, off, n)}
+	}
+	return crc32cBase64(h.Sum32()), nil
+}
+
+// combinedCRC is the full-object CRC32C of parts (in order, with their
+// sizes and CRC32Cs), combined without the bytes.
+func combinedCRC(parts []store.Part) (string, error) {
+	var crc uint32
+	for i, p := range parts {
+		c, ok := parseCRC32C(p.ChecksumCRC32C)
+		if !ok {
+			return "", fmt.Errorf("part %d has no crc32c", p.Number)
+		}
+		if i == 0 {
+			crc = c
+		} else {
+			crc = crc32cCombine(crc, c, p.Size)
+		}
+	}
+	return crc32cBase64(crc), nil
+}
+
+// verifyAssembled checks that the object a resumed upload completed holds
+// the parts as recorded: its full-object CRC32C, as the destination reports
+// it (or, when it reports none, as read back), must equal crc, combined from
+// the parts'. A mismatch deletes the object.
+func (e *Engine) verifyAssembled(ctx context.Context, u *upload, pr store.PutResult, crc string, size int64) error {
+	got := fullObjectCRC(pr.ChecksumCRC32C)
+	if got == "" {
+		sum, err := sumObject(ctx, e.dst, u.dstKey)
+		if err != nil {
+			return e.discard(ctx, u.dstKey, u.objErr("verify destination", err))
+		}
+		if sum.size != size {
+			return e.discard(ctx, u.dstKey, u.objErr("verify destination", fmt.Errorf("%w: destination size %d != %d", store.ErrChecksum, sum.size, size)))
+		}
+		got = sum.crc
+	}
+	if got != crc {
+		return e.discard(ctx, u.dstKey, u.objErr("verify destination", fmt.Errorf("%w: destination crc32c %s != crc32c of parts %s", store.ErrChecksum, got, crc)))
+	}
+	return nil
+}
