@@ -227,7 +227,7 @@ func TestKillAndResume(t *testing.T) {
 	id := ""
 	kills := 0
 	// Kill the first run once its job has started, then each resume.
-	for kills < 4 {
+	for {
 		deadline := time.Now().Add(30 * time.Second)
 		for id == "" && time.Now().Before(deadline) {
 			if m := jobIDRE.FindStringSubmatch(errb.String()); m != nil {
@@ -238,20 +238,19 @@ func TestKillAndResume(t *testing.T) {
 		if id == "" {
 			t.Fatalf("no job ID: %s", errb.String())
 		}
-		time.Sleep(time.Duration(300+randInt(1200)) * time.Millisecond)
+		time.Sleep(time.Duration(500+randInt(2500)) * time.Millisecond)
 		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
 		_ = c.Wait()
 		kills++
-		before := countKeys(t, w.b, dst)
-		t.Logf("kill %d: %d objects at the destination", kills, before)
-		if before == n {
+		at := countKeys(t, w.b, dst)
+		t.Logf("kill %d: %d objects at the destination\n%s", kills, at, errb.String())
+		if at == n || kills == 4 {
 			break
 		}
 		c, _, errb = w.cmd("job", "resume", id, "--no-progress", "--concurrency", "16")
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// The resumed process prints "resumed", not "started".
 		for !strings.Contains(errb.String(), "resumed") && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}

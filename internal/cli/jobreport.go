@@ -43,13 +43,14 @@ type jobSummary struct {
 	Skipped     int64     `json:"objects_skipped"`
 	Failed      int64     `json:"objects_failed"`
 	Deleted     int64     `json:"objects_deleted"`
-	Unsafe      int64     `json:"objects_skipped_unsafe"`
+	UnsafeN     int64     `json:"objects_skipped_unsafe"`
 	BytesCopied int64     `json:"bytes_copied"`
 	BytesSkip   int64     `json:"bytes_skipped"`
 	Duration    float64   `json:"duration_seconds"`
 	DryRun      bool      `json:"dry_run,omitempty"`
 	Error       string    `json:"error,omitempty"`
 	Failures    []dlqLine `json:"failures,omitempty"`
+	Unsafe      []dlqLine `json:"skipped_unsafe,omitempty"`
 	AuditHash   string    `json:"audit_last_hash,omitempty"`
 	AuditLines  int64     `json:"audit_lines,omitempty"`
 }
@@ -65,7 +66,7 @@ func summarize(st job.State) jobSummary {
 		Job: st.Spec.ID, Status: string(st.Status), Command: st.Spec.Command,
 		Source: st.Spec.Src.Location, Destination: st.Spec.Dst.Location,
 		Listed: k.Listed, Copied: k.Copied, Skipped: k.Skipped, Failed: k.Failed + k.DeleteFailed, Deleted: k.Deleted,
-		Unsafe: k.Unsafe, BytesCopied: k.CopiedBytes, BytesSkip: k.SkippedBytes, Duration: st.Duration,
+		UnsafeN: k.Unsafe, BytesCopied: k.CopiedBytes, BytesSkip: k.SkippedBytes, Duration: st.Duration,
 		DryRun: st.Spec.DryRun, Error: st.Error, AuditHash: st.AuditHash, AuditLines: st.AuditLines,
 	}
 }
@@ -79,7 +80,11 @@ func printJobJSON(stdio Stdio, st job.State) {
 // dead-letter queue) and returns the exit status it implies.
 func reportJob(ctx context.Context, stdio Stdio, conn *queue.Conn, st job.State, jsonOut bool) error {
 	s := summarize(st)
-	if s.Failed > 0 || s.Unsafe > 0 {
+	for _, u := range st.Unsafe {
+		s.Unsafe = append(s.Unsafe, dlqLine{Key: u.Key, Error: u.Error})
+		fmt.Fprintf(stdio.Err, "skipped-unsafe: %q: %s\n", u.Key, u.Error)
+	}
+	if s.Failed > 0 {
 		entries, _ := job.ReadDLQ(ctx, conn, st.Spec.ID, 1000)
 		for _, e := range entries {
 			key := ""
@@ -102,7 +107,7 @@ func reportJob(ctx context.Context, stdio Stdio, conn *queue.Conn, st job.State,
 	switch {
 	case st.Status == job.Failed:
 		return &exitError{code: ExitFailed, err: fmt.Errorf("job %s: %s", st.Spec.ID, st.Error)}
-	case s.Failed > 0 || s.Unsafe > 0:
+	case s.Failed > 0 || s.UnsafeN > 0:
 		return errFailed
 	}
 	return nil
@@ -115,8 +120,8 @@ func printJobSummary(w io.Writer, s jobSummary) {
 	}
 	fmt.Fprintf(w, "job %s %s: %scopied %d objects (%s), skipped %d (%s), deleted %d, failed %d",
 		s.Job, s.Status, prefix, s.Copied, humanBytes(s.BytesCopied), s.Skipped, humanBytes(s.BytesSkip), s.Deleted, s.Failed)
-	if s.Unsafe > 0 {
-		fmt.Fprintf(w, ", skipped-unsafe %d", s.Unsafe)
+	if s.UnsafeN > 0 {
+		fmt.Fprintf(w, ", skipped-unsafe %d", s.UnsafeN)
 	}
 	fmt.Fprintf(w, " in %.1fs", s.Duration)
 	if s.Duration > 0 && s.BytesCopied > 0 && !s.DryRun {

@@ -263,7 +263,7 @@ func openSpecSide(ctx context.Context, role string, s job.Side) (store.Store, er
 }
 
 func specSide(loc location.Location, sd side, caBundle string) job.Side {
-	return job.Side{Location: loc.String(), Endpoint: sd.endpoint, Region: sd.region, Profile: sd.profile,
+	return job.Side{Location: loc.Canonical(), Endpoint: sd.endpoint, Region: sd.region, Profile: sd.profile,
 		Secret: sd.secret, CABundle: caBundle, AllowInsecureHTTP: sd.allowInsecure}
 }
 

@@ -67,6 +67,16 @@ func refuseArgvCredentials(root *cobra.Command) {
 	}
 }
 
+// scryptWorkFactor is passed to the secret store; 0 is its default. Tests
+// lower it.
+var scryptWorkFactor int
+
+// openSecrets opens the secret store the environment names; stderr (nil:
+// os.Stderr) receives the passphrase command's messages.
+func openSecrets(stderr io.Writer) (*secret.Store, error) {
+	return secret.Open(secret.Options{Stderr: stderr, ScryptWorkFactor: scryptWorkFactor})
+}
+
 // registerSecretFlags adds --src-secret and --dst-secret.
 func registerSecretFlags(fl *pflag.FlagSet, src, dst *side) {
 	fl.StringVar(&src.secret, "src-secret", "", "name of a secret in ferry's store (see 'ferry secret') holding the source's S3 credentials")
@@ -89,7 +99,7 @@ func sideCredentials(ctx context.Context, role string, sd side) (aws.Credentials
 	if err := secret.ValidateName(sd.secret); err != nil {
 		return nil, usageErr("%ssecret: %v", pre, err)
 	}
-	st, err := secret.Open(secret.Options{})
+	st, err := openSecrets(nil)
 	if err != nil {
 		return nil, usageErr("%ssecret %s: %v", pre, sd.secret, err)
 	}
@@ -142,7 +152,7 @@ or the JSON of 'aws configure export-credentials' or 'aws sts assume-role'.`,
 			if err := secret.ValidateName(name); err != nil {
 				return usageErr("%v", err)
 			}
-			st, err := secret.Open(secret.Options{Stderr: stdio.Err})
+			st, err := openSecrets(stdio.Err)
 			if err != nil {
 				return usageErr("%v", err)
 			}
@@ -165,7 +175,7 @@ func newSecretListCmd(stdio Stdio) *cobra.Command {
 		Short: "Print the names of the stored secrets, one a line (never their values)",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
-			st, err := secret.Open(secret.Options{Stderr: stdio.Err})
+			st, err := openSecrets(stdio.Err)
 			if err != nil {
 				return usageErr("%v", err)
 			}
@@ -191,7 +201,7 @@ func newSecretRmCmd(stdio Stdio) *cobra.Command {
 			if err := secret.ValidateName(name); err != nil {
 				return usageErr("%v", err)
 			}
-			st, err := secret.Open(secret.Options{Stderr: stdio.Err})
+			st, err := openSecrets(stdio.Err)
 			if err != nil {
 				return usageErr("%v", err)
 			}

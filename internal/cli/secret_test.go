@@ -12,6 +12,8 @@ import (
 	"github.com/ferry-dev/ferry/internal/secret"
 )
 
+func init() { scryptWorkFactor = 10 } // passphrase mode in seconds under -race
+
 // run runs ferry in-process with stdin, without the --no-progress that
 // [ferry] appends (secret and audit commands do not take it).
 func run(t *testing.T, stdin string, args ...string) result {

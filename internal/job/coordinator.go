@@ -210,6 +210,11 @@ func PublishWork(ctx context.Context, js jetstream.JetStream, w Work, msgID stri
 func (c *Coordinator) lock(ctx context.Context) (release func(), err error) {
 	h, _ := os.Hostname()
 	holder := []byte(h + " pid " + strconv.Itoa(os.Getpid()))
+	if c.conn.Embedded() {
+		// The state directory's flock already makes this process the only
+		// one: a lock left by a killed process is stale.
+		_ = c.conn.Locks.Purge(ctx, c.id)
+	}
 	rev, err := c.conn.Locks.Create(ctx, c.id, holder)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
@@ -467,6 +472,9 @@ func (c *Coordinator) apply(m jetstream.Msg) error {
 	c.mu.Lock()
 	c.state.Counters.Apply(r)
 	c.state.LastSeq = md.Sequence.Stream
+	if r.Kind == "object" && r.Outcome == OutcomeUnsafe && len(c.state.Unsafe) < MaxNamed {
+		c.state.Unsafe = append(c.state.Unsafe, KeyError{Key: r.Key, Error: r.Error})
+	}
 	c.mu.Unlock()
 	if r.Kind == "object" && r.Outcome == OutcomeFailed {
 		c.opts.Log.Error("object failed", "key", r.Key, "err", r.Error, "attempts", r.Attempts)

@@ -150,6 +150,18 @@ type State struct {
 	// number of lines, when the job finished (anchors the audit log).
 	AuditHash  string `json:"audit_last_hash,omitempty"`
 	AuditLines int64  `json:"audit_lines,omitempty"`
+	// Unsafe names the first MaxNamed keys skipped as unsafe (they are
+	// results, not dead letters: retrying cannot help).
+	Unsafe []KeyError `json:"skipped_unsafe,omitempty"`
+}
+
+// MaxNamed bounds the keys a state names.
+const MaxNamed = 1000
+
+// KeyError names a key and what went wrong with it.
+type KeyError struct {
+	Key   string `json:"key"`
+	Error string `json:"error"`
 }
 
 // ListingComplete reports whether every listing task finished.

@@ -52,6 +52,16 @@ func (l Location) String() string {
 	return l.Path
 }
 
+// Canonical renders the location without a remote name: "s3://bucket/prefix"
+// or the absolute path. It parses back to the same bucket, prefix or path
+// without any config file (job specs store it).
+func (l Location) Canonical() string {
+	if l.Kind == S3 {
+		return "s3://" + l.Bucket + "/" + l.Prefix
+	}
+	return l.Path
+}
+
 var (
 	schemeRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*)://`)
 	remoteRE = regexp.MustCompile(`^([a-z][a-z0-9_-]*):`)

@@ -87,6 +87,10 @@ type Options struct {
 	// Stderr receives the passphrase command's standard error; nil means
 	// os.Stderr.
 	Stderr io.Writer
+	// ScryptWorkFactor is log2 of the scrypt cost of a passphrase-encrypted
+	// store when it is written; 0 means 18, age's default. (Reading uses
+	// the file's own factor.) Only tests lower it.
+	ScryptWorkFactor int
 }
 
 // Store is the encrypted store of named secrets in one directory. It is
@@ -111,7 +115,7 @@ type cached struct {
 	secrets map[string]map[string]string
 }
 
-// scryptWorkFactor is age's default; tests lower it.
+// scryptWorkFactor is age's default; this package's tests lower it.
 var scryptWorkFactor = 18
 
 // DefaultDir returns $FERRY_CONFIG_DIR, else $XDG_CONFIG_HOME/ferry (when
@@ -140,7 +144,10 @@ func Open(opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	s := &Store{dir: dir, stderr: opts.Stderr, workFactor: scryptWorkFactor}
+	s := &Store{dir: dir, stderr: opts.Stderr, workFactor: opts.ScryptWorkFactor}
+	if s.workFactor <= 0 {
+		s.workFactor = scryptWorkFactor
+	}
 	if s.stderr == nil {
 		s.stderr = os.Stderr
 	}

@@ -289,7 +289,10 @@ func TestConcurrentUpdates(t *testing.T) {
 		})
 	}
 	done := make(chan struct{})
+	var rwg sync.WaitGroup
+	rwg.Add(1)
 	go func() {
+		defer rwg.Done()
 		st, _ := Open(Options{Dir: s.Dir()})
 		for {
 			select {
@@ -305,6 +308,7 @@ func TestConcurrentUpdates(t *testing.T) {
 	}()
 	wg.Wait()
 	close(done)
+	rwg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Error(err)
