@@ -115,13 +115,13 @@ func rank(t string) int {
 
 // Target is one of issue 5's targets, evaluated.
 type Target struct {
-	Case     int     `json:"case"`
-	What     string  `json:"what"`
-	Want     float64 `json:"want"`
-	Got      float64 `json:"got"`
-	Met      bool    `json:"met"`
-	Status   string  `json:"status"`
-	Evaluted bool    `json:"evaluated"`
+	Case      int     `json:"case"`
+	What      string  `json:"what"`
+	Want      float64 `json:"want"`
+	Got       float64 `json:"got"`
+	Met       bool    `json:"met"`
+	Status    string  `json:"status"`
+	Evaluated bool    `json:"evaluated"`
 }
 
 func findSummary(res *Results, id int, tool string) *ToolSummary {
@@ -146,7 +146,7 @@ func evaluateTargets(res *Results) []Target {
 		if got == nil || math.IsNaN(*got) {
 			t.Status = "not measured"
 		} else {
-			t.Evaluted, t.Got = true, *got
+			t.Evaluated, t.Got = true, *got
 			t.Met = t.Got >= want
 			if t.Met {
 				t.Status = fmt.Sprintf("met (%.2f ≥ %.2f)", t.Got, want)
@@ -161,7 +161,7 @@ func evaluateTargets(res *Results) []Target {
 		if got == nil || math.IsNaN(*got) {
 			t.Status = "not measured"
 		} else {
-			t.Evaluted, t.Got = true, *got
+			t.Evaluated, t.Got = true, *got
 			t.Met = t.Got <= want
 			if t.Met {
 				t.Status = fmt.Sprintf("met (%.3g%s ≤ %.3g%s)", t.Got, unit, want, unit)

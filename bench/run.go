@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -169,11 +171,20 @@ func run(ctx context.Context, c config) (*Results, error) {
 	} else {
 		defer os.RemoveAll(e.work)
 	}
-	for _, d := range []string{"logs", "no-certs", "minio"} {
+	for _, d := range []string{"logs", "no-certs", "minio", "bin"} {
 		if err := os.MkdirAll(filepath.Join(e.work, d), 0o700); err != nil {
 			return nil, err
 		}
 	}
+	// Measure one fixed ferry binary: others may rebuild bin/ferry while a
+	// long run is going on.
+	pinned := filepath.Join(e.work, "bin", "ferry")
+	sum, err := copyFile(e.ferry, pinned)
+	if err != nil {
+		return nil, fmt.Errorf("copy ferry binary: %w", err)
+	}
+	e.ferry = pinned
+	res.Tools["ferry"] += " (sha256 " + sum[:16] + ")"
 	if e.a, err = startMinIO(minio, "a", filepath.Join(e.work, "minio"), e.work); err != nil {
 		return nil, err
 	}
@@ -225,6 +236,19 @@ func run(ctx context.Context, c config) (*Results, error) {
 	return res, nil
 }
 
+// copyFile copies an executable and returns its sha256 (hex).
+func copyFile(from, to string) (string, error) {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:]), nil
+}
+
 func contains(s []string, x string) bool {
 	for _, v := range s {
 		if v == x {
@@ -259,10 +283,6 @@ func (e *env) writeCredentials() error {
 		return err
 	}
 	return os.WriteFile(e.rcloneConf, nil, 0o600)
-}
-
-func (e *env) smallKey(i int) string {
-	return fmt.Sprintf("p%02d/obj%05d", i%e.c.smallPrefixes, i)
 }
 
 func largeKey(i int) string { return fmt.Sprintf("large/obj%d.bin", i) }

@@ -275,6 +275,41 @@ func TestKillAndResume(t *testing.T) {
 		t.Fatalf("copied %d times for %d objects after %d kills: %d extra copies", st.Counters.Copied, n, kills, extra)
 	}
 	t.Logf("%d kills; %d objects copied, %d skipped as already done", kills, st.Counters.Copied, st.Counters.Skipped)
+	// The audit log survived the kills: its chain verifies, it ends at the
+	// hash the job recorded, and it names every object at least once.
+	auditLog := filepath.Join(w.stateDir, "ferry", "audit", id+".jsonl")
+	var full struct {
+		AuditHash  string `json:"audit_last_hash"`
+		AuditLines int64  `json:"audit_lines"`
+	}
+	_, sj, _ := w.run("job", "status", id, "--json")
+	if err := json.Unmarshal([]byte(lastLine(sj)), &full); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = w.run("audit", "verify", auditLog, "--expect-last", full.AuditHash)
+	if code != 0 {
+		t.Fatalf("audit verify: exit %d\n%s\n%s", code, out, errs)
+	}
+	b, err := os.ReadFile(auditLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	lines := 0
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var rec struct {
+			Key     string `json:"key"`
+			Outcome string `json:"outcome"`
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		seen[rec.Key] = true
+		lines++
+	}
+	if len(seen) != n || int64(lines) != full.AuditLines {
+		t.Fatalf("audit log: %d lines for %d keys (job says %d lines), want every one of %d objects", lines, len(seen), full.AuditLines, n)
+	}
 	// Resuming a finished job is refused, as is an unknown one.
 	if code, _, errs := w.run("job", "resume", id); code != 2 || !strings.Contains(errs, "already finished") {
 		t.Fatalf("resume finished job: exit %d: %s", code, errs)
@@ -479,3 +514,21 @@ func TestDeadLetterAndRedrive(t *testing.T) {
 
 var _ = io.Discard
 var _ sync.Mutex
+
+// procOut is a started ferry process with its captured output.
+type procOut struct {
+	c        *exec.Cmd
+	out, err *bytes.Buffer
+	once     sync.Once
+	code     int
+}
+
+func (p *procOut) wait() int {
+	p.once.Do(func() {
+		err := p.c.Wait()
+		if ee, ok := err.(*exec.ExitError); ok {
+			p.code = ee.ExitCode()
+		}
+	})
+	return p.code
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/filter"
 	"github.com/ferry-dev/ferry/internal/location"
 	"github.com/ferry-dev/ferry/internal/plan"
+	"github.com/ferry-dev/ferry/internal/queue"
 	"github.com/ferry-dev/ferry/internal/runner"
 	"github.com/ferry-dev/ferry/internal/transfer"
 )
@@ -96,6 +97,7 @@ func newCopyCmd(stdio Stdio, name string, qf *queueFlags) *cobra.Command {
 	}
 	f.register(c, name)
 	f.durable.register(c)
+	c.Flags().StringVar(&f.durable.auditLog, "audit-log", "", "the job's audit log (default STATE_DIR/audit/JOB.jsonl)")
 	return c
 }
 
@@ -210,6 +212,17 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 		return usageErr("source %s and destination %s are the same location or one is inside the other", srcLoc, dstLoc)
 	}
 
+	// A durable job needs its queue: connect first, so a bad state
+	// directory or NATS URL is reported before anything else happens.
+	durable := cmd != "verify" && !f.dryRun
+	var conn *queue.Conn
+	if durable {
+		if conn, err = f.qf.connect(ctx); err != nil {
+			return err
+		}
+		defer conn.Close()
+	}
+
 	src, err := openSide(ctx, "source", srcLoc, f.src, f.sec.srcCA, f.concurrency)
 	if err != nil {
 		return err
@@ -232,9 +245,9 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 		}
 	}
 
-	if cmd != "verify" && !f.dryRun {
+	if durable {
 		// copy and sync run as durable jobs on the queue.
-		return runDurable(ctx, stdio, cmd, f, srcLoc, dstLoc)
+		return runDurable(ctx, stdio, conn, cmd, f, srcLoc, dstLoc)
 	}
 	level := slog.LevelInfo
 	if f.verbose {

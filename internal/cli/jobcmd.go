@@ -216,6 +216,10 @@ func controlLocked(ctx context.Context, stdio Stdio, qf *queueFlags, id string, 
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
+		if job.ControlPending(qf.controlDir(), id, to) {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		st, err = job.ReadSnapshot(qf.snapshotDir(), id)
 		if err == nil && (st.Status == to || (to == job.Cancelled && st.Status.Finished())) {
 			fmt.Fprintf(stdio.Out, "job %s: %s\n", id, st.Status)

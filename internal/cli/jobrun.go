@@ -80,12 +80,12 @@ func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
 	}
 	if qf.url == "" {
 		if err := checkStateDir(o.StateDir); err != nil {
-			return nil, usageErr("%v", err)
+			return nil, asUsage(err)
 		}
 	}
 	conn, err := queue.Connect(ctx, o)
 	if err != nil {
-		return nil, usageErr("%v", err)
+		return nil, asUsage(err)
 	}
 	return conn, nil
 }
@@ -106,6 +106,7 @@ func checkStateDir(dir string) error {
 
 // durableFlags are the copy/sync flags about the job itself.
 type durableFlags struct {
+	auditLog     string
 	workers      int
 	maxAttempts  int
 	drainTimeout time.Duration
@@ -182,7 +183,18 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 			return jobSnap(snap.st, wstats.Bytes())
 		}, "copied")
 	}
+	spec := coord.State().Spec
+	var auditor job.Auditor
+	if spec.AuditLog != "" {
+		al, err := openJobAudit(spec.AuditLog)
+		if err != nil {
+			return asUsage(err)
+		}
+		defer al.Close()
+		auditor = al
+	}
 	st, err := coord.Run(coordCtx, job.RunOptions{
+		Audit:       auditor,
 		Log:         log,
 		SnapshotDir: qf.snapshotDirIfEmbedded(conn),
 		ControlDir:  qf.controlDirIfEmbedded(conn),
@@ -273,7 +285,7 @@ func sideFromSpec(s job.Side) side {
 
 // runDurable creates a copy or sync job from checked flags and runs it in
 // the foreground.
-func runDurable(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcLoc, dstLoc location.Location) error {
+func runDurable(ctx context.Context, stdio Stdio, conn *queue.Conn, cmd string, f jobFlags, srcLoc, dstLoc location.Location) error {
 	d := f.durable
 	if d.workers < 0 {
 		return usageErr("--workers %d: want 0 or more", d.workers)
@@ -293,11 +305,14 @@ func runDurable(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcLoc
 		MaxAttempts:   d.maxAttempts,
 		DstKeepsMTime: dstLoc.Kind == location.Local,
 	}
-	conn, err := f.qf.connect(ctx)
-	if err != nil {
-		return err
+	spec.ID = job.NewID()
+	spec.AuditLog = d.auditLog
+	if spec.AuditLog == "" {
+		spec.AuditLog = filepath.Join(f.qf.stateDirPath(), "audit", spec.ID+".jsonl")
 	}
-	defer conn.Close()
+	if abs, err := filepath.Abs(spec.AuditLog); err == nil {
+		spec.AuditLog = abs
+	}
 	coord, err := job.Create(ctx, conn, spec)
 	if err != nil {
 		return err

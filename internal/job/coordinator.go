@@ -30,9 +30,26 @@ var ErrLocked = errors.New("job is being run by another process")
 // ErrFinished: the job already finished.
 var ErrFinished = errors.New("job already finished")
 
-// Auditor receives every result of a job, in stream order.
+// Auditor receives every result of a job, in stream order, and writes
+// AuditLines(r) lines for it.
 type Auditor interface {
-	Record(r Result, seq uint64) error
+	Record(r Result) error
+	// Sync makes what was recorded durable.
+	Sync() error
+	// Head returns the number of lines and the hash of the last one.
+	Head() (lines int64, lastHash string)
+}
+
+// AuditLines is how many audit lines a result makes: one per object
+// outcome, one per object of a "skipped" record, none for listing tasks.
+func AuditLines(r Result) int64 {
+	switch r.Kind {
+	case "object", "delete":
+		return 1
+	case "skipped":
+		return int64(len(r.Objs))
+	}
+	return 0
 }
 
 // RunOptions tune a coordinator.
@@ -66,6 +83,9 @@ type Coordinator struct {
 	mu    sync.Mutex
 	state State
 	rev   uint64
+	// auditSkip counts audit lines already written for results that are
+	// being applied again after a crash (results after the saved LastSeq).
+	auditSkip int64
 }
 
 // Create records a new job and queues its first listing task.
@@ -259,6 +279,13 @@ func (c *Coordinator) lock(ctx context.Context) (release func(), err error) {
 func (c *Coordinator) save(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if a := c.opts.Audit; a != nil {
+		if err := a.Sync(); err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+		lines, last := a.Head()
+		c.state.AuditLines, c.state.AuditHash = lines-c.auditSkip, last
+	}
 	for range 5 {
 		c.state.Updated = time.Now().UTC()
 		b, err := json.Marshal(c.state)
@@ -377,6 +404,11 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 		c.state.Status, c.state.Message = Running, ""
 	}
 	c.state.Started = time.Now().UTC()
+	if a := c.opts.Audit; a != nil {
+		if lines, _ := a.Head(); lines > c.state.AuditLines {
+			c.auditSkip = lines - c.state.AuditLines
+		}
+	}
 	c.mu.Unlock()
 	if err := c.ensureConsumer(ctx, c.conn.Embedded()); err != nil {
 		return c.State(), err
@@ -465,8 +497,17 @@ func (c *Coordinator) apply(m jetstream.Msg) error {
 		return nil
 	}
 	if c.opts.Audit != nil {
-		if err := c.opts.Audit.Record(r, md.Sequence.Stream); err != nil {
-			return fmt.Errorf("audit log: %w", err)
+		c.mu.Lock()
+		n := AuditLines(r)
+		skip := c.auditSkip >= n && n > 0
+		if skip {
+			c.auditSkip -= n
+		}
+		c.mu.Unlock()
+		if !skip {
+			if err := c.opts.Audit.Record(r); err != nil {
+				return fmt.Errorf("audit log: %w", err)
+			}
 		}
 	}
 	c.mu.Lock()
@@ -657,6 +698,13 @@ func RequestControl(dir, id string, to Status) error {
 	return os.WriteFile(filepath.Join(dir, id+"."+controlVerb(to)), nil, 0o600)
 }
 
+// ControlPending reports whether a control request is still waiting for
+// the coordinator to take it.
+func ControlPending(dir, id string, to Status) bool {
+	_, err := os.Stat(filepath.Join(dir, id+"."+controlVerb(to)))
+	return err == nil
+}
+
 func controlVerb(s Status) string {
 	switch s {
 	case Paused:
@@ -676,7 +724,6 @@ func (c *Coordinator) pollControl(ctx context.Context) {
 		if _, err := os.Stat(p); err != nil {
 			continue
 		}
-		os.Remove(p)
 		c.mu.Lock()
 		if !c.state.Status.Finished() {
 			c.state.Status = to
@@ -686,6 +733,7 @@ func (c *Coordinator) pollControl(ctx context.Context) {
 		if err := c.forceStatus(ctx, to); err != nil {
 			c.opts.Log.Warn("control", "job", c.id, "err", err)
 		}
+		os.Remove(p) // after the snapshot shows the new status
 		return
 	}
 }

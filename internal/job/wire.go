@@ -136,6 +136,10 @@ type Result struct {
 
 	Task    *TaskResult    `json:"task,omitempty"`
 	Redrive *RedriveResult `json:"redrive,omitempty"`
+	// Objs are the objects of a "skipped" record: the plan found them at
+	// the destination already (counted by their task's result; listed
+	// here for the audit log).
+	Objs []Obj `json:"objs,omitempty"`
 }
 
 // TaskResult summarizes a finished listing task.

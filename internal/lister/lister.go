@@ -43,6 +43,16 @@ type Emitter interface {
 	Task(ctx context.Context, t Task) error
 }
 
+// SkipEmitter is implemented by emitters that want the objects the plan
+// skipped (the destination already holds them), in batches, for an audit
+// trail of every object.
+type SkipEmitter interface {
+	Skipped(ctx context.Context, batch []store.Object) error
+}
+
+// skipBatch bounds a batch of skipped objects.
+const skipBatch = 500
+
 // Options tune Run. The zero value uses the defaults.
 type Options struct {
 	// Plan holds the filter, delete and DstKeepsMTime.
@@ -151,6 +161,7 @@ type run struct {
 	copies    []plan.Action
 	copyBytes int64
 	deletes   []store.Object
+	skips     []store.Object
 }
 
 // inRange reports whether key (an object, or a common prefix: the least key
@@ -230,6 +241,12 @@ func (r *run) pair(ctx context.Context, p plan.Pair) error {
 	case plan.Skip:
 		r.stats.Skipped++
 		r.stats.SkippedBytes += a.Src.Size
+		if _, ok := r.out.(SkipEmitter); ok {
+			r.skips = append(r.skips, a.Src)
+			if len(r.skips) >= skipBatch {
+				return r.flushSkips(ctx)
+			}
+		}
 	case plan.Delete:
 		r.stats.Deletes++
 		r.deletes = append(r.deletes, a.Dst)
@@ -272,8 +289,24 @@ func (r *run) flushDeletes(ctx context.Context) error {
 	return nil
 }
 
+func (r *run) flushSkips(ctx context.Context) error {
+	se, ok := r.out.(SkipEmitter)
+	if !ok || len(r.skips) == 0 {
+		return nil
+	}
+	batch := r.skips
+	r.skips = nil
+	if err := se.Skipped(ctx, batch); err != nil {
+		return fmt.Errorf("emit skips: %w", err)
+	}
+	return nil
+}
+
 func (r *run) flush(ctx context.Context) error {
 	if err := r.flushCopies(ctx); err != nil {
+		return err
+	}
+	if err := r.flushSkips(ctx); err != nil {
 		return err
 	}
 	return r.flushDeletes(ctx)

@@ -11,6 +11,7 @@
 //	yes     yes          destination keeps source mtimes, equal    skip    mtime
 //	yes     yes          destination keeps source mtimes, differ   copy    mtime
 //	yes     yes          source modified after destination written copy    newer
+//	                     (in a later whole second)
 //	yes     yes          otherwise                                 check   provenance
 //	no      yes          Delete option set                         delete  extra
 //	no      yes          Delete option not set                     (none)
@@ -215,7 +216,10 @@ func Decide(p Pair, opts Options) (a Action, ok bool) {
 		a.Kind, a.Reason = Skip, "mtime"
 	case opts.DstKeepsMTime:
 		a.Kind, a.Reason = Copy, "mtime"
-	case s.LastModified.After(d.LastModified):
+	case s.LastModified.Truncate(time.Second).After(d.LastModified):
+		// Whole seconds: S3 listings may carry only seconds, and a source
+		// written in the same second as its copy must not look newer
+		// (such cases fall through to the provenance check).
 		a.Kind, a.Reason = Copy, "newer"
 	default:
 		a.Kind, a.Reason = Check, "provenance"

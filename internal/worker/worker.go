@@ -467,6 +467,19 @@ func (e *emitter) Delete(ctx context.Context, batch []store.Object) error {
 	return e.flushIfLarge(ctx)
 }
 
+// Skipped publishes the objects the plan skipped, for the audit log (the
+// counters come from the task's result).
+func (e *emitter) Skipped(ctx context.Context, batch []store.Object) error {
+	objs := make([]job.Obj, len(batch))
+	for i, o := range batch {
+		objs[i] = job.ObjFromObject(o)
+	}
+	id := job.ContentID(e.work.ID, "skipped", objs)
+	r := job.Result{V: job.WireVersion, Job: e.work.Job, Kind: "skipped", Worker: e.jr.w.opts.Name, Objs: objs, Ended: time.Now().UTC()}
+	e.pub.publish(queue.ResultSubject(e.work.Job), r, id)
+	return e.flushIfLarge(ctx)
+}
+
 func (e *emitter) Task(ctx context.Context, t lister.Task) error {
 	id := job.ContentID(e.work.Job, "task", t)
 	w := job.Work{V: job.WireVersion, Job: e.work.Job, Kind: job.KindList, ID: id, Attempt: 1, Task: &t}
@@ -537,8 +550,19 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
 	var wg sync.WaitGroup
 	cut := false
 	for _, o := range work.Objs {
-		if err := w.sem.Acquire(ctx, 1); err != nil {
+		// A pause or drain (jr.ctx) lets started objects finish but starts
+		// no more: the message goes back to the queue, and objects already
+		// copied are found up to date when it is redelivered.
+		if jr.ctx.Err() != nil {
+			mu.Lock()
 			cut = true
+			mu.Unlock()
+			break
+		}
+		if err := w.sem.Acquire(jr.ctx, 1); err != nil {
+			mu.Lock()
+			cut = true
+			mu.Unlock()
 			break
 		}
 		wg.Add(1)
@@ -570,6 +594,8 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
 		}()
 	}
 	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
 	if cut {
 		_ = pub.wait(context.Background())
 		return false

@@ -1,0 +1,196 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferry-dev/ferry/internal/job"
+	"github.com/ferry-dev/ferry/internal/queue"
+)
+
+// startSlowJob starts a copy that takes a while (one object at a time) and
+// returns the process and its job ID.
+func startSlowJob(t *testing.T, w *world, src, dst string, extra ...string) (*procOut, string) {
+	t.Helper()
+	args := append(append(append([]string{"copy", "s3://" + src, "s3://" + dst, "--no-progress", "--concurrency", "1"}, w.srcA()...), w.dstB()...), extra...)
+	c, out, errb := w.cmd(args...)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &procOut{c: c, out: out, err: errb}
+	t.Cleanup(func() { _ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL); p.wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := jobIDRE.FindStringSubmatch(errb.String()); m != nil {
+			// Wait until copying is under way.
+			for countKeys(t, w.b, dst) == 0 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			return p, m[1]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("job did not start: %s", errb.String())
+	return nil, ""
+}
+
+// TestInterruptDrainResume: SIGINT stops taking work, exits 0 with a
+// resume hint; resume completes; a second process on the same job and
+// other bad inputs are refused with exit 2.
+func TestInterruptDrainResume(t *testing.T) {
+	w := newWorld(t)
+	src, dst := mkBucket(t, w.a, "int-src"), mkBucket(t, w.b, "int-dst")
+	const n = 600
+	seed(t, w.a, src, n, 1024)
+	p, id := startSlowJob(t, w, src, dst)
+
+	// While it runs: status from another process works (the embedded
+	// server is locked by the running job).
+	code, out, errs := w.run("job", "status", id)
+	if code != 0 || !strings.Contains(out, "status:       running") {
+		t.Fatalf("job status while running: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, out, _ := w.run("job", "list"); code != 0 || !strings.Contains(out, id) {
+		t.Fatalf("job list while running: exit %d\n%s", code, out)
+	}
+	// A second foreground process on the same job is refused.
+	if code, _, errs := w.run("job", "resume", id, "--no-progress"); code != 0 || strings.Contains(errs, "resumed") {
+		// resume of a running job in another process only asks it to run
+		t.Fatalf("resume of a running job: exit %d: %s", code, errs)
+	}
+	if code, _, errs := w.run(append(append([]string{"copy", "s3://" + src, "s3://" + dst, "--no-progress"}, w.srcA()...), w.dstB()...)...); code != 2 || !strings.Contains(errs, "in use by another ferry process") {
+		t.Fatalf("second process on the state dir: exit %d: %s", code, errs)
+	}
+
+	// Pause from another terminal, then resume.
+	if code, out, errs := w.run("job", "pause", id); code != 0 || !strings.Contains(out, "paused") {
+		t.Fatalf("pause: exit %d %s %s", code, out, errs)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if _, out, _ := w.run("job", "status", id); !strings.Contains(out, "paused") {
+		t.Fatalf("status after pause:\n%s", out)
+	}
+	a := countKeys(t, w.b, dst)
+	time.Sleep(1500 * time.Millisecond)
+	if b := countKeys(t, w.b, dst); b > a+2 {
+		t.Fatalf("paused job kept copying: %d -> %d", a, b)
+	}
+	if code, out, errs := w.run("job", "resume", id); code != 0 || !strings.Contains(out, "running") {
+		t.Fatalf("resume from another terminal: exit %d %s %s", code, out, errs)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for countKeys(t, w.b, dst) <= a+2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// SIGINT: drain and exit 0 with a resume hint.
+	_ = syscall.Kill(p.c.Process.Pid, syscall.SIGINT)
+	code = p.wait()
+	if code != 0 || !strings.Contains(p.err.String(), "ferry job resume "+id) {
+		t.Fatalf("after SIGINT: exit %d\n%s", code, p.err.String())
+	}
+	if got := countKeys(t, w.b, dst); got >= n {
+		t.Fatalf("the job finished before the interrupt (%d objects): test too fast", got)
+	}
+	code, out, errs = w.run("job", "resume", id, "--no-progress", "--json", "--concurrency", "16")
+	if code != 0 {
+		t.Fatalf("resume: exit %d\n%s\n%s", code, out, errs)
+	}
+	if got := countKeys(t, w.b, dst); got != n {
+		t.Fatalf("after resume: %d objects, want %d", got, n)
+	}
+	var sum struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(lastLine(out)), &sum); err != nil || sum.Status != "done" {
+		t.Fatalf("summary %q: %v", out, err)
+	}
+	// After it finished, status still answers.
+	if st := w.status(id); st.Status != "done" {
+		t.Fatalf("status after finish: %+v", st)
+	}
+}
+
+// TestCancel cancels a running job from another terminal: it stops, its
+// queued work is dropped and it cannot be resumed.
+func TestCancel(t *testing.T) {
+	w := newWorld(t)
+	src, dst := mkBucket(t, w.a, "can-src"), mkBucket(t, w.b, "can-dst")
+	seed(t, w.a, src, 400, 1024)
+	p, id := startSlowJob(t, w, src, dst)
+	if code, out, errs := w.run("job", "cancel", id); code != 0 || !strings.Contains(out, "cancelled") {
+		t.Fatalf("cancel: exit %d %s %s", code, out, errs)
+	}
+	p.wait()
+	if st := w.status(id); st.Status != "cancelled" {
+		t.Fatalf("status %+v", st)
+	}
+	if code, _, errs := w.run("job", "resume", id); code != 2 || !strings.Contains(errs, "already finished") {
+		t.Fatalf("resume cancelled job: exit %d: %s", code, errs)
+	}
+}
+
+// TestJobBadInput: each bad input is one line, exit 2, state untouched.
+func TestJobBadInput(t *testing.T) {
+	w := newWorld(t)
+	src, dst := mkBucket(t, w.a, "bad-src"), mkBucket(t, w.b, "bad-dst")
+	seed(t, w.a, src, 3, 10)
+	base := append(append([]string{"copy", "s3://" + src, "s3://" + dst, "--no-progress"}, w.srcA()...), w.dstB()...)
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A job written by an incompatible version.
+	stateDir := filepath.Join(w.stateDir, "ferry")
+	func() {
+		conn, err := queue.Connect(context.Background(), queue.Options{StateDir: stateDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Jobs.Put(context.Background(), "zzzzzzzzzzzzzzzz", []byte(`{"v":99,"status":"running"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown job", []string{"job", "resume", "aaaaaaaaaaaaaaaa"}, "no such job"},
+		{"malformed job id", []string{"job", "status", "../etc"}, "not a ferry job ID"},
+		{"incompatible job", []string{"job", "resume", "zzzzzzzzzzzzzzzz"}, "incompatible"},
+		{"state dir not writable", append(append([]string{}, base...), "--state-dir", filepath.Join(file, "sub")), "state directory"},
+		{"unreachable nats", append(append([]string{}, base...), "--nats", "nats://127.0.0.1:1"), "connect to NATS"},
+		{"plain nats to another host", append(append([]string{}, base...), "--nats", "nats://192.0.2.1:4222"), "refused"},
+		{"worker without nats", []string{"worker"}, "--nats"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errs := w.run(tc.args...)
+			lines := strings.Split(strings.TrimSpace(errs), "\n")
+			if code != 2 || len(lines) != 1 || !strings.Contains(errs, tc.want) {
+				t.Fatalf("exit %d, want 2 with one line containing %q:\n%s", code, tc.want, errs)
+			}
+		})
+	}
+	if got := countKeys(t, w.b, dst); got != 0 {
+		t.Fatalf("bad inputs wrote %d objects", got)
+	}
+	// The incompatible job's state is untouched.
+	conn, err := queue.Connect(context.Background(), queue.Options{StateDir: stateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	e, err := conn.Jobs.Get(context.Background(), "zzzzzzzzzzzzzzzz")
+	if err != nil || string(e.Value()) != `{"v":99,"status":"running"}` {
+		t.Fatalf("incompatible job state changed: %v", err)
+	}
+	_ = job.WireVersion
+}
