@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-dev/ferry/internal/job"
 	"github.com/ferry-dev/ferry/internal/queue"
+	"github.com/ferry-dev/ferry/internal/secret"
 )
 
 // startSlowJob starts a copy that takes a while (one object at a time) and
@@ -148,8 +149,23 @@ func TestJobBadInput(t *testing.T) {
 	}
 	// A job written by an incompatible version.
 	stateDir := filepath.Join(w.stateDir, "ferry")
+	// The embedded store is encrypted with the key in ferry's secret store:
+	// let ferry create it, then read it as ferry does.
+	if code, _, errs := w.run("job", "list"); code != 0 {
+		t.Fatalf("job list: %s", errs)
+	}
+	t.Setenv("FERRY_CONFIG_DIR", w.configDir)
+	sec, err := secret.Open(secret.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields, err := sec.Get(context.Background(), "ferry-state-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := fields["key"].Reveal()
 	func() {
-		conn, err := queue.Connect(context.Background(), queue.Options{StateDir: stateDir})
+		conn, err := queue.Connect(context.Background(), queue.Options{StateDir: stateDir, EncryptionKey: key})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +199,7 @@ func TestJobBadInput(t *testing.T) {
 		t.Fatalf("bad inputs wrote %d objects", got)
 	}
 	// The incompatible job's state is untouched.
-	conn, err := queue.Connect(context.Background(), queue.Options{StateDir: stateDir})
+	conn, err := queue.Connect(context.Background(), queue.Options{StateDir: stateDir, EncryptionKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,8 +57,9 @@ func TestMain(m *testing.M) {
 type world struct {
 	t        *testing.T
 	a, b     *testenv.MinIO
-	env      []string
-	stateDir string
+	env       []string
+	stateDir  string
+	configDir string
 }
 
 func newWorld(t *testing.T) *world {
@@ -69,6 +70,7 @@ func newWorld(t *testing.T) *world {
 	}
 	creds, _ := testenv.WriteCredentialsFile(t, map[string]*testenv.MinIO{"a": w.a, "b": w.b})
 	w.stateDir = t.TempDir()
+	w.configDir = filepath.Join(t.TempDir(), "config")
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "AWS_") {
 			continue
@@ -76,7 +78,7 @@ func newWorld(t *testing.T) *world {
 		w.env = append(w.env, kv)
 	}
 	w.env = append(w.env, "AWS_SHARED_CREDENTIALS_FILE="+creds, "AWS_CONFIG_FILE="+filepath.Join(t.TempDir(), "none"),
-		"XDG_STATE_HOME="+w.stateDir, "FERRY_CONFIG_DIR="+t.TempDir())
+		"XDG_STATE_HOME="+w.stateDir, "FERRY_CONFIG_DIR="+w.configDir)
 	return w
 }
 
@@ -309,6 +311,31 @@ func TestKillAndResume(t *testing.T) {
 	}
 	if len(seen) != n || int64(lines) != full.AuditLines {
 		t.Fatalf("audit log: %d lines for %d keys (job says %d lines), want every one of %d objects", lines, len(seen), full.AuditLines, n)
+	}
+	// At rest, the embedded JetStream store and the job state snapshots
+	// are encrypted: no object key or bucket name appears in them.
+	for _, sub := range []string{"jetstream", "jobs"} {
+		root := filepath.Join(w.stateDir, "ferry", sub)
+		files := 0
+		err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			files++
+			for _, needle := range []string{"data/p03/obj-", src, dst} {
+				if bytes.Contains(b, []byte(needle)) {
+					t.Errorf("%s holds %q in plain text", p, needle)
+				}
+			}
+			return nil
+		})
+		if err != nil || files == 0 {
+			t.Fatalf("walk %s: %v (%d files)", root, err, files)
+		}
 	}
 	// Resuming a finished job is refused, as is an unknown one.
 	if code, _, errs := w.run("job", "resume", id); code != 2 || !strings.Contains(errs, "already finished") {

@@ -38,6 +38,7 @@ func newEnv(t *testing.T) *env {
 	creds, _ := testenv.WriteCredentialsFile(t, map[string]*testenv.MinIO{"a": e.a, "b": e.b, "bad": &bad})
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", creds)
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	t.Setenv("FERRY_CONFIG_DIR", filepath.Join(t.TempDir(), "config"))
 	// No config file: endpoints and CA come from flags alone.
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
 	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL"} {

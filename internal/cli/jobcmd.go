@@ -58,7 +58,7 @@ func newJobCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 				var states []job.State
 				var err error
 				if locked {
-					states, err = readSnapshots(qf.snapshotDir())
+					states, err = readSnapshots(qf.snapshotDir(), qf.snapshotKey(c.Context()))
 				} else {
 					states, err = job.List(c.Context(), conn)
 				}
@@ -96,7 +96,7 @@ func newJobCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 				var st job.State
 				var err error
 				if locked {
-					st, err = job.ReadSnapshot(qf.snapshotDir(), id)
+					st, err = job.ReadSnapshot(qf.snapshotDir(), id, qf.snapshotKey(c.Context()))
 				} else {
 					st, _, err = job.Load(c.Context(), conn, id)
 				}
@@ -204,7 +204,7 @@ func resumeJob(ctx context.Context, stdio Stdio, qf *queueFlags, id string, f jo
 // controlLocked asks a foreground process holding the embedded server to
 // change a job's status, and waits for its snapshot to show it.
 func controlLocked(ctx context.Context, stdio Stdio, qf *queueFlags, id string, to job.Status) error {
-	st, err := job.ReadSnapshot(qf.snapshotDir(), id)
+	st, err := job.ReadSnapshot(qf.snapshotDir(), id, qf.snapshotKey(ctx))
 	if err != nil {
 		return asUsage(fmt.Errorf("%w, and job %s is not the one it runs", queue.ErrLocked, id))
 	}
@@ -220,7 +220,7 @@ func controlLocked(ctx context.Context, stdio Stdio, qf *queueFlags, id string, 
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		st, err = job.ReadSnapshot(qf.snapshotDir(), id)
+		st, err = job.ReadSnapshot(qf.snapshotDir(), id, qf.snapshotKey(ctx))
 		if err == nil && (st.Status == to || (to == job.Cancelled && st.Status.Finished())) {
 			fmt.Fprintf(stdio.Out, "job %s: %s\n", id, st.Status)
 			return nil
@@ -234,7 +234,7 @@ func controlLocked(ctx context.Context, stdio Stdio, qf *queueFlags, id string, 
 	return fmt.Errorf("job %s: the process running it did not confirm %q within 10s", id, to)
 }
 
-func readSnapshots(dir string) ([]job.State, error) {
+func readSnapshots(dir string, key []byte) ([]job.State, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -242,7 +242,7 @@ func readSnapshots(dir string) ([]job.State, error) {
 	var out []job.State
 	for _, e := range ents {
 		if id, ok := strings.CutSuffix(e.Name(), ".json"); ok {
-			if st, err := job.ReadSnapshot(dir, id); err == nil {
+			if st, err := job.ReadSnapshot(dir, id, key); err == nil {
 				out = append(out, st)
 			}
 		}

@@ -25,6 +25,8 @@ import (
 // queueFlags select the NATS JetStream server: embedded (default) or
 // external. They are persistent flags of the root command.
 type queueFlags struct {
+	// stateKey caches the state encryption key (statekey.go).
+	stateKey      string
 	stateDir      string
 	url           string
 	creds         string
@@ -82,6 +84,11 @@ func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
 		if err := checkStateDir(o.StateDir); err != nil {
 			return nil, asUsage(err)
 		}
+		key, err := qf.encryptionKey(ctx)
+		if err != nil {
+			return nil, asUsage(err)
+		}
+		o.EncryptionKey = key
 	}
 	conn, err := queue.Connect(ctx, o)
 	if err != nil {
@@ -197,6 +204,7 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 		Audit:       auditor,
 		Log:         log,
 		SnapshotDir: qf.snapshotDirIfEmbedded(conn),
+		SnapshotKey: qf.snapshotKey(ctx),
 		ControlDir:  qf.controlDirIfEmbedded(conn),
 		OnUpdate: func(s job.State) {
 			snap.Lock()
@@ -376,4 +384,25 @@ func (f *jobFlags) registerOutput(c *cobra.Command) {
 	fl.BoolVar(&f.jsonOut, "json", false, "print a JSON summary as the last line of stdout")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every object")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress display")
+}
+
+// encryptionKey returns the state encryption key (from the secret store).
+func (qf *queueFlags) encryptionKey(ctx context.Context) (string, error) {
+	if qf.stateKey == "" {
+		k, err := stateKey(ctx)
+		if err != nil {
+			return "", err
+		}
+		qf.stateKey = k
+	}
+	return qf.stateKey, nil
+}
+
+// snapshotKey is the key job state snapshots are sealed with.
+func (qf *queueFlags) snapshotKey(ctx context.Context) []byte {
+	k, err := qf.encryptionKey(ctx)
+	if err != nil {
+		return nil
+	}
+	return []byte(k)
 }

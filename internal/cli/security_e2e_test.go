@@ -35,7 +35,10 @@ import (
 // config.yaml there when yaml is not "".
 func isolateConfig(t *testing.T, yaml string) string {
 	t.Helper()
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "config")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv("FERRY_CONFIG_DIR", dir)
 	if yaml != "" {
 		if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(yaml), 0o600); err != nil {

@@ -63,8 +63,9 @@ type RunOptions struct {
 	AbortUpload func(ctx context.Context, key string, state []byte) error
 	// SnapshotDir, when set, receives STATE_DIR/jobs/ID.json copies of the
 	// state, for `ferry job status` from another process while an embedded
-	// server is locked.
+	// server is locked; encrypted with SnapshotKey when set.
 	SnapshotDir string
+	SnapshotKey []byte
 	// OnUpdate is called after each batch of results is applied.
 	OnUpdate func(State)
 	// ControlDir, when set, is polled for control files (ID.pause,
@@ -315,13 +316,21 @@ func (c *Coordinator) writeSnapshot(b []byte) {
 	if c.opts.SnapshotDir == "" {
 		return
 	}
-	_ = WriteSnapshot(c.opts.SnapshotDir, c.id, b)
+	_ = WriteSnapshot(c.opts.SnapshotDir, c.id, b, c.opts.SnapshotKey)
 }
 
-// WriteSnapshot atomically writes a job state file.
-func WriteSnapshot(dir, id string, b []byte) error {
+// WriteSnapshot atomically writes a job state file, sealed with key
+// (AES-256-GCM) when key is set.
+func WriteSnapshot(dir, id string, b, key []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
+	}
+	if len(key) > 0 {
+		sealed, err := seal(key, b)
+		if err != nil {
+			return err
+		}
+		b = sealed
 	}
 	tmp, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
@@ -340,13 +349,18 @@ func WriteSnapshot(dir, id string, b []byte) error {
 }
 
 // ReadSnapshot reads a job state file written by a running coordinator.
-func ReadSnapshot(dir, id string) (State, error) {
+func ReadSnapshot(dir, id string, key []byte) (State, error) {
 	b, err := os.ReadFile(filepath.Join(dir, id+".json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return State{}, fmt.Errorf("job %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return State{}, err
+	}
+	if len(key) > 0 {
+		if b, err = open(key, b); err != nil {
+			return State{}, fmt.Errorf("job %s: state snapshot: %w", id, err)
+		}
 	}
 	return decodeState(b)
 }

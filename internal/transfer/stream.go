@@ -85,6 +85,11 @@ func (e *Engine) streamCopy(ctx context.Context, obj store.Object, dstKey string
 			return res, err
 		}
 	}
+	if mp, ok := e.dst.(store.Multipart); ok && obj.Size > e.opts.MultipartThreshold && !isPlainMD5(obj.ETag) {
+		if res, done, err := e.rangedCopy(ctx, mp, obj, dstKey); done {
+			return res, err
+		}
+	}
 	src, err := e.open(ctx, obj.Key)
 	if err != nil {
 		return Result{}, err

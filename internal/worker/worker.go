@@ -36,7 +36,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/ferry-dev/ferry/internal/filter"
 	"github.com/ferry-dev/ferry/internal/job"
@@ -127,7 +126,11 @@ var errAbort = errors.New("aborted")
 type Worker struct {
 	conn *queue.Conn
 	opts Options
-	sem  *semaphore.Weighted // objects in flight, across jobs
+	// tasks feeds the Concurrency long-lived goroutines that copy or delete
+	// one object each at a time, across jobs. They keep their grown stacks
+	// (the SDK's request path is deep), where a goroutine per object would
+	// grow a fresh stack every time. A send succeeds only when one is idle.
+	tasks chan func()
 
 	// workCtx carries in-flight work; it outlives Run's ctx by up to
 	// DrainTimeout.
@@ -142,7 +145,7 @@ type Worker struct {
 // New returns a worker on conn.
 func New(conn *queue.Conn, opts Options) *Worker {
 	opts.applyDefaults()
-	return &Worker{conn: conn, opts: opts, sem: semaphore.NewWeighted(int64(opts.Concurrency)), jobs: map[string]*jobRun{}}
+	return &Worker{conn: conn, opts: opts, jobs: map[string]*jobRun{}}
 }
 
 // Run works until ctx ends, then drains: it stops taking work, lets
@@ -151,6 +154,16 @@ func New(conn *queue.Conn, opts Options) *Worker {
 func (w *Worker) Run(ctx context.Context) error {
 	w.workCtx, w.workCancel = context.WithCancelCause(context.Background())
 	defer w.workCancel(nil)
+	w.tasks = make(chan func())
+	var pool sync.WaitGroup
+	for range w.opts.Concurrency {
+		pool.Go(func() {
+			for task := range w.tasks {
+				task()
+			}
+		})
+	}
+	defer func() { close(w.tasks); pool.Wait() }()
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	watcher, err := w.conn.Jobs.WatchAll(watchCtx)
@@ -307,8 +320,14 @@ func (jr *jobRun) loop() {
 		jr.log().Error("work consumer", "err", err)
 		return
 	}
-	// A few messages in flight keep the object slots busy between batches.
-	slots := make(chan struct{}, 3)
+	// Enough messages in flight keep the object slots busy between batches
+	// (while one batch waits for its last objects and its acks): at least
+	// 3, and twice the batches it takes to fill Concurrency.
+	batch := w.opts.BatchObjects
+	if batch <= 0 {
+		batch = 100 // the lister's default
+	}
+	slots := make(chan struct{}, max(3, 2*w.opts.Concurrency/batch+2))
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
 	for jr.ctx.Err() == nil {
@@ -559,16 +578,9 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
 			mu.Unlock()
 			break
 		}
-		if err := w.sem.Acquire(jr.ctx, 1); err != nil {
-			mu.Lock()
-			cut = true
-			mu.Unlock()
-			break
-		}
 		wg.Add(1)
-		go func() {
+		task := func() {
 			defer wg.Done()
-			defer w.sem.Release(1)
 			var res job.Result
 			var err error
 			if del {
@@ -591,7 +603,17 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
 				pub.publish(queue.DLQSubject(work.Job), job.DLQEntry{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Obj: &o, Error: oneLine(err.Error()), Attempts: work.Attempt, Time: time.Now().UTC()}, job.ContentID(work.ID, "dlq", o.K))
 			}
 			pub.publish(queue.ResultSubject(work.Job), res, job.ContentID(work.ID, "result", o.K))
-		}()
+		}
+		select {
+		case w.tasks <- task:
+			continue
+		case <-jr.ctx.Done():
+		}
+		wg.Done()
+		mu.Lock()
+		cut = true
+		mu.Unlock()
+		break
 	}
 	wg.Wait()
 	mu.Lock()
