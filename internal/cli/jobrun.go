@@ -212,6 +212,13 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 			snap.Unlock()
 		},
 		AbortUpload: abortUploadFunc(ctx, st0(coord)),
+		Probe: func(pctx context.Context) string {
+			src, dst, err := openSpec(pctx, spec)
+			if err != nil {
+				return err.Error()
+			}
+			return worker.ProbeAccess(pctx, spec, src, dst)
+		},
 	})
 	stopWorker()
 	wg.Wait()

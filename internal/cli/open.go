@@ -94,7 +94,7 @@ func openSide(ctx context.Context, role string, loc location.Location, sd side, 
 			case errors.Is(err, store.ErrBucketNotExist):
 				return opened{}, usageErr("%s %s: bucket %q does not exist", role, loc, loc.Bucket)
 			case errors.Is(err, store.ErrAccess):
-				return opened{}, usageErr("%s %s: access denied: the server rejected the credentials or the request (%v)", role, loc, err)
+				return opened{}, usageErr("%s %s: access denied: the server rejected the credentials or the request (%w)", role, loc, err)
 			}
 			return opened{}, usageErr("%s %s: %v", role, loc, err)
 		}

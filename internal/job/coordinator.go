@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,6 +69,10 @@ type RunOptions struct {
 	SnapshotKey []byte
 	// OnUpdate is called after each batch of results is applied.
 	OnUpdate func(State)
+	// Probe, when set, checks whether the job's endpoints accept their
+	// credentials again ("" when they do); a job that paused itself while
+	// waiting for valid credentials is resumed when it does.
+	Probe func(ctx context.Context) string
 	// ControlDir, when set, is polled for control files (ID.pause,
 	// ID.resume, ID.cancel) that other processes write when they cannot
 	// reach an embedded server (see [RequestControl]).
@@ -87,6 +92,7 @@ type Coordinator struct {
 	// auditSkip counts audit lines already written for results that are
 	// being applied again after a crash (results after the saved LastSeq).
 	auditSkip int64
+	lastProbe time.Time
 }
 
 // Create records a new job and queues its first listing task.
@@ -483,6 +489,10 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 				dirty = false
 			}
 			c.pollControl(ctx)
+			if c.adoptStatus(ctx) {
+				dirty = true
+			}
+			c.probeCredentials(ctx)
 			done, err := c.step(ctx)
 			if err != nil {
 				return c.State(), err
@@ -801,4 +811,50 @@ func openAny(ctx context.Context, conn *queue.Conn, id string) (*Coordinator, er
 func Locked(ctx context.Context, conn *queue.Conn, id string) bool {
 	_, err := conn.Locks.Get(ctx, id)
 	return err == nil
+}
+
+// WaitingForCredentials starts the status message of a job that paused
+// itself because an endpoint refused its credentials.
+const WaitingForCredentials = "waiting for valid credentials for "
+
+// probeCredentials resumes a job that waits for valid credentials once
+// its endpoints accept them (checked every 5 seconds).
+func (c *Coordinator) probeCredentials(ctx context.Context) {
+	st := c.State()
+	if c.opts.Probe == nil || st.Status != Paused || !strings.HasPrefix(st.Message, WaitingForCredentials) {
+		return
+	}
+	if time.Since(c.lastProbe) < 5*time.Second {
+		return
+	}
+	c.lastProbe = time.Now()
+	if side := c.opts.Probe(ctx); side != "" {
+		return
+	}
+	c.opts.Log.Info("credentials accepted again: resuming", "job", c.id)
+	c.mu.Lock()
+	c.state.Status, c.state.Message = Running, ""
+	c.mu.Unlock()
+	if err := c.forceStatus(ctx, Running); err != nil {
+		c.opts.Log.Warn("resume job", "job", c.id, "err", err)
+	}
+}
+
+// adoptStatus takes a status change made by another process (a worker
+// pausing the job for credentials, `ferry job pause` on an external
+// cluster) into the coordinator's state; it reports whether one happened.
+func (c *Coordinator) adoptStatus(ctx context.Context) bool {
+	cur, rev, err := Load(ctx, c.conn, c.id)
+	if err != nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rev == c.rev || c.state.Status.Finished() {
+		return false
+	}
+	changed := cur.Status != c.state.Status || cur.Message != c.state.Message
+	c.state.Status, c.state.Message = cur.Status, cur.Message
+	c.rev = rev
+	return changed
 }

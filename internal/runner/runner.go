@@ -197,6 +197,12 @@ func (r *Runner) Copy(ctx context.Context) (Summary, error) {
 		case plan.Copy, plan.Check:
 			st.ToCopy.Add(1)
 			st.ToCopyBytes.Add(a.Src.Size)
+			if r.opts.DryRun && a.Kind == plan.Copy {
+				// Nothing to ask a store: count it here, without a
+				// goroutine per planned copy.
+				r.do(gctx, a)
+				break
+			}
 			g.Go(func() error {
 				r.do(gctx, a)
 				return nil

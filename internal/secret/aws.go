@@ -3,14 +3,25 @@ package secret
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // CredentialRefresh is how long credentials from [Store.AWSCredentials]
-// are used before the store is read again.
-const CredentialRefresh = time.Minute
+// are used before the store is read again: one minute, or
+// $FERRY_CREDENTIAL_REFRESH (a Go duration, 1s to 1h) when set.
+var CredentialRefresh = refreshFromEnv()
+
+func refreshFromEnv() time.Duration {
+	if v := os.Getenv("FERRY_CREDENTIAL_REFRESH"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d >= time.Second && d <= time.Hour {
+			return d
+		}
+	}
+	return time.Minute
+}
 
 // AWSCredentials returns a credentials provider for the S3 credential
 // secret name (fields access_key_id, secret_access_key and, optionally,

@@ -27,7 +27,13 @@
 //     once, each with its CRC32C. The upload is completed only after every
 //     part succeeded and the whole stream matched the source's MD5 /
 //     CRC32C; on any failure or cancellation it is aborted (with a fresh
-//     context), so no partial object is ever visible.
+//     context), so no partial object is ever visible. When there is no
+//     whole-object MD5 to check (the source ETag is multipart or SSE-KMS,
+//     or absent), each part is read instead with its own ranged Open, up to
+//     PartConcurrency parts of an object at once, each CRC32C'd; every
+//     ranged read must come from the version the first one saw, and the
+//     parts' CRC32Cs combine into the full-object one, checked against the
+//     source's and the destination's when they state one.
 //   - Stream ("stream"): larger objects, destination without Multipart.
 //     One Put whose body is the source stream. Its checksum must be known
 //     before the first byte so the store can reject a bad body: the

@@ -282,6 +282,9 @@ type jobRun struct {
 	src, dst store.Store
 	eng      *transfer.Engine
 	flt      *filter.Filter
+
+	credMu     sync.Mutex
+	credPaused bool
 }
 
 func (jr *jobRun) stop() { jr.cancel() }
@@ -297,6 +300,10 @@ func (jr *jobRun) loop() {
 			break
 		}
 		jr.log().Error("open stores", "err", err)
+		if errors.Is(err, store.ErrAccess) {
+			jr.pauseForCredentials(err)
+			return
+		}
 		select {
 		case <-jr.ctx.Done():
 			return
@@ -532,6 +539,9 @@ func (jr *jobRun) handleList(work job.Work) bool {
 	if err != nil && ctx.Err() != nil {
 		return false
 	}
+	if err != nil && errors.Is(err, store.ErrAccess) && jr.credentialsRevoked(ctx) {
+		return false
+	}
 	res := job.Result{V: job.WireVersion, Job: work.Job, Kind: "task", Worker: w.opts.Name, Attempts: work.Attempt}
 	if err != nil {
 		if work.Attempt < jr.spec.MaxAttempts && !store.Permanent(err) {
@@ -587,6 +597,14 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
 				res, err = jr.deleteOne(ctx, o, work)
 			} else {
 				res, err = jr.copyOne(ctx, o, work, redelivered)
+			}
+			if err != nil && errors.Is(err, store.ErrAccess) && jr.credentialsRevoked(ctx) {
+				// The endpoint refuses everything: the job waits for
+				// valid credentials; this object goes back to the queue.
+				mu.Lock()
+				cut = true
+				mu.Unlock()
+				return
 			}
 			mu.Lock()
 			defer mu.Unlock()
