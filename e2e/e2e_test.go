@@ -55,8 +55,8 @@ func TestMain(m *testing.M) {
 
 // world is two MinIO servers with profiles "a" and "b" and a state dir.
 type world struct {
-	t        *testing.T
-	a, b     *testenv.MinIO
+	t         *testing.T
+	a, b      *testenv.MinIO
 	env       []string
 	stateDir  string
 	configDir string
@@ -82,7 +82,9 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-func (w *world) srcA() []string { return []string{"--src-endpoint", w.a.Endpoint, "--src-profile", "a"} }
+func (w *world) srcA() []string {
+	return []string{"--src-endpoint", w.a.Endpoint, "--src-profile", "a"}
+}
 func (w *world) dstB() []string {
 	return []string{"--dst-endpoint", w.b.Endpoint, "--dst-profile", "b", "--ca-bundle", w.b.CAFile}
 }
