@@ -102,6 +102,7 @@ func TestSecretLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("TMPDIR", tmp) // temporary files ferry makes land here
+	state := os.Getenv("XDG_STATE_HOME") // secretEnv's: job state, audit logs, the embedded JetStream store
 
 	canary := "LEAKCANARY" + randomHex(15) // 40 characters
 	passCanary := "PASSCANARY" + randomHex(10)
@@ -193,6 +194,9 @@ func TestSecretLeak(t *testing.T) {
 	// Passphrase mode, with a passphrase that must not leak either.
 	t.Setenv("FERRY_CONFIG_DIR", filepath.Join(t.TempDir(), "config2"))
 	cfg2 := os.Getenv("FERRY_CONFIG_DIR")
+	// Another secret store holds another state key: another state dir.
+	state2 := filepath.Join(t.TempDir(), "state2")
+	t.Setenv("XDG_STATE_HOME", state2)
 	t.Setenv("FERRY_SECRETS_PASSPHRASE", passCanary)
 	expect(0, do(credLines(m.AccessKey, m.SecretKey), "secret", "set", "good"))
 	expect(0, do("", append(append([]string{"copy", src, dst}, dstGood...), "--no-progress", "-v", "--json")...))
@@ -204,6 +208,13 @@ func TestSecretLeak(t *testing.T) {
 	expect(2, do("", "secret", "list"))
 	t.Setenv("FERRY_SECRETS_PASSPHRASE_COMMAND", "")
 	t.Setenv("FERRY_CONFIG_DIR", cfg)
+	t.Setenv("XDG_STATE_HOME", state)
+
+	// A job on an external NATS server, whose JetStream files are not
+	// encrypted: job specs, queue messages and results are on disk there
+	// in plain text, and must hold only the secret's name.
+	nats := testenv.StartNATS(t)
+	expect(0, do("", append(append([]string{"copy", src, "s3://" + bucket + "/viaqueue", "--nats", nats.URL}, dstGood...), "--no-progress", "-v", "--json")...))
 
 	expect(0, do("", "secret", "rm", "canary"))
 	expect(2, do("", "secret", "rm", "canary"))
@@ -216,7 +227,7 @@ func TestSecretLeak(t *testing.T) {
 	// (the encrypted stores included: they must hold no plaintext), the
 	// temporary directory, the local destination and the audit log.
 	haystack := map[string]string{"output": strings.Join(outputs, "\n")}
-	for _, root := range []string{cfg, cfg2, tmp, back, filepath.Dir(logPath)} {
+	for _, root := range []string{cfg, cfg2, tmp, back, filepath.Dir(logPath), state, state2, nats.StoreDir} {
 		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
@@ -253,7 +264,7 @@ func TestSecretLeak(t *testing.T) {
 		t.Errorf("%d runs had the canary in argv, want the 6 refused ones", refused)
 	}
 	// Sanity: the runs did happen.
-	if ks := keys(t, m, bucket); len(ks) != 3 {
+	if ks := keys(t, m, bucket); len(ks) != 6 {
 		t.Fatalf("keys %v", ks)
 	}
 }

@@ -33,6 +33,7 @@ func secretEnv(t *testing.T) string {
 	t.Setenv(secret.EnvConfigDir, dir)
 	t.Setenv(secret.EnvPassphrase, "")
 	t.Setenv(secret.EnvPassphraseCommand, "")
+	t.Setenv("XDG_STATE_HOME", filepath.Join(t.TempDir(), "state"))
 	return dir
 }
 

@@ -159,6 +159,9 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 	c.JS = js
 	if err := c.setup(ctx, o.Replicas); err != nil {
 		c.Close()
+		if c.embedded || o.URL == "" {
+			return nil, fmt.Errorf("%w (state directory %s: was it written with another encryption key? The key is the secret ferry-state-key in ferry's secret store)", err, o.StateDir)
+		}
 		return nil, err
 	}
 	return c, nil

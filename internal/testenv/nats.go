@@ -38,6 +38,8 @@ type NATS struct {
 	// URL is the client URL, nats://127.0.0.1:PORT.
 	URL  string
 	Name string
+	// StoreDir holds the node's JetStream files (not encrypted).
+	StoreDir string
 
 	bin, conf, log string
 	mu             sync.Mutex
@@ -76,7 +78,7 @@ func StartNATSCluster(t testing.TB, n int) []*NATS {
 		if n > 1 {
 			fmt.Fprintf(&conf, "cluster { name: ferry, host: 127.0.0.1, port: %d, routes: [%s] }\n", cports[i], strings.Join(routes, ", "))
 		}
-		nd := &NATS{URL: "nats://127.0.0.1:" + strconv.Itoa(ports[i]), Name: name, bin: bin,
+		nd := &NATS{URL: "nats://127.0.0.1:" + strconv.Itoa(ports[i]), Name: name, bin: bin, StoreDir: filepath.Join(dir, name),
 			conf: filepath.Join(dir, name+".conf"), log: filepath.Join(dir, name+".log")}
 		writeFile(t, nd.conf, []byte(conf.String()))
 		if err := nd.Start(); err != nil {
