@@ -31,7 +31,7 @@ func openJobAudit(path string) (*jobAudit, error) {
 func (a *jobAudit) Record(r job.Result) error {
 	switch r.Kind {
 	case "object", "delete":
-		out := audit.Outcome(r.Outcome)
+		var out audit.Outcome
 		switch r.Outcome {
 		case job.OutcomeCopied, job.OutcomePlanned:
 			out = audit.Copied

@@ -101,7 +101,7 @@ func TestSecretLeak(t *testing.T) {
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("TMPDIR", tmp) // temporary files ferry makes land here
+	t.Setenv("TMPDIR", tmp)              // temporary files ferry makes land here
 	state := os.Getenv("XDG_STATE_HOME") // secretEnv's: job state, audit logs, the embedded JetStream store
 
 	canary := "LEAKCANARY" + randomHex(15) // 40 characters

@@ -466,10 +466,7 @@ type emitter struct {
 	jr   *jobRun
 	work job.Work
 	pub  *publisher
-	n    int
 }
-
-func (e *emitter) next() int { e.n++; return e.n }
 
 func (e *emitter) Copy(ctx context.Context, batch []plan.Action) error {
 	objs := make([]job.Obj, len(batch))
