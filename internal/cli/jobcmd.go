@@ -185,7 +185,7 @@ func resumeJob(ctx context.Context, stdio Stdio, qf *queueFlags, id string, f jo
 		}
 		fmt.Fprintf(stdio.Err, "job %s: %d dead-letter entries back on the work queue\n", id, n)
 	}
-	if job.Locked(ctx, conn, id) {
+	if !conn.Embedded() && job.Locked(ctx, conn, id) {
 		st, err := job.SetStatus(ctx, conn, id, job.Running, "")
 		if err != nil {
 			return jobErr(err)
