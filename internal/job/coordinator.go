@@ -93,6 +93,9 @@ type Coordinator struct {
 	// being applied again after a crash (results after the saved LastSeq).
 	auditSkip int64
 	lastProbe time.Time
+	// resumed: opened to resume (not just created), so messages a killed
+	// process held may be waiting for redelivery.
+	resumed bool
 }
 
 // Create records a new job and queues its first listing task.
@@ -177,7 +180,7 @@ func Open(ctx context.Context, conn *queue.Conn, id string) (*Coordinator, error
 	if st.Status.Finished() {
 		return nil, fmt.Errorf("job %s: %w (%s)", id, ErrFinished, st.Status)
 	}
-	return &Coordinator{conn: conn, id: id, state: st, rev: rev}, nil
+	return &Coordinator{conn: conn, id: id, state: st, rev: rev, resumed: true}, nil
 }
 
 // ID is the job's ID.
@@ -430,7 +433,7 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 		}
 	}
 	c.mu.Unlock()
-	if err := c.ensureConsumer(ctx, c.conn.Embedded()); err != nil {
+	if err := c.ensureConsumer(ctx, c.resumed && c.conn.Embedded()); err != nil {
 		return c.State(), err
 	}
 	if err := c.save(ctx); err != nil {
