@@ -91,13 +91,32 @@ func (w *world) dstB() []string {
 
 // cmd prepares a ferry process; output goes to a log file in the test's
 // temp dir (returned).
-func (w *world) cmd(args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+func (w *world) cmd(args ...string) (*exec.Cmd, *lockedBuffer, *lockedBuffer) {
 	c := exec.Command(ferryBin, args...)
 	c.Env = w.env
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
+	out, errb := &lockedBuffer{}, &lockedBuffer{}
+	c.Stdout, c.Stderr = out, errb
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	return c, &out, &errb
+	return c, out, errb
+}
+
+// lockedBuffer is a bytes.Buffer a test may read while the process it
+// captures is still writing to it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // run runs ferry to completion and returns its exit code and output.
@@ -364,7 +383,7 @@ func TestExternalWorkers(t *testing.T) {
 	seed(t, w.a, src, n, 4096)
 
 	var workers []*exec.Cmd
-	var logs []*bytes.Buffer
+	var logs []*lockedBuffer
 	for range 3 {
 		c, _, errb := w.cmd("worker", "--nats", nats.URL, "--concurrency", "8")
 		if err := c.Start(); err != nil {
@@ -547,7 +566,7 @@ var _ sync.Mutex
 // procOut is a started ferry process with its captured output.
 type procOut struct {
 	c        *exec.Cmd
-	out, err *bytes.Buffer
+	out, err *lockedBuffer
 	once     sync.Once
 	code     int
 }
