@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ferry-dev/ferry/internal/lister"
+	"github.com/ferry-dev/ferry/internal/plan"
 	"github.com/ferry-dev/ferry/internal/queue"
 )
 
@@ -597,23 +598,13 @@ func (c *Coordinator) step(ctx context.Context) (bool, error) {
 }
 
 // ErrDeleteLimit: a sync would delete more than allowed.
-var ErrDeleteLimit = errors.New("delete limit exceeded")
+var ErrDeleteLimit = plan.ErrDeleteLimit
 
 func checkDeleteLimit(spec Spec, k Counters) error {
 	if spec.Force {
 		return nil
 	}
-	n := k.DeletesPlanned
-	if m := spec.MaxDelete; m != 0 && n > max(m, 0) {
-		return fmt.Errorf("%w: sync would delete %d objects, more than --max-delete %d; nothing was deleted (use --force to delete anyway)", ErrDeleteLimit, n, max(m, 0))
-	}
-	if p := spec.MaxDeletePercent; p != 0 {
-		p = max(p, 0)
-		if float64(n)*100 > p*float64(k.DstListed) {
-			return fmt.Errorf("%w: sync would delete %d of %d destination objects, more than --max-delete %g%%; nothing was deleted (use --force to delete anyway)", ErrDeleteLimit, n, k.DstListed, p)
-		}
-	}
-	return nil
+	return plan.CheckDeleteLimit(k.DeletesPlanned, k.DstListed, spec.MaxDelete, spec.MaxDeletePercent)
 }
 
 // releaseDeletes moves the deletes held on the deletes stream to the work

@@ -24,6 +24,7 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"strings"
@@ -235,3 +236,19 @@ func sameSecond(a, b time.Time) bool {
 
 // IsMarker reports whether an object is a zero-byte directory marker.
 func IsMarker(o store.Object) bool { return o.Size == 0 && strings.HasSuffix(o.Key, "/") }
+
+// ErrDeleteLimit: a sync would delete more than --max-delete allows.
+var ErrDeleteLimit = errors.New("delete limit exceeded")
+
+// CheckDeleteLimit checks that deleting n of the destination's total
+// listed objects stays within maxN objects (0: no limit, negative: none at
+// all) and maxPct percent (likewise). The error wraps [ErrDeleteLimit].
+func CheckDeleteLimit(n, total, maxN int64, maxPct float64) error {
+	if maxN != 0 && n > max(maxN, 0) {
+		return fmt.Errorf("%w: sync would delete %d objects, more than --max-delete %d; nothing was deleted (use --force to delete anyway)", ErrDeleteLimit, n, max(maxN, 0))
+	}
+	if maxPct != 0 && float64(n)*100 > max(maxPct, 0)*float64(total) {
+		return fmt.Errorf("%w: sync would delete %d of %d destination objects, more than --max-delete %g%%; nothing was deleted (use --force to delete anyway)", ErrDeleteLimit, n, total, max(maxPct, 0))
+	}
+	return nil
+}

@@ -177,3 +177,29 @@ func TestPlanMillion(t *testing.T) {
 		t.Fatalf("copies %d skips %d", copies, skips)
 	}
 }
+
+func TestCheckDeleteLimit(t *testing.T) {
+	tests := []struct {
+		name          string
+		n, total, max int64
+		pct           float64
+		wantErr       bool
+	}{
+		{"no limits", 100, 100, 0, 0, false},
+		{"count within", 5, 100, 5, 0, false},
+		{"count over", 6, 100, 5, 0, true},
+		{"no deletes allowed", 1, 100, -1, 0, true},
+		{"percent within", 10, 100, 0, 10, false},
+		{"percent over", 11, 100, 0, 10, true},
+		{"zero percent", 1, 100, 0, -1, true},
+		{"nothing to delete", 0, 0, -1, -1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckDeleteLimit(tt.n, tt.total, tt.max, tt.pct)
+			if (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, ErrDeleteLimit)) {
+				t.Fatalf("got %v, want error %v", err, tt.wantErr)
+			}
+		})
+	}
+}

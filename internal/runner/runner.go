@@ -241,24 +241,13 @@ func (r *Runner) Copy(ctx context.Context) (Summary, error) {
 }
 
 // ErrDeleteLimit is returned when a sync would delete more than allowed.
-var ErrDeleteLimit = errors.New("delete limit exceeded")
+var ErrDeleteLimit = plan.ErrDeleteLimit
 
 func (r *Runner) checkDeleteLimit() error {
 	if r.opts.Force {
 		return nil
 	}
-	n := r.Stats.DeletePending.Load()
-	if m := r.opts.MaxDelete; m != 0 && n > max(m, 0) {
-		return fmt.Errorf("%w: sync would delete %d objects, more than --max-delete %d; nothing was deleted (use --force to delete anyway)", ErrDeleteLimit, n, max(m, 0))
-	}
-	if p := r.opts.MaxDeletePercent; p != 0 {
-		p = max(p, 0)
-		total := r.Stats.DstListed.Load()
-		if float64(n)*100 > p*float64(total) {
-			return fmt.Errorf("%w: sync would delete %d of %d destination objects, more than --max-delete %g%%; nothing was deleted (use --force to delete anyway)", ErrDeleteLimit, n, total, p)
-		}
-	}
-	return nil
+	return plan.CheckDeleteLimit(r.Stats.DeletePending.Load(), r.Stats.DstListed.Load(), r.opts.MaxDelete, r.opts.MaxDeletePercent)
 }
 
 func (r *Runner) deleteAll(ctx context.Context, sp *spool) error {
