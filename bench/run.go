@@ -398,7 +398,10 @@ func (e *env) command(ctx context.Context, sp caseSpec, tool, dst, measureTo str
 		if sp.dryRun {
 			args = append(args, "--dry-run")
 		}
-		env = e.awsEnv()
+		// Its own state and config directories: never the user's, and a
+		// fresh job store for every run.
+		env = append(e.awsEnv(), "XDG_STATE_HOME="+filepath.Join(e.work, "state", fmt.Sprint(time.Now().UnixNano())),
+			"FERRY_CONFIG_DIR="+filepath.Join(e.work, "ferry-config"))
 	case "s5cmd":
 		bin = e.s5cmd
 		args = []string{"--endpoint-url", sp.dstSrv.endpoint, "--numworkers", fmt.Sprint(c.conc), "--log", "error"}
