@@ -70,6 +70,8 @@ start_minio src http "$work/no-certs"
 start_minio dst https "$work/certs"
 chmod 600 "$work/aws-credentials"
 export AWS_SHARED_CREDENTIALS_FILE="$work/aws-credentials" AWS_CONFIG_FILE="$work/no-config"
+# The demo's jobs, audit logs and secret store stay in its work directory.
+export XDG_STATE_HOME="$work/state" FERRY_CONFIG_DIR="$work/config"
 
 mkbucket() { # name bucket
 	local ep="endpoint_$1"
@@ -112,3 +114,6 @@ show "$ferry" copy s3://photos-migrated/2026 "$work/restored" --src-endpoint "$e
 diff -r "$sample" "$work/restored" && echo "restored tree is byte-identical to the original"
 
 step "Done"
+show "$ferry" job list
+echo "audit logs: $(ls "$work"/state/ferry/audit/*.jsonl | wc -l) jobs, verified:"
+for f in "$work"/state/ferry/audit/*.jsonl; do "$ferry" audit verify "$f"; done
