@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -560,8 +559,6 @@ func TestDeadLetterAndRedrive(t *testing.T) {
 	}
 }
 
-var _ = io.Discard
-var _ sync.Mutex
 
 // procOut is a started ferry process with its captured output.
 type procOut struct {

@@ -134,4 +134,3 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 	}
 }
 
-var _ = context.Background

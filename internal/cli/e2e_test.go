@@ -16,7 +16,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/ferry-dev/ferry/internal/testenv"
 )
@@ -493,4 +492,3 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-var _ = types.ObjectCannedACLPrivate

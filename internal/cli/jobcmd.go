@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -378,4 +377,3 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	return c
 }
 
-var _ = filepath.Join

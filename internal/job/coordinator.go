@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ferry-dev/ferry/internal/lister"
@@ -704,7 +703,6 @@ func (c *Coordinator) abortOrphans(ctx context.Context) {
 	}
 }
 
-var _ = nats.ErrTimeout
 
 // RequestControl asks the coordinator of job id, running in another process
 // on an embedded server, to pause, resume or cancel it: it writes a control
