@@ -559,7 +559,6 @@ func TestDeadLetterAndRedrive(t *testing.T) {
 	}
 }
 
-
 // procOut is a started ferry process with its captured output.
 type procOut struct {
 	c        *exec.Cmd

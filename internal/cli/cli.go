@@ -133,4 +133,3 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 		return nil
 	}
 }
-

@@ -491,4 +491,3 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
-

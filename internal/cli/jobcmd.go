@@ -376,4 +376,3 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every object")
 	return c
 }
-

@@ -703,7 +703,6 @@ func (c *Coordinator) abortOrphans(ctx context.Context) {
 	}
 }
 
-
 // RequestControl asks the coordinator of job id, running in another process
 // on an embedded server, to pause, resume or cancel it: it writes a control
 // file the coordinator polls.
