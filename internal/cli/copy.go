@@ -264,7 +264,6 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 	})
 	opts := runner.Options{
 		Concurrency:      f.concurrency,
-		DryRun:           f.dryRun,
 		Delete:           f.del,
 		MaxDelete:        maxDel,
 		MaxDeletePercent: maxDelPct,
@@ -296,7 +295,7 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 	if cmd == "verify" {
 		sum, runErr = r.Verify(ctx)
 	} else {
-		sum, runErr = r.Copy(ctx)
+		sum, runErr = r.DryRun(ctx)
 	}
 	if stop != nil {
 		stop()

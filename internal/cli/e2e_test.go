@@ -315,6 +315,13 @@ func TestCopyBucketToBucketAcrossEndpoints(t *testing.T) {
 	if ks := keys(t, e.b, dst); !contains(ks, "copied/extra-1") || !contains(ks, "copied/extra-2") {
 		t.Fatal("deleted despite --max-delete")
 	}
+	// A dry run says what it would delete, and deletes nothing.
+	if s = ferryJSON(t, 0, append(sargs, "--delete", "--dry-run")...); s.Deleted != 2 {
+		t.Fatalf("dry run would delete %d, want 2", s.Deleted)
+	}
+	if ks := keys(t, e.b, dst); !contains(ks, "copied/extra-1") {
+		t.Fatal("a dry run deleted")
+	}
 	s = ferryJSON(t, 0, append(sargs, "--delete", "--max-delete", "50%")...)
 	if s.Deleted != 2 {
 		t.Fatalf("deleted %d, want 2", s.Deleted)

@@ -1,13 +1,13 @@
-// Package runner runs one copy, sync or verify in this process: it streams
-// the plan of two listings, fans copy and check actions out to the transfer
-// engine with bounded concurrency, defers deletes until the plan completed
-// without error, and counts every outcome.
+// Package runner runs, in this process, what needs no durable job: a dry
+// run of copy or sync (plan and provenance checks, nothing written) and
+// verify (both sides compared). It streams the plan of two listings, fans
+// the per-object checks out with bounded concurrency and counts every
+// outcome.
 package runner
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -30,9 +30,8 @@ const MaxListed = 1000
 type Options struct {
 	// Concurrency is the number of objects in flight (default 32).
 	Concurrency int
-	// DryRun plans and checks but writes and deletes nothing.
-	DryRun bool
-	// Delete removes destination objects absent at the source (sync --delete).
+	// Delete plans deletes of destination objects absent at the source
+	// (sync --delete).
 	Delete bool
 	// MaxDelete refuses to delete more than this many objects (0: no limit
 	// by count, negative: no deletes at all); MaxDeletePercent likewise as a
@@ -154,23 +153,17 @@ func counted(seq func(func(store.Object, error) bool), n, bytes *atomic.Int64) f
 	}
 }
 
-// Copy runs a copy or sync: see the package doc. The error is non-nil when
-// the run could not finish (listing failed, delete limit, cancelled);
-// per-object failures are counted in the Summary, not returned.
-func (r *Runner) Copy(ctx context.Context) (Summary, error) {
+// DryRun plans a copy or sync without changing anything: it streams the
+// plan, runs the provenance check (a HEAD) for "check" actions, and counts
+// what would be copied, skipped and deleted. Copies and syncs for real run
+// as durable jobs (package job). The error is non-nil when the plan could
+// not finish (a listing failed, cancelled) or a sync would exceed the
+// delete limit.
+func (r *Runner) DryRun(ctx context.Context) (Summary, error) {
 	start := time.Now()
 	st := &r.Stats
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.opts.Concurrency)
-
-	var spool *spool // destination keys to delete once the plan completed
-	if r.opts.Delete {
-		var err error
-		if spool, err = newSpool(); err != nil {
-			return r.summary(start), err
-		}
-		defer spool.Close()
-	}
 
 	srcList := counted(r.src.List(ctx, store.ListOptions{}), &st.Listed, &st.ListedBytes)
 	dstList := counted(r.dst.List(ctx, store.ListOptions{}), &st.DstListed, nil)
@@ -182,7 +175,7 @@ func (r *Runner) Copy(ctx context.Context) (Summary, error) {
 			planErr = err
 			break
 		}
-		if r.opts.OnAction != nil && (a.Kind != plan.Check || !r.opts.DryRun) {
+		if r.opts.OnAction != nil && a.Kind != plan.Check {
 			r.opts.OnAction(a)
 		}
 		switch a.Kind {
@@ -191,25 +184,18 @@ func (r *Runner) Copy(ctx context.Context) (Summary, error) {
 			st.SkippedBytes.Add(a.Src.Size)
 		case plan.Delete:
 			st.DeletePending.Add(1)
-			if err := spool.Add(a.Key); err != nil {
-				planErr = err
-			}
-		case plan.Copy, plan.Check:
+		case plan.Copy:
 			st.ToCopy.Add(1)
 			st.ToCopyBytes.Add(a.Src.Size)
-			if r.opts.DryRun && a.Kind == plan.Copy {
-				// Nothing to ask a store: count it here, without a
-				// goroutine per planned copy.
-				r.do(gctx, a)
-				break
-			}
+			st.Copied.Add(1)
+			st.CopiedBytes.Add(a.Src.Size)
+		case plan.Check:
+			st.ToCopy.Add(1)
+			st.ToCopyBytes.Add(a.Src.Size)
 			g.Go(func() error {
-				r.do(gctx, a)
+				r.check(gctx, a)
 				return nil
 			})
-		}
-		if planErr != nil {
-			break
 		}
 	}
 	st.PlanDone.Store(true)
@@ -217,27 +203,20 @@ func (r *Runner) Copy(ctx context.Context) (Summary, error) {
 	if planErr == nil {
 		planErr = ctx.Err()
 	}
+	st.Deleted.Store(st.DeletePending.Load()) // would be deleted
+	s := r.summary(start)
+	s.DryRun = true
 	if planErr != nil {
-		s := r.summary(start)
-		if st.DeletePending.Load() > 0 {
-			planErr = fmt.Errorf("%w (no objects were deleted)", planErr)
-		}
 		s.Error = oneLine(planErr.Error())
 		return s, planErr
 	}
-	if r.opts.Delete && st.DeletePending.Load() > 0 {
+	if r.opts.Delete {
 		if err := r.checkDeleteLimit(); err != nil {
-			s := r.summary(start)
 			s.Error = err.Error()
 			return s, err
 		}
-		if err := r.deleteAll(ctx, spool); err != nil {
-			s := r.summary(start)
-			s.Error = oneLine(err.Error())
-			return s, err
-		}
 	}
-	return r.summary(start), nil
+	return s, nil
 }
 
 // ErrDeleteLimit is returned when a sync would delete more than allowed.
@@ -250,67 +229,26 @@ func (r *Runner) checkDeleteLimit() error {
 	return plan.CheckDeleteLimit(r.Stats.DeletePending.Load(), r.Stats.DstListed.Load(), r.opts.MaxDelete, r.opts.MaxDeletePercent)
 }
 
-func (r *Runner) deleteAll(ctx context.Context, sp *spool) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.opts.Concurrency)
-	err := sp.Each(func(key string) error {
-		if r.opts.DryRun {
-			return nil
-		}
-		g.Go(func() error {
-			if err := r.dst.Delete(gctx, key); err != nil {
-				r.Stats.Failed.Add(1)
-				r.note(&r.failures, key, err)
-				r.opts.Log.Error("delete failed", "key", key, "err", err)
-				return nil
-			}
-			r.Stats.Deleted.Add(1)
-			r.opts.Log.Debug("deleted", "key", key)
-			return nil
-		})
-		return gctx.Err()
-	})
-	if werr := g.Wait(); err == nil {
-		err = werr
-	}
-	if err == nil {
-		err = ctx.Err()
-	}
-	return err
-}
-
-// do runs one copy or check action.
-func (r *Runner) do(ctx context.Context, a plan.Action) {
+// check runs the provenance check of one "check" action and counts it as
+// skipped or to be copied.
+func (r *Runner) check(ctx context.Context, a plan.Action) {
 	st := &r.Stats
-	if a.Kind == plan.Check {
-		ok, err := r.eng.UpToDate(ctx, a.Src, a.Dst)
-		if err != nil {
-			r.fail(a.Key, err)
-			return
-		}
-		if ok {
-			st.Skipped.Add(1)
-			st.SkippedBytes.Add(a.Src.Size)
-			return
-		}
-		a.Kind, a.Reason = plan.Copy, "provenance"
-		if r.opts.DryRun && r.opts.OnAction != nil {
-			r.opts.OnAction(a)
-		}
-	}
-	if r.opts.DryRun {
-		st.Copied.Add(1)
-		st.CopiedBytes.Add(a.Src.Size)
-		return
-	}
-	res, err := r.eng.Copy(ctx, a.Src, a.Key)
+	ok, err := r.eng.UpToDate(ctx, a.Src, a.Dst)
 	if err != nil {
 		r.fail(a.Key, err)
 		return
 	}
+	if ok {
+		st.Skipped.Add(1)
+		st.SkippedBytes.Add(a.Src.Size)
+		return
+	}
+	a.Kind, a.Reason = plan.Copy, "provenance"
+	if r.opts.OnAction != nil {
+		r.opts.OnAction(a)
+	}
 	st.Copied.Add(1)
-	st.CopiedBytes.Add(res.Size)
-	r.opts.Log.Debug("copied", "key", a.Key, "size", res.Size, "method", res.Method, "crc32c", res.CRC32C, "attempts", res.Attempts)
+	st.CopiedBytes.Add(a.Src.Size)
 }
 
 func (r *Runner) fail(key string, err error) {
@@ -401,7 +339,6 @@ func (r *Runner) summary(start time.Time) Summary {
 		BytesSkipped:   st.SkippedBytes.Load(),
 		Differences:    st.Differences.Load(),
 		Duration:       time.Since(start).Seconds(),
-		DryRun:         r.opts.DryRun,
 		Failures:       append([]Problem(nil), r.failures...),
 		Unsafe:         append([]Problem(nil), r.unsafe...),
 		Diffs:          append([]Problem(nil), r.diffs...),
