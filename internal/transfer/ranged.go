@@ -111,28 +111,7 @@ func (e *Engine) rangedCopy(ctx context.Context, mp store.Multipart, obj store.O
 		defer first.release()
 		return u.uploadPart(gctx, 1, first, n1, firstCRC)
 	})
-	var loopErr error
-	for i := int64(1); i < partCount(size, partSize); i++ {
-		if err := gctx.Err(); err != nil {
-			loopErr = u.objErr("upload part", err)
-			break
-		}
-		off, n := i*partSize, min(partSize, size-i*partSize)
-		buf, err := e.mem.get(gctx, n)
-		if err != nil {
-			loopErr = u.objErr("upload part", err)
-			break
-		}
-		num := int32(i + 1)
-		g.Go(func() error {
-			defer buf.release()
-			want, err := e.readPart(gctx, attrs, obj.Key, off, n, buf)
-			if err != nil {
-				return err
-			}
-			return u.uploadPart(gctx, num, buf, n, want)
-		})
-	}
+	loopErr := e.queueRangedParts(gctx, g, u, attrs, obj.Key, size, partSize, func(i int64) bool { return i == 0 })
 	if werr := g.Wait(); werr != nil {
 		return res, true, werr // loopErr, if any, is gctx's cancellation by werr
 	}

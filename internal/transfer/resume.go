@@ -375,31 +375,7 @@ func (e *Engine) continueUpload(ctx context.Context, u *upload, attrs store.Attr
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.opts.PartConcurrency)
-	var loopErr error
-	for i := range nparts {
-		if have[i] {
-			continue
-		}
-		if err := gctx.Err(); err != nil {
-			loopErr = u.objErr("upload part", err)
-			break
-		}
-		off, n := i*partSize, min(partSize, size-i*partSize)
-		buf, err := e.mem.get(gctx, n)
-		if err != nil {
-			loopErr = u.objErr("upload part", err)
-			break
-		}
-		num := int32(i + 1)
-		g.Go(func() error {
-			defer buf.release()
-			want, err := e.readPart(gctx, attrs, u.srcKey, off, n, buf)
-			if err != nil {
-				return err
-			}
-			return u.uploadPart(gctx, num, buf, n, want)
-		})
-	}
+	loopErr := e.queueRangedParts(gctx, g, u, attrs, u.srcKey, size, partSize, func(i int64) bool { return have[i] })
 	if werr := g.Wait(); werr != nil {
 		return res, werr // loopErr, if any, is gctx's cancellation by werr
 	}
@@ -486,6 +462,36 @@ func (e *Engine) verifyAssembled(ctx context.Context, u *upload, pr store.PutRes
 	}
 	if got != crc {
 		return e.discard(ctx, u.dstKey, u.objErr("verify destination", fmt.Errorf("%w: destination crc32c %s != crc32c of parts %s", store.ErrChecksum, got, crc)))
+	}
+	return nil
+}
+
+// queueRangedParts reads each part of the object not yet done (skip) with a
+// ranged GET into a pooled buffer and uploads it, in g. It returns the error
+// that stopped it from queueing more parts (gctx's end, no buffer budget);
+// the parts' own errors come from g.Wait.
+func (e *Engine) queueRangedParts(gctx context.Context, g *errgroup.Group, u *upload, attrs store.Attrs, key string, size, partSize int64, skip func(i int64) bool) error {
+	for i := range partCount(size, partSize) {
+		if skip(i) {
+			continue
+		}
+		if err := gctx.Err(); err != nil {
+			return u.objErr("upload part", err)
+		}
+		off, n := i*partSize, min(partSize, size-i*partSize)
+		buf, err := e.mem.get(gctx, n)
+		if err != nil {
+			return u.objErr("upload part", err)
+		}
+		num := int32(i + 1)
+		g.Go(func() error {
+			defer buf.release()
+			want, err := e.readPart(gctx, attrs, key, off, n, buf)
+			if err != nil {
+				return err
+			}
+			return u.uploadPart(gctx, num, buf, n, want)
+		})
 	}
 	return nil
 }
