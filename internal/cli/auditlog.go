@@ -29,39 +29,29 @@ func openJobAudit(path string) (*jobAudit, error) {
 }
 
 func (a *jobAudit) Record(r job.Result) error {
-	switch r.Kind {
-	case "object", "delete":
-		var out audit.Outcome
-		switch r.Outcome {
-		case job.OutcomeCopied, job.OutcomePlanned:
-			out = audit.Copied
-		case job.OutcomeSkipped:
-			out = audit.Skipped
-		case job.OutcomeUnsafe:
-			out = audit.SkippedUnsafe
-		case job.OutcomeDeleted:
-			out = audit.Deleted
-		default:
-			out = audit.Failed
-		}
-		return a.log.Record(audit.Record{
-			Time: r.Ended, Job: r.Job, Key: r.Key, Size: r.Size,
-			SrcETag: r.SrcETag, SrcVersion: r.SrcVersion, CRC32C: r.CRC32C,
-			DstETag: r.DstETag, DstVersion: r.DstVersion, Outcome: out, Error: r.Error,
-			Attempts: r.Attempts, Worker: r.Worker, Started: r.Started, Finished: r.Ended,
-		})
-	case "skipped":
-		for _, o := range r.Objs {
-			err := a.log.Record(audit.Record{
-				Time: r.Ended, Job: r.Job, Key: o.K, Size: o.S, SrcETag: o.E,
-				Outcome: audit.Skipped, Worker: r.Worker,
-			})
-			if err != nil {
-				return err
-			}
-		}
+	var out audit.Outcome
+	switch r.Outcome {
+	case job.OutcomeCopied:
+		out = audit.Copied
+	case job.OutcomeSkipped:
+		out = audit.Skipped
+	case job.OutcomeUnsafe:
+		out = audit.SkippedUnsafe
+	case job.OutcomeDeleted:
+		out = audit.Deleted
+	default:
+		out = audit.Failed
 	}
-	return nil
+	size := r.Size
+	if size == 0 {
+		size = r.ListedSize
+	}
+	return a.log.Record(audit.Record{
+		Time: r.Ended, Job: r.Job, Key: r.Key, Size: size,
+		SrcETag: r.SrcETag, SrcVersion: r.SrcVersion, CRC32C: r.CRC32C,
+		DstETag: r.DstETag, DstVersion: r.DstVersion, Outcome: out, Error: r.Error,
+		Attempts: r.Attempts, Worker: r.Worker, Started: r.Started, Finished: r.Ended,
+	})
 }
 
 func (a *jobAudit) Sync() error           { return a.log.Sync() }

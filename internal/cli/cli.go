@@ -108,7 +108,7 @@ source, and recorded with its provenance.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%s (see 'ferry %s --help')", err, c.Name())
 	})
-	qf := &queueFlags{}
+	qf := &queueFlags{warn: stdio.Err}
 	qf.register(root)
 	root.AddCommand(newCopyCmd(stdio, "copy", qf), newCopyCmd(stdio, "sync", qf), newVerifyCmd(stdio))
 	root.AddCommand(newJobCmd(stdio, qf), newDLQCmd(stdio, qf), newWorkerCmd(stdio, qf))

@@ -97,6 +97,7 @@ func newCopyCmd(stdio Stdio, name string, qf *queueFlags) *cobra.Command {
 	}
 	f.register(c, name)
 	f.durable.register(c)
+	f.durable.registerCreate(c)
 	c.Flags().StringVar(&f.durable.auditLog, "audit-log", "", "the job's audit log (default STATE_DIR/audit/JOB.jsonl)")
 	return c
 }

@@ -60,6 +60,9 @@ func newJobCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 					states, err = readSnapshots(qf.snapshotDir(), qf.snapshotKey(c.Context()))
 				} else {
 					states, err = job.List(c.Context(), conn)
+					for i := range states {
+						states[i] = withLiveness(c.Context(), conn, states[i])
+					}
 				}
 				if err != nil {
 					return err
@@ -98,6 +101,7 @@ func newJobCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 					st, err = job.ReadSnapshot(qf.snapshotDir(), id, qf.snapshotKey(c.Context()))
 				} else {
 					st, _, err = job.Load(c.Context(), conn, id)
+					st = withLiveness(c.Context(), conn, st)
 				}
 				if err != nil {
 					return jobErr(err)
@@ -158,6 +162,24 @@ func newJobCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 
 	c.AddCommand(list, status, pause, resume, cancel)
 	return c
+}
+
+// Interrupted is the status shown for a running job that no coordinator
+// runs (its process was killed): `ferry job resume` continues it.
+const Interrupted job.Status = "interrupted"
+
+// withLiveness shows a running job whose coordinator is gone as
+// interrupted. On an embedded server this process could open, nobody runs
+// anything; on an external cluster the job's lock tells.
+func withLiveness(ctx context.Context, conn *queue.Conn, st job.State) job.State {
+	if st.Status != job.Running {
+		return st
+	}
+	if conn.Embedded() || !job.Locked(ctx, conn, st.Spec.ID) {
+		st.Status = Interrupted
+		st.Message = "no process coordinates it; continue with: ferry job resume " + st.Spec.ID
+	}
+	return st
 }
 
 // resumeJob continues a job in the foreground. If a coordinator is alive

@@ -39,18 +39,24 @@ type jobSummary struct {
 	Source      string    `json:"source"`
 	Destination string    `json:"destination"`
 	Listed      int64     `json:"objects_listed"`
+	BytesListed int64     `json:"bytes_listed"`
+	Excluded    int64     `json:"objects_excluded"`
 	Copied      int64     `json:"objects_copied"`
 	Skipped     int64     `json:"objects_skipped"`
 	Failed      int64     `json:"objects_failed"`
 	Deleted     int64     `json:"objects_deleted"`
+	DeleteFail  int64     `json:"deletes_failed"`
 	UnsafeN     int64     `json:"objects_skipped_unsafe"`
+	Reconciled  int64     `json:"objects_reconciled"`
+	Gaps        int64     `json:"reconcile_gaps"`
 	BytesCopied int64     `json:"bytes_copied"`
 	BytesSkip   int64     `json:"bytes_skipped"`
+	TasksFailed int64     `json:"listing_tasks_failed"`
 	Duration    float64   `json:"duration_seconds"`
-	DryRun      bool      `json:"dry_run,omitempty"`
 	Error       string    `json:"error,omitempty"`
 	Failures    []dlqLine `json:"failures,omitempty"`
 	Unsafe      []dlqLine `json:"skipped_unsafe,omitempty"`
+	Missing     []dlqLine `json:"reconcile_gap_keys,omitempty"`
 	AuditHash   string    `json:"audit_last_hash,omitempty"`
 	AuditLines  int64     `json:"audit_lines,omitempty"`
 }
@@ -62,13 +68,19 @@ type dlqLine struct {
 
 func summarize(st job.State) jobSummary {
 	k := st.Counters
-	return jobSummary{
+	s := jobSummary{
 		Job: st.Spec.ID, Status: string(st.Status), Command: st.Spec.Command,
 		Source: st.Spec.Src.Location, Destination: st.Spec.Dst.Location,
-		Listed: k.Listed, Copied: k.Copied, Skipped: k.Skipped, Failed: k.Failed + k.DeleteFailed, Deleted: k.Deleted,
-		UnsafeN: k.Unsafe, BytesCopied: k.CopiedBytes, BytesSkip: k.SkippedBytes, Duration: st.Duration,
-		DryRun: st.Spec.DryRun, Error: st.Error, AuditHash: st.AuditHash, AuditLines: st.AuditLines,
+		Listed: k.Listed, BytesListed: k.ListedBytes, Excluded: k.Excluded,
+		Copied: k.Copied, Skipped: k.Skipped, Failed: k.Failed, Deleted: k.Deleted, DeleteFail: k.DeleteFailed,
+		UnsafeN: k.Unsafe, Reconciled: k.Reconciled, Gaps: k.ReconcileGaps, TasksFailed: k.TasksFailed,
+		BytesCopied: k.CopiedBytes, BytesSkip: k.SkippedBytes, Duration: st.Duration,
+		Error: st.Error, AuditHash: st.AuditHash, AuditLines: st.AuditLines,
 	}
+	for _, g := range st.Gaps {
+		s.Missing = append(s.Missing, dlqLine{Key: g.Key, Error: g.Error})
+	}
+	return s
 }
 
 func printJobJSON(stdio Stdio, st job.State) {
@@ -84,12 +96,18 @@ func reportJob(ctx context.Context, stdio Stdio, conn *queue.Conn, st job.State,
 		s.Unsafe = append(s.Unsafe, dlqLine{Key: u.Key, Error: u.Error})
 		fmt.Fprintf(stdio.Err, "skipped-unsafe: %q: %s\n", u.Key, u.Error)
 	}
-	if s.Failed > 0 {
+	for _, g := range s.Missing {
+		fmt.Fprintf(stdio.Err, "missing at the destination: %q: %s\n", g.Key, g.Error)
+	}
+	if s.Failed > 0 || s.DeleteFail > 0 || s.TasksFailed > 0 {
 		entries, _ := job.ReadDLQ(ctx, conn, st.Spec.ID, 1000)
 		for _, e := range entries {
 			key := ""
-			if e.Obj != nil {
+			switch {
+			case e.Obj != nil:
 				key = e.Obj.K
+			case e.Task != nil:
+				key = "listing of " + e.Task.String()
 			}
 			s.Failures = append(s.Failures, dlqLine{Key: key, Error: e.Error})
 			fmt.Fprintf(stdio.Err, "failed: %q: %s\n", key, e.Error)
@@ -107,24 +125,23 @@ func reportJob(ctx context.Context, stdio Stdio, conn *queue.Conn, st job.State,
 	switch {
 	case st.Status == job.Failed:
 		return &exitError{code: ExitFailed, err: fmt.Errorf("job %s: %s", st.Spec.ID, st.Error)}
-	case s.Failed > 0 || s.UnsafeN > 0:
+	case s.Failed > 0 || s.DeleteFail > 0 || s.UnsafeN > 0:
 		return errFailed
 	}
 	return nil
 }
 
 func printJobSummary(w io.Writer, s jobSummary) {
-	prefix := ""
-	if s.DryRun {
-		prefix = "dry run, would have "
-	}
-	fmt.Fprintf(w, "job %s %s: %scopied %d objects (%s), skipped %d (%s), deleted %d, failed %d",
-		s.Job, s.Status, prefix, s.Copied, humanBytes(s.BytesCopied), s.Skipped, humanBytes(s.BytesSkip), s.Deleted, s.Failed)
+	fmt.Fprintf(w, "job %s %s: copied %d objects (%s), skipped %d (%s), deleted %d, failed %d",
+		s.Job, s.Status, s.Copied, humanBytes(s.BytesCopied), s.Skipped, humanBytes(s.BytesSkip), s.Deleted, s.Failed+s.DeleteFail)
 	if s.UnsafeN > 0 {
 		fmt.Fprintf(w, ", skipped-unsafe %d", s.UnsafeN)
 	}
+	if s.Reconciled > 0 {
+		fmt.Fprintf(w, ", reconciled %d", s.Reconciled)
+	}
 	fmt.Fprintf(w, " in %.1fs", s.Duration)
-	if s.Duration > 0 && s.BytesCopied > 0 && !s.DryRun {
+	if s.Duration > 0 && s.BytesCopied > 0 {
 		fmt.Fprintf(w, " (%s/s)", humanBytes(int64(float64(s.BytesCopied)/s.Duration)))
 	}
 	fmt.Fprintln(w)

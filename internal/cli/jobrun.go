@@ -14,11 +14,15 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/ferry-dev/ferry/internal/filter"
 	"github.com/ferry-dev/ferry/internal/job"
 	"github.com/ferry-dev/ferry/internal/location"
 	"github.com/ferry-dev/ferry/internal/queue"
+	"github.com/ferry-dev/ferry/internal/reconcile"
 	"github.com/ferry-dev/ferry/internal/store"
+	"github.com/ferry-dev/ferry/internal/transfer"
 	"github.com/ferry-dev/ferry/internal/worker"
 )
 
@@ -37,10 +41,15 @@ type queueFlags struct {
 	allowInsecure bool
 	replicas      int
 	listen        string
+	// flags are the root's persistent flags (to tell set from default);
+	// warn receives setup warnings.
+	flags *pflag.FlagSet
+	warn  io.Writer
 }
 
 func (qf *queueFlags) register(root *cobra.Command) {
 	fl := root.PersistentFlags()
+	qf.flags = fl
 	fl.StringVar(&qf.stateDir, "state-dir", "", "job state directory (default $XDG_STATE_HOME/ferry)")
 	fl.StringVar(&qf.url, "nats", "", "external NATS server URL(s), comma separated (default: embedded server)")
 	fl.StringVar(&qf.creds, "nats-creds", "", "NATS user credentials file")
@@ -79,6 +88,7 @@ func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
 		CredsFile: qf.creds, NKeyFile: qf.nkey, Token: os.Getenv("FERRY_NATS_TOKEN"),
 		CAFile: qf.ca, CertFile: qf.cert, KeyFile: qf.key,
 		AllowInsecure: qf.allowInsecure, Replicas: qf.replicas,
+		ReplicasSet: qf.flags != nil && qf.flags.Changed("nats-replicas"),
 	}
 	if qf.url == "" {
 		if err := checkStateDir(o.StateDir); err != nil {
@@ -93,6 +103,11 @@ func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
 	conn, err := queue.Connect(ctx, o)
 	if err != nil {
 		return nil, asUsage(err)
+	}
+	if qf.warn != nil {
+		for _, w := range conn.Warnings {
+			fmt.Fprintf(qf.warn, "ferry: warning: %s\n", w)
+		}
 	}
 	return conn, nil
 }
@@ -114,6 +129,7 @@ func checkStateDir(dir string) error {
 // durableFlags are the copy/sync flags about the job itself.
 type durableFlags struct {
 	auditLog     string
+	noReconcile  bool
 	workers      int
 	maxAttempts  int
 	drainTimeout time.Duration
@@ -124,6 +140,11 @@ func (d *durableFlags) register(c *cobra.Command) {
 	fl.IntVar(&d.workers, "workers", 1, "in-process workers (0: plan and monitor only, external `ferry worker`s do the work)")
 	fl.IntVar(&d.maxAttempts, "max-attempts", 3, "attempts per object before it goes to the dead-letter queue")
 	fl.DurationVar(&d.drainTimeout, "drain-timeout", 30*time.Second, "on interrupt, how long in-flight objects may finish")
+}
+
+// registerCreate registers the flags that only a new job takes.
+func (d *durableFlags) registerCreate(c *cobra.Command) {
+	c.Flags().BoolVar(&d.noReconcile, "no-reconcile", false, "skip the final reconciliation (listing both sides again to prove every object arrived)")
 }
 
 // foreground runs a job's coordinator (and, unless workers is 0, a worker
@@ -212,6 +233,7 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 			snap.Unlock()
 		},
 		AbortUpload: abortUploadFunc(ctx, st0(coord)),
+		Reconcile:   reconcileFunc(conn, spec, log),
 		Probe: func(pctx context.Context) string {
 			src, dst, err := openSpec(pctx, spec)
 			if err != nil {
@@ -239,6 +261,54 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 }
 
 func st0(c *job.Coordinator) job.Spec { return c.State().Spec }
+
+// reconcileFunc is the job's final reconciliation (package reconcile): both
+// sides listed again, every selected source key checked at the destination.
+// Keys the job reported failed (its dead-letter queue) or unsafe are known
+// and not gaps.
+func reconcileFunc(conn *queue.Conn, spec job.Spec, log *slog.Logger) func(context.Context, job.State) (job.Reconciliation, error) {
+	if spec.NoReconcile {
+		return nil
+	}
+	return func(ctx context.Context, st job.State) (job.Reconciliation, error) {
+		src, dst, err := openSpec(ctx, spec)
+		if err != nil {
+			return job.Reconciliation{}, err
+		}
+		flt, err := filter.New(spec.Include, spec.Exclude)
+		if err != nil {
+			return job.Reconciliation{}, err
+		}
+		known := map[string]bool{}
+		for _, u := range st.Unsafe {
+			known[u.Key] = true
+		}
+		if st.Counters.Failed > 0 {
+			entries, err := job.ReadDLQ(ctx, conn, spec.ID, 100000)
+			if err != nil {
+				return job.Reconciliation{}, err
+			}
+			for _, e := range entries {
+				if e.Obj != nil {
+					known[e.Obj.K] = true
+				}
+			}
+		}
+		eng := transfer.New(src, dst, transfer.Options{})
+		start := time.Now()
+		rep, err := reconcile.Run(ctx, src, dst, reconcile.Options{
+			Filter: flt, DstKeepsMTime: spec.DstKeepsMTime, Since: spec.Created,
+			Known: func(k string) bool { return known[k] },
+			Check: eng.UpToDate,
+		})
+		log.Info("reconciled", "job", spec.ID, "checked", rep.Checked, "gaps", rep.Gaps, "seconds", time.Since(start).Seconds())
+		out := job.Reconciliation{Checked: rep.Checked, Gaps: rep.Gaps}
+		for _, g := range rep.Examples {
+			out.Examples = append(out.Examples, job.KeyError{Key: g.Key, Error: g.Reason})
+		}
+		return out, err
+	}
+}
 
 func (qf *queueFlags) snapshotDirIfEmbedded(conn *queue.Conn) string {
 	if conn.Embedded() {
@@ -318,6 +388,7 @@ func runDurable(ctx context.Context, stdio Stdio, conn *queue.Conn, cmd string, 
 		Delete: f.del, MaxDelete: maxDel, MaxDeletePercent: maxDelPct, Force: f.force,
 		PartSize: partSize, SSE: f.sse, SSEKMSKeyID: f.sseKMSKeyID,
 		MaxAttempts:   d.maxAttempts,
+		NoReconcile:   d.noReconcile,
 		DstKeepsMTime: dstLoc.Kind == location.Local,
 	}
 	spec.ID = job.NewID()

@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -31,8 +28,8 @@ var ErrLocked = errors.New("job is being run by another process")
 // ErrFinished: the job already finished.
 var ErrFinished = errors.New("job already finished")
 
-// Auditor receives every result of a job, in stream order, and writes
-// AuditLines(r) lines for it.
+// Auditor receives every object outcome of a job, in stream order, one
+// line per outcome (AuditLines of the Final).
 type Auditor interface {
 	Record(r Result) error
 	// Sync makes what was recorded durable.
@@ -41,23 +38,39 @@ type Auditor interface {
 	Head() (lines int64, lastHash string)
 }
 
-// AuditLines is how many audit lines a result makes: one per object
-// outcome, one per object of a "skipped" record, none for listing tasks.
-func AuditLines(r Result) int64 {
-	switch r.Kind {
-	case "object", "delete":
-		return 1
-	case "skipped":
-		return int64(len(r.Objs))
+// AuditLines is how many audit lines a Final makes: one per object outcome.
+func AuditLines(f Final) int64 { return int64(len(f.Outcomes) + len(f.Skipped)) }
+
+// auditResults are the per-object results of a Final, as audited.
+func auditResults(f Final) []Result {
+	out := make([]Result, 0, AuditLines(f))
+	for _, r := range f.Outcomes {
+		r.V, r.Job = WireVersion, f.Job
+		out = append(out, r)
 	}
-	return 0
+	for _, o := range f.Skipped {
+		out = append(out, Result{V: WireVersion, Job: f.Job, Kind: "skipped", Key: o.K, Size: o.S, ListedSize: o.S,
+			Outcome: OutcomeSkipped, SrcETag: o.E, Worker: f.Worker, Ended: f.Time})
+	}
+	return out
+}
+
+// Reconciliation is what the final reconciliation found.
+type Reconciliation struct {
+	// Checked counts the source keys compared with the destination.
+	Checked int64
+	// Gaps counts source keys missing or different at the destination
+	// that the job did not already report as failed; Examples names the
+	// first of them.
+	Gaps     int64
+	Examples []KeyError
 }
 
 // RunOptions tune a coordinator.
 type RunOptions struct {
 	// Log receives job-level events.
 	Log *slog.Logger
-	// Audit, when set, receives every result.
+	// Audit, when set, receives every object outcome.
 	Audit Auditor
 	// AbortUpload aborts a multipart upload the job left behind (orphans
 	// recorded in the uploads bucket), called once the job finished.
@@ -77,14 +90,22 @@ type RunOptions struct {
 	// ID.resume, ID.cancel) that other processes write when they cannot
 	// reach an embedded server (see [RequestControl]).
 	ControlDir string
+	// Reconcile, when set, runs once all work finished: it lists both sides
+	// again and reports source keys missing or different at the
+	// destination. Any gap fails the job.
+	Reconcile func(ctx context.Context, st State) (Reconciliation, error)
+	// Tick is how often the coordinator saves state and checks for the
+	// end while results arrive (default 250ms).
+	Tick time.Duration
 }
 
 // Coordinator creates or resumes one job, tallies its results and
 // finishes it. It holds nothing that grows with the number of objects.
 type Coordinator struct {
-	conn *queue.Conn
-	id   string
-	opts RunOptions
+	conn   *queue.Conn
+	id     string
+	opts   RunOptions
+	ledger *ledger
 
 	mu    sync.Mutex
 	state State
@@ -96,7 +117,14 @@ type Coordinator struct {
 	// resumed: opened to resume (not just created), so messages a killed
 	// process held may be waiting for redelivery.
 	resumed bool
+	// catchUp is a results-stream sequence the counters must include
+	// before the job may end: the stream's last record when Run started,
+	// and the coordinator's own release records.
+	catchUp uint64
 }
+
+// RootID is the work ID of a job's root listing task.
+func RootID(jobID string) string { return ContentID(jobID, "root") }
 
 // Create records a new job and queues its first listing task.
 func Create(ctx context.Context, conn *queue.Conn, spec Spec) (*Coordinator, error) {
@@ -112,7 +140,11 @@ func Create(ctx context.Context, conn *queue.Conn, spec Spec) (*Coordinator, err
 	}
 	now := time.Now().UTC()
 	st := State{V: WireVersion, Spec: spec, Status: Running, Updated: now, Started: now}
-	st.Counters.TasksOpen = 1 // the root listing task
+	c := &Coordinator{conn: conn, id: spec.ID, ledger: &ledger{kv: kvLedger{conn.Ledger}, job: spec.ID}}
+	root := Work{V: WireVersion, Job: spec.ID, Kind: KindList, Attempt: 1, Task: &lister.Task{Level: true}, ID: RootID(spec.ID)}
+	if err := c.ledger.registerRoot(ctx, root.ID, KindList, &st.Counters); err != nil {
+		return nil, fmt.Errorf("create job %s: %w", spec.ID, err)
+	}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return nil, fmt.Errorf("encode job: %w", err)
@@ -121,12 +153,10 @@ func Create(ctx context.Context, conn *queue.Conn, spec Spec) (*Coordinator, err
 	if err != nil {
 		return nil, fmt.Errorf("create job %s: %w", spec.ID, err)
 	}
-	c := &Coordinator{conn: conn, id: spec.ID, state: st, rev: rev}
+	c.state, c.rev = st, rev
 	if err := c.ensureConsumer(ctx, false); err != nil {
 		return nil, err
 	}
-	root := Work{V: WireVersion, Job: spec.ID, Kind: KindList, Attempt: 1, Task: &lister.Task{Level: true}}
-	root.ID = ContentID(spec.ID, "root")
 	if err := PublishWork(ctx, conn.JS, root, root.ID); err != nil {
 		return nil, err
 	}
@@ -180,7 +210,7 @@ func Open(ctx context.Context, conn *queue.Conn, id string) (*Coordinator, error
 	if st.Status.Finished() {
 		return nil, fmt.Errorf("job %s: %w (%s)", id, ErrFinished, st.Status)
 	}
-	return &Coordinator{conn: conn, id: id, state: st, rev: rev, resumed: true}, nil
+	return &Coordinator{conn: conn, id: id, state: st, rev: rev, resumed: true, ledger: &ledger{kv: kvLedger{conn.Ledger}, job: id}}, nil
 }
 
 // ID is the job's ID.
@@ -235,53 +265,19 @@ func PublishWork(ctx context.Context, js jetstream.JetStream, w Work, msgID stri
 	return nil
 }
 
-// lock takes the job's coordinator lock and keeps it fresh until ctx ends;
-// release gives it up.
-func (c *Coordinator) lock(ctx context.Context) (release func(), err error) {
-	h, _ := os.Hostname()
-	holder := []byte(h + " pid " + strconv.Itoa(os.Getpid()))
-	if c.conn.Embedded() {
-		// The state directory's flock already makes this process the only
-		// one: a lock left by a killed process is stale.
-		_ = c.conn.Locks.Purge(ctx, c.id)
-	}
-	rev, err := c.conn.Locks.Create(ctx, c.id, holder)
+// publishFinal puts a record on the results stream and returns its
+// sequence.
+func publishFinal(ctx context.Context, js jetstream.JetStream, f Final) (uint64, error) {
+	f.V = WireVersion
+	b, err := json.Marshal(f)
 	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			cur, gerr := c.conn.Locks.Get(ctx, c.id)
-			who := "another process"
-			if gerr == nil {
-				who = string(cur.Value())
-			}
-			return nil, fmt.Errorf("job %s: %w (%s; a killed process's lock expires after %s)", c.id, ErrLocked, who, queue.LockTTL)
-		}
-		return nil, fmt.Errorf("lock job %s: %w", c.id, err)
+		return 0, fmt.Errorf("encode result: %w", err)
 	}
-	lctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(queue.LockTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-lctx.Done():
-				return
-			case <-t.C:
-				if r, err := c.conn.Locks.Update(lctx, c.id, holder, rev); err == nil {
-					rev = r
-				}
-			}
-		}
-	}()
-	return func() {
-		cancel()
-		wg.Wait()
-		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer dcancel()
-		_ = c.conn.Locks.Delete(dctx, c.id, jetstream.LastRevision(rev))
-	}, nil
+	ack, err := js.Publish(ctx, queue.ResultSubject(f.Job), b, jetstream.WithMsgID(ContentID(f.Work, "final")))
+	if err != nil {
+		return 0, fmt.Errorf("record %s for job %s: %w", f.Kind, f.Job, err)
+	}
+	return ack.Sequence, nil
 }
 
 // save writes the state to the bucket (compare-and-set on the revision,
@@ -321,93 +317,21 @@ func (c *Coordinator) save(ctx context.Context) error {
 	return fmt.Errorf("save job %s: too many concurrent updates", c.id)
 }
 
-func (c *Coordinator) writeSnapshot(b []byte) {
-	if c.opts.SnapshotDir == "" {
-		return
-	}
-	_ = WriteSnapshot(c.opts.SnapshotDir, c.id, b, c.opts.SnapshotKey)
-}
-
-// WriteSnapshot atomically writes a job state file, sealed with key
-// (AES-256-GCM) when key is set.
-func WriteSnapshot(dir, id string, b, key []byte) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	if len(key) > 0 {
-		sealed, err := seal(key, b)
-		if err != nil {
-			return err
-		}
-		b = sealed
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, id+".json"))
-}
-
-// ReadSnapshot reads a job state file written by a running coordinator.
-func ReadSnapshot(dir, id string, key []byte) (State, error) {
-	b, err := os.ReadFile(filepath.Join(dir, id+".json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return State{}, fmt.Errorf("job %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return State{}, err
-	}
-	if len(key) > 0 {
-		if b, err = open(key, b); err != nil {
-			return State{}, fmt.Errorf("job %s: state snapshot: %w", id, err)
-		}
-	}
-	return decodeState(b)
-}
-
-// SetStatus changes a job's status (pause, resume, cancel) with a
-// compare-and-set on its record.
-func SetStatus(ctx context.Context, conn *queue.Conn, id string, to Status, msg string) (State, error) {
-	for range 10 {
-		st, rev, err := Load(ctx, conn, id)
-		if err != nil {
-			return State{}, err
-		}
-		if st.Status.Finished() {
-			return st, fmt.Errorf("job %s: %w (%s)", id, ErrFinished, st.Status)
-		}
-		st.Status, st.Message, st.Updated = to, msg, time.Now().UTC()
-		b, err := json.Marshal(st)
-		if err != nil {
-			return State{}, err
-		}
-		if _, err := conn.Jobs.Update(ctx, id, b, rev); err == nil {
-			return st, nil
-		}
-	}
-	return State{}, fmt.Errorf("job %s: could not update status: too many concurrent updates", id)
-}
-
 // Run coordinates the job until it finishes or ctx ends: it takes the
-// job's lock, makes sure the job is running, applies every result to the
-// counters (and the audit log), releases sync deletes once listing
-// completed, and finishes the job. On ctx's end it saves the state and
-// returns ctx's error; the job can be resumed.
+// job's lock, makes sure the job is running, applies every result through
+// the ledger to the counters (and the audit log), releases sync deletes
+// once the listing is complete, and finishes the job when every work item
+// has finished. On ctx's end it saves the state and returns ctx's error;
+// the job can be resumed.
 func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 	c.opts = opts
 	if c.opts.Log == nil {
 		c.opts.Log = slog.New(slog.DiscardHandler)
 	}
-	release, err := c.lock(ctx)
+	if c.opts.Tick <= 0 {
+		c.opts.Tick = 250 * time.Millisecond
+	}
+	lease, release, err := c.lock(ctx)
 	if err != nil {
 		return c.State(), err
 	}
@@ -427,6 +351,7 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 		c.state.Status, c.state.Message = Running, ""
 	}
 	c.state.Started = time.Now().UTC()
+	c.state.Runs++
 	if a := c.opts.Audit; a != nil {
 		if lines, _ := a.Head(); lines > c.state.AuditLines {
 			c.auditSkip = lines - c.state.AuditLines
@@ -435,6 +360,17 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 	c.mu.Unlock()
 	if err := c.ensureConsumer(ctx, c.resumed && c.conn.Embedded()); err != nil {
 		return c.State(), err
+	}
+	// The job may not end before the counters include every record
+	// already on the stream (a redrive's, say).
+	if rs, err := c.conn.JS.Stream(ctx, queue.StreamResults); err == nil {
+		if last, err := rs.GetLastMsgForSubject(ctx, queue.ResultSubject(c.id)); err == nil {
+			c.catchUp = last.Sequence
+		} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return c.State(), fmt.Errorf("results of job %s: %w", c.id, err)
+		}
+	} else {
+		return c.State(), fmt.Errorf("results stream: %w", err)
 	}
 	if err := c.save(ctx); err != nil {
 		return c.State(), err
@@ -455,18 +391,19 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 	}
 	defer cc.Stop()
 
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(c.opts.Tick)
 	defer tick.Stop()
 	dirty := true
 	for {
 		select {
+		case <-lease.Done():
+			c.interrupted()
+			return c.State(), context.Cause(lease)
 		case <-ctx.Done():
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = c.save(sctx)
-			cancel()
+			c.interrupted()
 			return c.State(), ctx.Err()
 		case m := <-msgs:
-			if err := c.apply(m); err != nil {
+			if err := c.apply(ctx, m); err != nil {
 				return c.State(), err
 			}
 			dirty = true
@@ -474,7 +411,7 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 			for more := true; more; {
 				select {
 				case m := <-msgs:
-					if err := c.apply(m); err != nil {
+					if err := c.apply(ctx, m); err != nil {
 						return c.State(), err
 					}
 				default:
@@ -510,86 +447,154 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 	}
 }
 
-func (c *Coordinator) apply(m jetstream.Msg) error {
+// interrupted saves the state of a run that stops before the job ended.
+func (c *Coordinator) interrupted() {
+	c.mu.Lock()
+	c.state.Duration += time.Since(c.state.Started).Seconds()
+	c.state.Started = time.Now().UTC()
+	c.mu.Unlock()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = c.save(sctx)
+	cancel()
+}
+
+// apply applies one record of the results stream: through the ledger, and
+// when it is the first Final of its item, to the counters and audit log.
+func (c *Coordinator) apply(ctx context.Context, m jetstream.Msg) error {
 	md, err := m.Metadata()
 	if err != nil {
 		return fmt.Errorf("result metadata: %w", err)
 	}
-	r, err := DecodeResult(m.Data())
+	seq := md.Sequence.Stream
+	f, err := DecodeFinal(m.Data())
+	if err == nil && f.Job != c.id {
+		err = fmt.Errorf("record of job %q", f.Job)
+	}
 	if err != nil {
-		c.opts.Log.Warn("skipping undecodable result", "job", c.id, "seq", md.Sequence.Stream, "err", err)
+		c.opts.Log.Warn("skipping undecodable result", "job", c.id, "seq", seq, "err", err)
 		c.mu.Lock()
-		c.state.LastSeq = md.Sequence.Stream
+		c.state.LastSeq = seq
 		c.mu.Unlock()
 		return nil
 	}
-	if c.opts.Audit != nil {
-		c.mu.Lock()
-		n := AuditLines(r)
-		skip := c.auditSkip >= n && n > 0
-		if skip {
-			c.auditSkip -= n
-		}
-		c.mu.Unlock()
-		if !skip {
-			if err := c.opts.Audit.Record(r); err != nil {
-				return fmt.Errorf("audit log: %w", err)
-			}
+	c.mu.Lock()
+	k := c.state.Counters
+	c.mu.Unlock()
+	first, err := c.ledger.apply(ctx, f, seq, &k)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", c.id, err)
+	}
+	if first {
+		k.apply(f)
+		if err := c.audit(f); err != nil {
+			return err
 		}
 	}
 	c.mu.Lock()
-	c.state.Counters.Apply(r)
-	c.state.LastSeq = md.Sequence.Stream
-	if r.Kind == "object" && r.Outcome == OutcomeUnsafe && len(c.state.Unsafe) < MaxNamed {
-		c.state.Unsafe = append(c.state.Unsafe, KeyError{Key: r.Key, Error: r.Error})
+	c.state.Counters = k
+	c.state.LastSeq = seq
+	if first {
+		for _, r := range f.Outcomes {
+			if r.Outcome == OutcomeUnsafe && len(c.state.Unsafe) < MaxNamed {
+				c.state.Unsafe = append(c.state.Unsafe, KeyError{Key: r.Key, Error: r.Error})
+			}
+		}
 	}
 	c.mu.Unlock()
-	if r.Kind == "object" && r.Outcome == OutcomeFailed {
-		c.opts.Log.Error("object failed", "key", r.Key, "err", r.Error, "attempts", r.Attempts)
+	if first {
+		for _, r := range f.Outcomes {
+			switch r.Outcome {
+			case OutcomeFailed, OutcomeDelFail:
+				c.opts.Log.Error("object failed", "job", c.id, "key", r.Key, "err", r.Error, "attempts", r.Attempts)
+			}
+		}
+		if f.Task != nil && f.Task.Failed {
+			c.opts.Log.Error("listing task failed", "job", c.id, "err", f.Task.Error)
+		}
 	}
 	return nil
 }
 
-// step moves a job whose listing completed towards its end: it checks
-// and releases deletes, and finishes the job when everything is done.
+func (c *Coordinator) audit(f Final) error {
+	a := c.opts.Audit
+	if a == nil {
+		return nil
+	}
+	for _, r := range auditResults(f) {
+		c.mu.Lock()
+		skip := c.auditSkip > 0
+		if skip {
+			c.auditSkip--
+		}
+		c.mu.Unlock()
+		if skip {
+			continue
+		}
+		if err := a.Record(r); err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+	}
+	return nil
+}
+
+// step decides what a running job does next, once its counters include
+// everything it must wait for: release deletes when the whole listing is
+// complete, and finish when every work item finished.
 func (c *Coordinator) step(ctx context.Context) (bool, error) {
 	st := c.State()
-	if st.Status != Running || !st.ListingComplete() {
+	if st.Status != Running || st.LastSeq < c.catchUp {
 		return false, nil
 	}
 	k := st.Counters
-	spec := st.Spec
-	wantDeletes := spec.Delete && k.DeletesPlanned > 0 && k.TasksFailed == 0 && !spec.DryRun
-	if wantDeletes && !st.DeletesReleased {
-		if err := checkDeleteLimit(spec, k); err != nil {
-			// Wait for the copies, then stop with the error.
-			if k.Finished >= k.Enqueued {
-				_, ferr := c.finish(ctx, Failed, err.Error())
-				return true, ferr
-			}
-			return false, nil
-		}
-		if err := c.releaseDeletes(ctx); err != nil {
-			return false, err
-		}
-		c.mu.Lock()
-		c.state.DeletesReleased = true
-		c.mu.Unlock()
-		if err := c.save(ctx); err != nil {
-			return false, err
-		}
+	if k.WorkOpen < 0 || k.WorkPending < 0 || k.TasksOpen < 0 || k.TasksPending < 0 {
+		_, err := c.finish(ctx, Failed, fmt.Sprintf("internal accounting error: %d open and %d pending work items", k.WorkOpen, k.WorkPending))
+		return true, err
+	}
+	if !st.ListingComplete() {
 		return false, nil
 	}
-	copiesDone := k.Finished >= k.Enqueued
-	deletesDone := !wantDeletes || k.Deleted+k.DeleteFailed >= k.DeletesPlanned
-	if !copiesDone || !deletesDone {
+	spec := st.Spec
+	if spec.Delete && k.DeletesPlanned > 0 && k.TasksFailed == 0 && !st.DeletesReleased && deleteLimit(spec, k) == nil {
+		return false, c.releaseDeletes(ctx)
+	}
+	if k.WorkOpen > 0 {
 		return false, nil
 	}
 	status, msg := Done, ""
-	if k.TasksFailed > 0 {
-		status, msg = Failed, fmt.Sprintf("%d listing task(s) failed: the listing is incomplete", k.TasksFailed)
+	switch {
+	case k.WorkPending > 0:
+		status, msg = Failed, fmt.Sprintf("accounting: %d work item(s) finished that no listing task created; the job's counts cannot be trusted", k.WorkPending)
+	case k.TasksFailed > 0:
+		status, msg = Failed, fmt.Sprintf("listing incomplete: %d task(s) failed", k.TasksFailed)
 		if spec.Delete {
 			msg += "; no objects were deleted"
+		}
+	case spec.Delete && k.DeletesPlanned > 0 && !st.DeletesReleased:
+		status, msg = Failed, deleteLimit(spec, k).Error()
+	case k.Listed != k.Copied+k.Skipped+k.Failed+k.Unsafe || k.ListedBytes != k.AccountedBytes:
+		status, msg = Failed, fmt.Sprintf("accounting mismatch: %d objects (%d bytes) listed, but %d copied + %d skipped + %d failed + %d unsafe (%d bytes)",
+			k.Listed, k.ListedBytes, k.Copied, k.Skipped, k.Failed, k.Unsafe, k.AccountedBytes)
+	}
+	if status == Done && c.opts.Reconcile != nil {
+		c.opts.Log.Info("reconciling: listing both sides again", "job", c.id)
+		rec, err := c.opts.Reconcile(ctx, st)
+		c.mu.Lock()
+		c.state.Counters.Reconciled, c.state.Counters.ReconcileGaps = rec.Checked, rec.Gaps
+		c.mu.Unlock()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return false, ctx.Err()
+		case err != nil:
+			status, msg = Failed, "reconciliation failed: "+oneLine(err.Error())
+		case rec.Gaps > 0:
+			names := make([]string, 0, len(rec.Examples))
+			for _, e := range rec.Examples {
+				names = append(names, fmt.Sprintf("%q (%s)", e.Key, e.Error))
+			}
+			status, msg = Failed, fmt.Sprintf("reconciliation: %d key(s) missing or different at the destination: %s", rec.Gaps, strings.Join(names, ", "))
+			c.mu.Lock()
+			c.state.Gaps = rec.Examples
+			c.mu.Unlock()
 		}
 	}
 	_, err := c.finish(ctx, status, msg)
@@ -599,7 +604,8 @@ func (c *Coordinator) step(ctx context.Context) (bool, error) {
 // ErrDeleteLimit: a sync would delete more than allowed.
 var ErrDeleteLimit = plan.ErrDeleteLimit
 
-func checkDeleteLimit(spec Spec, k Counters) error {
+// deleteLimit checks the whole job's planned deletes against --max-delete.
+func deleteLimit(spec Spec, k Counters) error {
 	if spec.Force {
 		return nil
 	}
@@ -607,9 +613,18 @@ func checkDeleteLimit(spec Spec, k Counters) error {
 }
 
 // releaseDeletes moves the deletes held on the deletes stream to the work
-// queue. Each message keeps a de-duplication ID derived from its sequence,
-// so a release interrupted and repeated queues nothing twice.
+// queue, once. It records the release in the job first (workers refuse
+// delete work before it), then for each batch a release record that
+// registers the batch in the ledger, then the batch itself. IDs derive from
+// the held message's sequence, so a release interrupted and repeated
+// queues and counts nothing twice.
 func (c *Coordinator) releaseDeletes(ctx context.Context) error {
+	c.mu.Lock()
+	c.state.DeletesReleased = true
+	c.mu.Unlock()
+	if err := c.save(ctx); err != nil {
+		return err
+	}
 	subj := queue.DeleteSubject(c.id)
 	stream, err := c.conn.JS.Stream(ctx, queue.StreamDeletes)
 	if err != nil {
@@ -642,7 +657,15 @@ func (c *Coordinator) releaseDeletes(ctx context.Context) error {
 			return err
 		}
 		w.Kind, w.Attempt = KindDelete, 1
-		if err := PublishWork(ctx, c.conn.JS, w, ContentID(c.id, "delete", md.Sequence.Stream)); err != nil {
+		w.ID = ContentID(c.id, "delete", md.Sequence.Stream)
+		rel := Final{Job: c.id, Kind: KindRelease, Work: ContentID(c.id, "release", md.Sequence.Stream), Root: true,
+			Children: []Child{{ID: w.ID, Kind: KindDelete}}, Time: time.Now().UTC()}
+		seq, err := publishFinal(ctx, c.conn.JS, rel)
+		if err != nil {
+			return err
+		}
+		c.catchUp = max(c.catchUp, seq)
+		if err := PublishWork(ctx, c.conn.JS, w, w.ID); err != nil {
 			return err
 		}
 		if md.Sequence.Stream >= last.Sequence {
@@ -652,7 +675,7 @@ func (c *Coordinator) releaseDeletes(ctx context.Context) error {
 }
 
 // finish ends the job: aborts multipart uploads it left behind, removes
-// its consumer and queued work, and records the final status.
+// its consumer, queued work and ledger, and records the final status.
 func (c *Coordinator) finish(ctx context.Context, status Status, msg string) (State, error) {
 	c.abortOrphans(ctx)
 	_ = c.conn.JS.DeleteConsumer(ctx, queue.StreamWork, WorkConsumer(c.id))
@@ -661,6 +684,9 @@ func (c *Coordinator) finish(ctx context.Context, status Status, msg string) (St
 	}
 	if s, err := c.conn.JS.Stream(ctx, queue.StreamDeletes); err == nil {
 		_ = s.Purge(ctx, jetstream.WithPurgeSubject(queue.DeleteSubject(c.id)))
+	}
+	if s, err := c.conn.JS.Stream(ctx, "KV_"+queue.BucketLedger); err == nil {
+		_ = s.Purge(ctx, jetstream.WithPurgeSubject("$KV."+queue.BucketLedger+"."+c.id+".>"))
 	}
 	now := time.Now().UTC()
 	c.mu.Lock()
@@ -703,149 +729,4 @@ func (c *Coordinator) abortOrphans(ctx context.Context) {
 	}
 }
 
-// RequestControl asks the coordinator of job id, running in another process
-// on an embedded server, to pause, resume or cancel it: it writes a control
-// file the coordinator polls.
-func RequestControl(dir, id string, to Status) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, id+"."+controlVerb(to)), nil, 0o600)
-}
-
-// ControlPending reports whether a control request is still waiting for
-// the coordinator to take it.
-func ControlPending(dir, id string, to Status) bool {
-	_, err := os.Stat(filepath.Join(dir, id+"."+controlVerb(to)))
-	return err == nil
-}
-
-func controlVerb(s Status) string {
-	switch s {
-	case Paused:
-		return "pause"
-	case Cancelled:
-		return "cancel"
-	}
-	return "resume"
-}
-
-func (c *Coordinator) pollControl(ctx context.Context) {
-	if c.opts.ControlDir == "" {
-		return
-	}
-	for _, to := range []Status{Cancelled, Paused, Running} {
-		p := filepath.Join(c.opts.ControlDir, c.id+"."+controlVerb(to))
-		if _, err := os.Stat(p); err != nil {
-			continue
-		}
-		c.mu.Lock()
-		if !c.state.Status.Finished() {
-			c.state.Status = to
-			c.state.Message = ""
-		}
-		c.mu.Unlock()
-		if err := c.forceStatus(ctx, to); err != nil {
-			c.opts.Log.Warn("control", "job", c.id, "err", err)
-		}
-		os.Remove(p) // after the snapshot shows the new status
-		return
-	}
-}
-
-// forceStatus writes the coordinator's status to the bucket.
-func (c *Coordinator) forceStatus(ctx context.Context, to Status) error {
-	_, err := SetStatus(ctx, c.conn, c.id, to, "")
-	if err != nil {
-		return err
-	}
-	_, rev, err := Load(ctx, c.conn, c.id)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.rev = rev
-	c.mu.Unlock()
-	return c.save(ctx)
-}
-
-// Cancel cancels a job that no coordinator is running: its queued work is
-// removed, its multipart uploads aborted (abort may be nil) and its status
-// set to cancelled.
-func Cancel(ctx context.Context, conn *queue.Conn, id string, abort func(ctx context.Context, key string, state []byte) error) (State, error) {
-	if _, err := SetStatus(ctx, conn, id, Cancelled, ""); err != nil {
-		return State{}, err
-	}
-	c, err := openAny(ctx, conn, id)
-	if err != nil {
-		return State{}, err
-	}
-	c.opts = RunOptions{AbortUpload: abort, Log: slog.New(slog.DiscardHandler)}
-	release, err := c.lock(ctx)
-	if err != nil {
-		// A live coordinator will see the status and finish the job.
-		return c.State(), nil
-	}
-	defer release()
-	return c.finish(ctx, Cancelled, "cancelled")
-}
-
-func openAny(ctx context.Context, conn *queue.Conn, id string) (*Coordinator, error) {
-	st, rev, err := Load(ctx, conn, id)
-	if err != nil {
-		return nil, err
-	}
-	return &Coordinator{conn: conn, id: id, state: st, rev: rev}, nil
-}
-
-// Locked reports whether a coordinator holds job id's lock.
-func Locked(ctx context.Context, conn *queue.Conn, id string) bool {
-	_, err := conn.Locks.Get(ctx, id)
-	return err == nil
-}
-
-// WaitingForCredentials starts the status message of a job that paused
-// itself because an endpoint refused its credentials.
-const WaitingForCredentials = "waiting for valid credentials for "
-
-// probeCredentials resumes a job that waits for valid credentials once
-// its endpoints accept them (checked every 5 seconds).
-func (c *Coordinator) probeCredentials(ctx context.Context) {
-	st := c.State()
-	if c.opts.Probe == nil || st.Status != Paused || !strings.HasPrefix(st.Message, WaitingForCredentials) {
-		return
-	}
-	if time.Since(c.lastProbe) < 5*time.Second {
-		return
-	}
-	c.lastProbe = time.Now()
-	if side := c.opts.Probe(ctx); side != "" {
-		return
-	}
-	c.opts.Log.Info("credentials accepted again: resuming", "job", c.id)
-	c.mu.Lock()
-	c.state.Status, c.state.Message = Running, ""
-	c.mu.Unlock()
-	if err := c.forceStatus(ctx, Running); err != nil {
-		c.opts.Log.Warn("resume job", "job", c.id, "err", err)
-	}
-}
-
-// adoptStatus takes a status change made by another process (a worker
-// pausing the job for credentials, `ferry job pause` on an external
-// cluster) into the coordinator's state; it reports whether one happened.
-func (c *Coordinator) adoptStatus(ctx context.Context) bool {
-	cur, rev, err := Load(ctx, c.conn, c.id)
-	if err != nil {
-		return false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if rev == c.rev || c.state.Status.Finished() {
-		return false
-	}
-	changed := cur.Status != c.state.Status || cur.Message != c.state.Message
-	c.state.Status, c.state.Message = cur.Status, cur.Message
-	c.rev = rev
-	return changed
-}
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -71,6 +71,14 @@ func eachDLQ(ctx context.Context, conn *queue.Conn, id string, fn func(DLQEntry,
 // Redrive puts a job's dead-letter entries back on the work queue (fresh
 // attempts), removes them from the dead-letter stream, and reopens the job
 // if it had finished. It returns how many entries it moved.
+//
+// Each batch of entries becomes one work item, registered in the job's
+// ledger by a redrive record published before it; the record also undoes
+// the entries' failures in the counters. IDs derive from the entries'
+// dead-letter sequences, so running Redrive twice, or again after a crash
+// half-way, queues and counts nothing twice: the second run finds the
+// entries gone, or republishes identical records that the stream's
+// de-duplication and the ledger ignore.
 func Redrive(ctx context.Context, conn *queue.Conn, id string) (int, error) {
 	st, _, err := Load(ctx, conn, id)
 	if err != nil {
@@ -79,63 +87,63 @@ func Redrive(ctx context.Context, conn *queue.Conn, id string) (int, error) {
 	if st.Status == Cancelled {
 		return 0, fmt.Errorf("job %s: cancelled jobs cannot be redriven", id)
 	}
-	var copies, deletes []Obj
-	var tasks int
+	type batch struct {
+		kind       string
+		objs       []Obj
+		first, end uint64
+		undo       RedriveResult
+	}
 	var n int
-	stamp := time.Now().UnixNano()
 	var perr error
-	flush := func(kind string, objs []Obj) {
-		if len(objs) == 0 || perr != nil {
+	flush := func(b *batch) {
+		if len(b.objs) == 0 || perr != nil {
 			return
 		}
-		w := Work{V: WireVersion, Job: id, Kind: kind, Attempt: 1, Objs: append([]Obj(nil), objs...)}
-		w.ID = ContentID(id, "redrive", stamp, kind, objs)
-		perr = PublishWork(ctx, conn.JS, w, w.ID)
+		w := Work{V: WireVersion, Job: id, Kind: b.kind, Attempt: 1, Objs: append([]Obj(nil), b.objs...)}
+		w.ID = ContentID(id, "redrive-work", b.first, b.end)
+		perr = redriveOne(ctx, conn, w, b.first, b.end, b.undo)
+		b.objs, b.undo = b.objs[:0], RedriveResult{}
 	}
+	copies, deletes := &batch{kind: KindCopy}, &batch{kind: KindDelete}
 	last, err := eachDLQ(ctx, conn, id, func(e DLQEntry, seq uint64) bool {
 		n++
 		switch {
 		case e.Task != nil:
-			tasks++
 			w := Work{V: WireVersion, Job: id, Kind: KindList, Attempt: 1, Task: e.Task}
-			w.ID = ContentID(id, "redrive", stamp, seq)
-			if err := PublishWork(ctx, conn.JS, w, w.ID); err != nil {
-				perr = err
-				return false
-			}
-		case e.Obj != nil && e.Kind == KindDelete:
-			deletes = append(deletes, *e.Obj)
-			if len(deletes) == 100 {
-				flush(KindDelete, deletes)
-				deletes = deletes[:0]
-			}
+			w.ID = ContentID(id, "redrive-work", seq, seq)
+			perr = redriveOne(ctx, conn, w, seq, seq, RedriveResult{Tasks: 1})
 		case e.Obj != nil:
-			copies = append(copies, *e.Obj)
-			if len(copies) == 100 {
-				flush(KindCopy, copies)
-				copies = copies[:0]
+			b := copies
+			if e.Kind == KindDelete {
+				b = deletes
+			}
+			if len(b.objs) == 0 {
+				b.first = seq
+			}
+			b.end = seq
+			b.objs = append(b.objs, *e.Obj)
+			if b.kind == KindDelete {
+				b.undo.Deletes++
+			} else {
+				b.undo.Objects++
+				b.undo.Bytes += e.Obj.S
+			}
+			if len(b.objs) == 100 {
+				flush(b)
 			}
 		}
 		return perr == nil
 	})
-	flush(KindCopy, copies)
-	flush(KindDelete, deletes)
+	flush(copies)
+	flush(deletes)
 	if err == nil {
 		err = perr
 	}
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("redrive job %s: %w", id, err)
 	}
 	if n == 0 {
 		return 0, nil
-	}
-	// Undo the failures in the counters (through the results stream, so
-	// the tally stays a fold over it), then drop the entries.
-	r := Result{V: WireVersion, Job: id, Kind: "redrive", Redrive: &RedriveResult{Tasks: int64(tasks)}}
-	r.Redrive.Objects, r.Redrive.Deletes = countKinds(ctx, conn, id, last)
-	b, _ := json.Marshal(r)
-	if _, err := conn.JS.Publish(ctx, queue.ResultSubject(id), b, jetstream.WithMsgID(ContentID(id, "redrive-result", stamp))); err != nil {
-		return 0, fmt.Errorf("redrive job %s: %w", id, err)
 	}
 	stream, err := conn.JS.Stream(ctx, queue.StreamDLQ)
 	if err != nil {
@@ -150,22 +158,15 @@ func Redrive(ctx context.Context, conn *queue.Conn, id string) (int, error) {
 	return n, nil
 }
 
-// countKinds counts copy and delete entries up to seq (tasks excluded).
-func countKinds(ctx context.Context, conn *queue.Conn, id string, upTo uint64) (copies, deletes int64) {
-	_, _ = eachDLQ(ctx, conn, id, func(e DLQEntry, seq uint64) bool {
-		if seq > upTo {
-			return false
-		}
-		switch {
-		case e.Task != nil:
-		case e.Kind == KindDelete:
-			deletes++
-		default:
-			copies++
-		}
-		return true
-	})
-	return copies, deletes
+// redriveOne publishes the redrive record that registers w and undoes the
+// failures of its entries (first..end of the dead-letter stream), then w.
+func redriveOne(ctx context.Context, conn *queue.Conn, w Work, first, end uint64, undo RedriveResult) error {
+	rec := Final{Job: w.Job, Kind: KindRedrive, Work: ContentID(w.Job, "redrive", first, end), Root: true,
+		Children: []Child{{ID: w.ID, Kind: w.Kind}}, Redrive: &undo, Time: time.Now().UTC()}
+	if _, err := publishFinal(ctx, conn.JS, rec); err != nil {
+		return err
+	}
+	return PublishWork(ctx, conn.JS, w, w.ID)
 }
 
 // reopen sets a finished (done or failed) job running again.
@@ -178,8 +179,7 @@ func reopen(ctx context.Context, conn *queue.Conn, id string) error {
 		if st.Status == Running || st.Status == Paused {
 			return nil
 		}
-		st.Status, st.Error, st.Finished, st.Message = Running, "", nil, ""
-		st.DeletesReleased = st.DeletesReleased && st.Spec.Delete
+		st.Status, st.Error, st.Finished, st.Message, st.Gaps = Running, "", nil, "", nil
 		b, err := json.Marshal(st)
 		if err != nil {
 			return err
@@ -194,6 +194,7 @@ func reopen(ctx context.Context, conn *queue.Conn, id string) error {
 // RedriveResult undoes dead-lettered outcomes in the counters.
 type RedriveResult struct {
 	Objects int64 `json:"objects"`
+	Bytes   int64 `json:"bytes,omitempty"`
 	Deletes int64 `json:"deletes"`
 	Tasks   int64 `json:"tasks"`
 }

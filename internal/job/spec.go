@@ -18,7 +18,7 @@ import (
 
 // WireVersion is the version of specs, states and queue messages. A job
 // written by another version is refused with ErrIncompatible.
-const WireVersion = 1
+const WireVersion = 2
 
 // ErrIncompatible: the job was created by an incompatible ferry version.
 var ErrIncompatible = errors.New("job was created by an incompatible ferry version")
@@ -62,8 +62,8 @@ type Spec struct {
 	// MaxAttempts before an object or listing task goes to the dead-letter
 	// queue (default 3).
 	MaxAttempts int `json:"max_attempts"`
-	// DryRun plans and checks but copies and deletes nothing.
-	DryRun bool `json:"dry_run,omitempty"`
+	// NoReconcile turns off the final reconciliation (--no-reconcile).
+	NoReconcile bool `json:"no_reconcile,omitempty"`
 	// DstKeepsMTime: the destination is a local directory.
 	DstKeepsMTime bool `json:"dst_keeps_mtime,omitempty"`
 	// AuditLog is the path of the job's audit log on the coordinator.
@@ -102,28 +102,51 @@ const (
 // Finished reports whether the job can no longer run.
 func (s Status) Finished() bool { return s == Done || s == Failed || s == Cancelled }
 
-// Counters are a job's tallies, rebuilt from the results stream.
+// Counters are a job's tallies, a fold of its results stream through the
+// ledger (each work item's first Final only).
 type Counters struct {
-	Listed       int64 `json:"objects_listed"`
-	ListedBytes  int64 `json:"bytes_listed"`
-	DstListed    int64 `json:"dst_objects_listed"`
-	Enqueued     int64 `json:"objects_enqueued"`
-	EnqueuedSize int64 `json:"bytes_enqueued"`
-	Copied       int64 `json:"objects_copied"`
-	CopiedBytes  int64 `json:"bytes_copied"`
-	Skipped      int64 `json:"objects_skipped"`
-	SkippedBytes int64 `json:"bytes_skipped"`
-	Failed       int64 `json:"objects_failed"`
-	Unsafe       int64 `json:"objects_skipped_unsafe"`
-	Deleted      int64 `json:"objects_deleted"`
-	DeleteFailed int64 `json:"deletes_failed"`
+	// Listed counts the source objects the filter selected; Excluded those
+	// it did not. Listed = Copied + Skipped + Failed + Unsafe when the job
+	// is done (and ListedBytes = AccountedBytes).
+	Listed         int64 `json:"objects_listed"`
+	ListedBytes    int64 `json:"bytes_listed"`
+	Excluded       int64 `json:"objects_excluded,omitempty"`
+	DstListed      int64 `json:"dst_objects_listed"`
+	Enqueued       int64 `json:"objects_enqueued"`
+	EnqueuedSize   int64 `json:"bytes_enqueued"`
+	Copied         int64 `json:"objects_copied"`
+	CopiedBytes    int64 `json:"bytes_copied"`
+	Skipped        int64 `json:"objects_skipped"`
+	SkippedBytes   int64 `json:"bytes_skipped"`
+	Failed         int64 `json:"objects_failed"`
+	FailedBytes    int64 `json:"bytes_failed,omitempty"`
+	Unsafe         int64 `json:"objects_skipped_unsafe"`
+	AccountedBytes int64 `json:"bytes_accounted"`
+	Deleted        int64 `json:"objects_deleted"`
+	DeleteFailed   int64 `json:"deletes_failed"`
 	// Finished counts object outcomes of enqueued copies (copied, skipped
 	// after a check, failed, unsafe).
 	Finished       int64 `json:"objects_finished"`
-	TasksOpen      int64 `json:"listing_tasks_open"`
-	TasksDone      int64 `json:"listing_tasks_done"`
-	TasksFailed    int64 `json:"listing_tasks_failed"`
 	DeletesPlanned int64 `json:"deletes_planned"`
+
+	// The ledger's counts (docs/design.md, "When a job is complete"):
+	// work items named (or created) and not yet finished, and items
+	// finished before anything named them; Tasks* the same for listing
+	// tasks alone.
+	WorkOpen     int64 `json:"work_open"`
+	WorkPending  int64 `json:"work_pending"`
+	TasksOpen    int64 `json:"listing_tasks_open"`
+	TasksPending int64 `json:"listing_tasks_pending"`
+	TasksDone    int64 `json:"listing_tasks_done"`
+	TasksFailed  int64 `json:"listing_tasks_failed"`
+	// TasksFlat counts listing tasks that fell back to a flat listing.
+	TasksFlat int64 `json:"listing_tasks_flat,omitempty"`
+	// Duplicates counts records the ledger ignored (redelivered work).
+	Duplicates int64 `json:"duplicates_ignored,omitempty"`
+	// Reconciled counts destination objects the final reconciliation
+	// checked; ReconcileGaps the source keys it found missing or different.
+	Reconciled    int64 `json:"objects_reconciled"`
+	ReconcileGaps int64 `json:"reconcile_gaps,omitempty"`
 }
 
 // State is a job's record in the ferry-jobs bucket.
@@ -150,6 +173,12 @@ type State struct {
 	// number of lines, when the job finished (anchors the audit log).
 	AuditHash  string `json:"audit_last_hash,omitempty"`
 	AuditLines int64  `json:"audit_lines,omitempty"`
+	// Runs counts the coordinator runs (1 + resumes); workers treat a
+	// message queued before the latest run started as possibly handled.
+	Runs int `json:"runs,omitempty"`
+	// Gaps names the first keys the final reconciliation found missing or
+	// different at the destination.
+	Gaps []KeyError `json:"gaps,omitempty"`
 	// Unsafe names the first MaxNamed keys skipped as unsafe (they are
 	// results, not dead letters: retrying cannot help).
 	Unsafe []KeyError `json:"skipped_unsafe,omitempty"`
@@ -164,8 +193,16 @@ type KeyError struct {
 	Error string `json:"error"`
 }
 
-// ListingComplete reports whether every listing task finished.
-func (s *State) ListingComplete() bool { return s.Counters.TasksOpen == 0 }
+// ListingComplete reports whether every listing task finished: no task is
+// open, and none finished that no finished task named yet.
+func (s *State) ListingComplete() bool {
+	return s.Counters.TasksOpen == 0 && s.Counters.TasksPending == 0
+}
+
+// WorkComplete reports whether every work item finished.
+func (s *State) WorkComplete() bool {
+	return s.Counters.WorkOpen == 0 && s.Counters.WorkPending == 0
+}
 
 func decodeState(b []byte) (State, error) {
 	var probe struct {

@@ -108,18 +108,33 @@ const (
 	OutcomeUnsafe  = "skipped-unsafe"
 	OutcomeDeleted = "deleted"
 	OutcomeDelFail = "delete-failed"
-	OutcomePlanned = "planned" // dry run: would be copied
 )
 
-// Result is one record on the results stream (subject ferry.results.JOB):
-// either an object outcome or a finished listing task.
-type Result struct {
-	V    int    `json:"v"`
-	Job  string `json:"job"`
-	Kind string `json:"kind"` // "object", "delete" or "task"
+// Kinds of records that are not work messages but finish a ledger item of
+// their own (see [Final]).
+const (
+	// KindSkip: objects the plan found up to date, published by a listing
+	// task as a child of its own.
+	KindSkip = "skip"
+	// KindRelease: the coordinator moved a held delete batch to the queue.
+	KindRelease = "release"
+	// KindRedrive: `ferry dlq redrive` put a dead letter back on the queue.
+	KindRedrive = "redrive"
+)
 
-	Key        string    `json:"key,omitempty"`
+// Result is the outcome of one object (Kind "object" for copies, "delete"
+// for deletes, "skipped" for what the plan skipped): what the audit log
+// records. Results travel inside a [Final].
+type Result struct {
+	V    int    `json:"v,omitempty"`
+	Job  string `json:"job,omitempty"`
+	Kind string `json:"kind"`
+
+	Key string `json:"key,omitempty"`
+	// Size is the size copied (or deleted); ListedSize the size the plan
+	// saw, which the job's byte accounting adds up.
 	Size       int64     `json:"size,omitempty"`
+	ListedSize int64     `json:"listed_size,omitempty"`
 	Outcome    string    `json:"outcome,omitempty"`
 	Error      string    `json:"error,omitempty"`
 	Attempts   int       `json:"attempts,omitempty"`
@@ -134,27 +149,64 @@ type Result struct {
 	Started    time.Time `json:"started,omitzero"`
 	Ended      time.Time `json:"ended,omitzero"`
 
-	Task    *TaskResult    `json:"task,omitempty"`
-	Redrive *RedriveResult `json:"redrive,omitempty"`
-	// Objs are the objects of a "skipped" record: the plan found them at
-	// the destination already (counted by their task's result; listed
-	// here for the audit log).
+	// Objs are the objects of a "skipped" result.
 	Objs []Obj `json:"objs,omitempty"`
 }
 
-// TaskResult summarizes a finished listing task.
+// Child names a work item (or skip record) that handling a work item
+// created. Every child is named in its parent's [Final].
+type Child struct {
+	ID   string `json:"id"`
+	Kind string `json:"k"`
+}
+
+// Final is the one record on the results stream (subject ferry.results.JOB)
+// that finishes a work item: a listing task, a copy or delete batch, or a
+// pseudo-item (skip, release, redrive). It carries everything the item's
+// handling produced: object outcomes, listing statistics, and the children
+// it created, which were published (and acknowledged) before it. Handling
+// a work message ends with exactly one Final (a redelivered message may
+// publish a second one; the coordinator's ledger applies only the first).
+// See docs/design.md, "When a job is complete".
+type Final struct {
+	V    int    `json:"v"`
+	Job  string `json:"job"`
+	Kind string `json:"kind"` // list, copy, delete, skip, release, redrive
+	// Work is the ID of the item this record finishes.
+	Work string `json:"work"`
+	// Root: the item registers itself (coordinator and redrive records,
+	// which nobody else names).
+	Root     bool    `json:"root,omitempty"`
+	Worker   string  `json:"worker,omitempty"`
+	Attempt  int     `json:"n,omitempty"`
+	Children []Child `json:"children,omitempty"`
+
+	Task     *TaskResult    `json:"task,omitempty"`
+	Outcomes []Result       `json:"outcomes,omitempty"`
+	Skipped  []Obj          `json:"skipped,omitempty"`
+	Redrive  *RedriveResult `json:"redrive,omitempty"`
+	Time     time.Time      `json:"time,omitzero"`
+}
+
+// TaskResult summarizes what a listing task (or the part of it up to its
+// last checkpoint) planned.
 type TaskResult struct {
-	Children     int64  `json:"children"`
-	Listed       int64  `json:"listed"`
-	ListedBytes  int64  `json:"listed_bytes"`
-	DstListed    int64  `json:"dst_listed"`
-	Enqueued     int64  `json:"enqueued"`
-	EnqueuedSize int64  `json:"enqueued_bytes"`
-	Skipped      int64  `json:"skipped"`
-	SkippedBytes int64  `json:"skipped_bytes"`
-	Deletes      int64  `json:"deletes"`
-	Failed       bool   `json:"failed,omitempty"`
-	Error        string `json:"error,omitempty"`
+	// Listed counts the source objects the filter selected, Excluded those
+	// it did not; DstListed the destination objects of the range.
+	Listed       int64 `json:"listed"`
+	ListedBytes  int64 `json:"listed_bytes"`
+	Excluded     int64 `json:"excluded,omitempty"`
+	DstListed    int64 `json:"dst_listed"`
+	Enqueued     int64 `json:"enqueued"`
+	EnqueuedSize int64 `json:"enqueued_bytes"`
+	Deletes      int64 `json:"deletes"`
+	// Failed: the task used up its attempts; the rest of its range is in
+	// the dead-letter queue.
+	Failed bool   `json:"failed,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// Flat: the rest of the range is listed without a delimiter because
+	// the server's delimiter listing was out of order.
+	Flat bool `json:"flat,omitempty"`
 }
 
 // DLQEntry is one record on the dead-letter stream (subject ferry.dlq.JOB).
@@ -169,55 +221,71 @@ type DLQEntry struct {
 	Time     time.Time    `json:"time"`
 }
 
-// Apply adds a result to the counters.
-func (c *Counters) Apply(r Result) {
-	switch r.Kind {
-	case "task":
-		t := r.Task
+// apply adds a final's content (not its ledger effect) to the counters.
+func (c *Counters) apply(f Final) {
+	switch f.Kind {
+	case KindList:
+		t := f.Task
 		if t == nil {
 			return
 		}
-		c.TasksOpen += t.Children - 1
-		c.TasksDone++
 		if t.Failed {
 			c.TasksFailed++
 		}
+		if t.Flat {
+			c.TasksFlat++
+		}
 		c.Listed += t.Listed
 		c.ListedBytes += t.ListedBytes
+		c.Excluded += t.Excluded
 		c.DstListed += t.DstListed
 		c.Enqueued += t.Enqueued
 		c.EnqueuedSize += t.EnqueuedSize
-		c.Skipped += t.Skipped
-		c.SkippedBytes += t.SkippedBytes
 		c.DeletesPlanned += t.Deletes
-	case "redrive":
-		if d := r.Redrive; d != nil {
+	case KindSkip:
+		for _, o := range f.Skipped {
+			c.Skipped++
+			c.SkippedBytes += o.S
+			c.AccountedBytes += o.S
+		}
+	case KindRedrive:
+		if d := f.Redrive; d != nil {
 			c.Failed -= d.Objects
+			c.FailedBytes -= d.Bytes
+			c.AccountedBytes -= d.Bytes
 			c.Finished -= d.Objects
 			c.DeleteFailed -= d.Deletes
 			c.TasksFailed -= d.Tasks
-			c.TasksOpen += d.Tasks
 		}
-	case "delete":
+	}
+	for _, r := range f.Outcomes {
+		c.applyOutcome(r)
+	}
+}
+
+func (c *Counters) applyOutcome(r Result) {
+	if r.Kind == "delete" {
 		if r.Outcome == OutcomeDeleted {
 			c.Deleted++
 		} else {
 			c.DeleteFailed++
 		}
-	case "object":
-		c.Finished++
-		switch r.Outcome {
-		case OutcomeCopied, OutcomePlanned:
-			c.Copied++
-			c.CopiedBytes += r.Size
-		case OutcomeSkipped:
-			c.Skipped++
-			c.SkippedBytes += r.Size
-		case OutcomeUnsafe:
-			c.Unsafe++
-		default:
-			c.Failed++
-		}
+		return
+	}
+	c.Finished++
+	c.AccountedBytes += r.ListedSize
+	switch r.Outcome {
+	case OutcomeCopied:
+		c.Copied++
+		c.CopiedBytes += r.Size
+	case OutcomeSkipped:
+		c.Skipped++
+		c.SkippedBytes += r.ListedSize
+	case OutcomeUnsafe:
+		c.Unsafe++
+	default:
+		c.Failed++
+		c.FailedBytes += r.ListedSize
 	}
 }
 
@@ -233,13 +301,17 @@ func DecodeWork(b []byte) (Work, error) {
 	return w, nil
 }
 
-func DecodeResult(b []byte) (Result, error) {
-	var r Result
-	if err := json.Unmarshal(b, &r); err != nil {
-		return Result{}, fmt.Errorf("decode result: %w", err)
+// DecodeFinal decodes a record of the results stream.
+func DecodeFinal(b []byte) (Final, error) {
+	var f Final
+	if err := json.Unmarshal(b, &f); err != nil {
+		return Final{}, fmt.Errorf("decode result: %w", err)
 	}
-	if r.V != WireVersion {
-		return Result{}, fmt.Errorf("result message: %w (v%d)", ErrIncompatible, r.V)
+	if f.V != WireVersion {
+		return Final{}, fmt.Errorf("result message: %w (v%d)", ErrIncompatible, f.V)
 	}
-	return r, nil
+	if f.Work == "" || f.Kind == "" {
+		return Final{}, fmt.Errorf("decode result: no work item or kind")
+	}
+	return f, nil
 }

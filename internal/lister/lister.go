@@ -2,6 +2,7 @@ package lister
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"strings"
@@ -43,6 +44,34 @@ type Emitter interface {
 	Task(ctx context.Context, t Task) error
 }
 
+// Syncer is implemented by emitters that publish asynchronously: Sync
+// returns once everything emitted so far is durable. Run calls it at each
+// checkpoint (see [Stopped]).
+type Syncer interface {
+	Sync(ctx context.Context) error
+}
+
+// Stopped is the error of a task that stopped early. Everything up to a
+// checkpoint was emitted (and synced) and is counted in the Stats that Run
+// returned with it; Rest is the part of the range left to list, to be run
+// as a new task. Sub-tasks emitted after the checkpoint cover keys above
+// Rest.End or are emitted again, identical, by Rest (prefixes).
+type Stopped struct {
+	Rest Task
+	// OutOfOrder: a delimiter listing came back out of order or
+	// inconsistent (plan.ErrOutOfOrder); Rest lists without a delimiter.
+	OutOfOrder bool
+	Err        error
+}
+
+func (e *Stopped) Error() string { return e.Err.Error() }
+func (e *Stopped) Unwrap() error { return e.Err }
+
+// afterPrefix is a key after every key under the common prefix p and before
+// every key after them: S3 keys are UTF-8, and U+10FFFF is the greatest
+// code point (a key holding it right after a delimiter is not supported).
+func afterPrefix(p string) string { return p + "\U0010FFFF" }
+
 // SkipEmitter is implemented by emitters that want the objects the plan
 // skipped (the destination already holds them), in batches, for an audit
 // trail of every object.
@@ -50,8 +79,12 @@ type SkipEmitter interface {
 	Skipped(ctx context.Context, batch []store.Object) error
 }
 
-// skipBatch bounds a batch of skipped objects.
-const skipBatch = 500
+// skipBatch bounds a batch of skipped objects; taskBatch the common-prefix
+// sub-tasks held before a checkpoint emits them.
+const (
+	skipBatch = 500
+	taskBatch = 32
+)
 
 // Options tune Run. The zero value uses the defaults.
 type Options struct {
@@ -120,15 +153,19 @@ func (s *Stats) Add(o Stats) {
 
 // Run runs task t: it plans the keys of t's range present at src or dst and
 // emits to out Copy batches, Delete batches (with opts.Plan.Delete) and
-// sub-tasks; see the package documentation. It executes nothing. On an
-// error, batches not yet emitted are dropped: the task must be retried
-// whole.
+// sub-tasks; see the package documentation. It executes nothing.
+//
+// Output is emitted at checkpoints: whenever a batch fills, everything held
+// is emitted together (and synced, when out is a [Syncer]). On an error, the
+// returned Stats count exactly what was emitted up to the last checkpoint,
+// and the error is a *[Stopped] naming the rest of the range.
 func Run(ctx context.Context, src, dst store.Store, t Task, opts Options, out Emitter) (Stats, error) {
 	opts.applyDefaults()
-	r := &run{src: src, dst: dst, task: t, end: t.End, opts: opts, out: out}
+	r := &run{src: src, dst: dst, task: t, end: t.End, opts: opts, out: out, pos: t.StartAfter}
 	_, srcLevel := src.(store.LevelLister)
 	_, dstLevel := dst.(store.LevelLister)
 	r.level = t.Level && srcLevel && dstLevel
+	r.committedAfter = t.StartAfter
 	var err error
 	if r.level {
 		err = r.runLevel(ctx)
@@ -136,10 +173,13 @@ func Run(ctx context.Context, src, dst store.Store, t Task, opts Options, out Em
 		err = r.runRange(ctx)
 	}
 	if err == nil {
-		err = r.flush(ctx)
+		err = r.checkpoint(ctx)
 	}
 	if err != nil {
-		return r.stats, fmt.Errorf("list task %v: %w", t, err)
+		stop := &Stopped{Err: fmt.Errorf("list task %v: %w", t, err)}
+		stop.OutOfOrder = r.level && errors.Is(err, plan.ErrOutOfOrder)
+		stop.Rest = Task{Prefix: t.Prefix, StartAfter: r.committedAfter, End: r.end, Level: r.level && !stop.OutOfOrder}
+		return r.committed, stop
 	}
 	return r.stats, nil
 }
@@ -162,6 +202,15 @@ type run struct {
 	copyBytes int64
 	deletes   []store.Object
 	skips     []store.Object
+	tasks     []Task
+	// full: a batch is full; the next checkpoint is due.
+	full bool
+	// pos is the position reached: every key up to it is planned.
+	pos string
+	// committed and committedAfter are the stats and position of the last
+	// checkpoint.
+	committed      Stats
+	committedAfter string
 }
 
 // inRange reports whether key (an object, or a common prefix: the least key
@@ -182,6 +231,7 @@ func (r *run) runRange(ctx context.Context) error {
 		if err := r.pair(ctx, p); err != nil {
 			return err
 		}
+		r.pos = p.Key
 		if err := r.listed(ctx, p.Key, false); err != nil {
 			return err
 		}
@@ -208,11 +258,14 @@ func (r *run) runLevel(ctx context.Context) error {
 			if strings.HasPrefix(r.end, p.key) {
 				sub.End = r.end
 			}
-			if err := r.emitTask(ctx, sub); err != nil {
+			r.tasks = append(r.tasks, sub)
+			r.full = r.full || len(r.tasks) >= taskBatch
+			r.pos = afterPrefix(p.key)
+		} else {
+			if err := r.pair(ctx, plan.Pair{Key: p.key, Src: p.src, Dst: p.dst}); err != nil {
 				return err
 			}
-		} else if err := r.pair(ctx, plan.Pair{Key: p.key, Src: p.src, Dst: p.dst}); err != nil {
-			return err
+			r.pos = p.key
 		}
 		if err := r.listed(ctx, p.key, p.isPrefix); err != nil {
 			return err
@@ -243,24 +296,18 @@ func (r *run) pair(ctx context.Context, p plan.Pair) error {
 		r.stats.SkippedBytes += a.Src.Size
 		if _, ok := r.out.(SkipEmitter); ok {
 			r.skips = append(r.skips, a.Src)
-			if len(r.skips) >= skipBatch {
-				return r.flushSkips(ctx)
-			}
+			r.full = r.full || len(r.skips) >= skipBatch
 		}
 	case plan.Delete:
 		r.stats.Deletes++
 		r.deletes = append(r.deletes, a.Dst)
-		if len(r.deletes) >= r.opts.BatchObjects {
-			return r.flushDeletes(ctx)
-		}
+		r.full = r.full || len(r.deletes) >= r.opts.BatchObjects
 	default: // Copy, Check
 		r.stats.Copy++
 		r.stats.CopyBytes += a.Src.Size
 		r.copies = append(r.copies, a)
 		r.copyBytes += a.Src.Size
-		if len(r.copies) >= r.opts.BatchObjects || r.copyBytes >= r.opts.BatchBytes {
-			return r.flushCopies(ctx)
-		}
+		r.full = r.full || len(r.copies) >= r.opts.BatchObjects || r.copyBytes >= r.opts.BatchBytes
 	}
 	return nil
 }
@@ -302,14 +349,33 @@ func (r *run) flushSkips(ctx context.Context) error {
 	return nil
 }
 
-func (r *run) flush(ctx context.Context) error {
+// checkpoint emits everything held, syncs the emitter and records the
+// position reached: a task that fails later resumes from here.
+func (r *run) checkpoint(ctx context.Context) error {
+	r.full = false
 	if err := r.flushCopies(ctx); err != nil {
 		return err
 	}
 	if err := r.flushSkips(ctx); err != nil {
 		return err
 	}
-	return r.flushDeletes(ctx)
+	if err := r.flushDeletes(ctx); err != nil {
+		return err
+	}
+	tasks := r.tasks
+	r.tasks = nil
+	for _, t := range tasks {
+		if err := r.emitTask(ctx, t); err != nil {
+			return err
+		}
+	}
+	if s, ok := r.out.(Syncer); ok {
+		if err := s.Sync(ctx); err != nil {
+			return fmt.Errorf("emit: %w", err)
+		}
+	}
+	r.committed, r.committedAfter = r.stats, r.pos
+	return nil
 }
 
 func (r *run) emitTask(ctx context.Context, t Task) error {
@@ -323,6 +389,11 @@ func (r *run) emitTask(ctx context.Context, t Task) error {
 // listed counts key as listed and splits the task every SplitKeys keys.
 // isPrefix: key is a common prefix the task fanned out.
 func (r *run) listed(ctx context.Context, key string, isPrefix bool) error {
+	if r.full {
+		if err := r.checkpoint(ctx); err != nil {
+			return err
+		}
+	}
 	r.since++
 	if r.since < r.opts.SplitKeys {
 		return nil
@@ -435,7 +506,7 @@ func mergeLevel(ctx context.Context, src, dst iter.Seq2[store.Entry, error]) ite
 				return nil, fmt.Errorf("list %s: %w", side, err)
 			}
 			if *last != nil && e.Key <= (*last).Key {
-				return nil, fmt.Errorf("list %s: key %q after %q: listing is not in ascending key order", side, e.Key, (*last).Key)
+				return nil, fmt.Errorf("list %s: key %q after %q: %w", side, e.Key, (*last).Key, plan.ErrOutOfOrder)
 			}
 			*last = &e
 			return &e, nil
@@ -456,7 +527,7 @@ func mergeLevel(ctx context.Context, src, dst iter.Seq2[store.Entry, error]) ite
 				case s == nil || d.Key < s.Key:
 					p = levelPair{key: d.Key, isPrefix: d.IsPrefix, dst: &d.Object}
 				case s.IsPrefix != d.IsPrefix:
-					err = fmt.Errorf("key %q is a common prefix on one side and an object on the other", s.Key)
+					err = fmt.Errorf("key %q is a common prefix on one side and an object on the other: %w", s.Key, plan.ErrOutOfOrder)
 					continue
 				default:
 					p = levelPair{key: s.Key, isPrefix: s.IsPrefix, src: &s.Object, dst: &d.Object}

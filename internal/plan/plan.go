@@ -95,6 +95,12 @@ type Pair struct {
 	Src, Dst *store.Object
 }
 
+// ErrOutOfOrder: a listing yielded a key that is not greater than the one
+// before it (or, one level at a time, an entry that is a common prefix on
+// one side and an object on the other). Some S3-compatible servers do this
+// with delimiter listings; callers may list the range again without one.
+var ErrOutOfOrder = errors.New("listing is not in ascending key order")
+
 // Merge walks two key-ordered listings together and yields one Pair per
 // distinct key, in order. A listing error, or a listing out of order, is
 // yielded as the last pair.
@@ -116,7 +122,7 @@ func Merge(ctx context.Context, src, dst iter.Seq2[store.Object, error]) iter.Se
 				return nil, fmt.Errorf("list %s: %w", side, err)
 			}
 			if !*first && o.Key <= *last {
-				return nil, fmt.Errorf("list %s: key %q after %q: listing is not in ascending key order", side, o.Key, *last)
+				return nil, fmt.Errorf("list %s: key %q after %q: %w", side, o.Key, *last, ErrOutOfOrder)
 			}
 			*first = false
 			*last = o.Key

@@ -33,6 +33,7 @@ const (
 	BucketJobs    = "ferry-jobs"    // job specs and states
 	BucketUploads = "ferry-uploads" // resumable multipart uploads
 	BucketLocks   = "ferry-locks"   // one coordinator per job
+	BucketLedger  = "ferry-ledger"  // per work item: registered and finished (job completion)
 )
 
 // Subjects.
@@ -61,8 +62,13 @@ type Options struct {
 	// AllowInsecure permits plain nats:// to a non-loopback host.
 	AllowInsecure bool
 	// Replicas for the streams and buckets ferry creates (default 1; use 3
-	// on a three-node cluster).
+	// on a three-node cluster). Streams that exist keep theirs: the replica
+	// count is a property of the deployment, set by whoever created them;
+	// a client never changes it (a different value gives a warning).
 	Replicas int
+	// ReplicasSet: Replicas was given explicitly (warn when it differs from
+	// the existing streams').
+	ReplicasSet bool
 	// EncryptionKey, when set, encrypts the embedded JetStream store at rest.
 	EncryptionKey string
 	// Name identifies this connection to the server (host and pid by default).
@@ -74,7 +80,11 @@ type Conn struct {
 	NC *nats.Conn
 	JS jetstream.JetStream
 
-	Jobs, Uploads, Locks jetstream.KeyValue
+	Jobs, Uploads, Locks, Ledger jetstream.KeyValue
+
+	// Warnings are problems found while setting up that do not stop ferry
+	// (a --nats-replicas that disagrees with the existing streams).
+	Warnings []string
 
 	srv      *server.Server
 	lockFile *os.File
@@ -157,7 +167,7 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	c.JS = js
-	if err := c.setup(ctx, o.Replicas); err != nil {
+	if err := c.setup(ctx, o.Replicas, o.ReplicasSet); err != nil {
 		c.Close()
 		if c.embedded || o.URL == "" {
 			return nil, fmt.Errorf("%w (state directory %s: was it written with another encryption key? The key is the secret ferry-state-key in ferry's secret store)", err, o.StateDir)
@@ -297,7 +307,7 @@ func (c *Conn) Close() {
 	c.shutdownEmbedded()
 }
 
-func (c *Conn) setup(ctx context.Context, replicas int) error {
+func (c *Conn) setup(ctx context.Context, replicas int, explicit bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	streams := []jetstream.StreamConfig{
@@ -311,21 +321,55 @@ func (c *Conn) setup(ctx context.Context, replicas int) error {
 			Storage: jetstream.FileStorage, Replicas: replicas, Duplicates: 30 * time.Minute},
 	}
 	for _, sc := range streams {
-		if _, err := c.JS.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("create stream %s: %w", sc.Name, err)
+		s, err := c.JS.Stream(ctx, sc.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			if _, err = c.JS.CreateStream(ctx, sc); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				return fmt.Errorf("create stream %s: %w", sc.Name, err)
+			}
+			continue
 		}
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+		c.checkReplicas(sc.Name, s.CachedInfo().Config.Replicas, replicas, explicit)
 	}
-	var err error
-	if c.Jobs, err = c.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketJobs, Storage: jetstream.FileStorage, Replicas: replicas, History: 1}); err != nil {
-		return fmt.Errorf("create bucket %s: %w", BucketJobs, err)
+	kvs := []struct {
+		dst *jetstream.KeyValue
+		cfg jetstream.KeyValueConfig
+	}{
+		{&c.Jobs, jetstream.KeyValueConfig{Bucket: BucketJobs, Storage: jetstream.FileStorage, Replicas: replicas, History: 1}},
+		{&c.Uploads, jetstream.KeyValueConfig{Bucket: BucketUploads, Storage: jetstream.FileStorage, Replicas: replicas, History: 1}},
+		{&c.Locks, jetstream.KeyValueConfig{Bucket: BucketLocks, Storage: jetstream.FileStorage, Replicas: replicas, History: 1, TTL: LockTTL}},
+		{&c.Ledger, jetstream.KeyValueConfig{Bucket: BucketLedger, Storage: jetstream.FileStorage, Replicas: replicas, History: 1}},
 	}
-	if c.Uploads, err = c.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketUploads, Storage: jetstream.FileStorage, Replicas: replicas, History: 1}); err != nil {
-		return fmt.Errorf("create bucket %s: %w", BucketUploads, err)
-	}
-	if c.Locks, err = c.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketLocks, Storage: jetstream.FileStorage, Replicas: replicas, History: 1, TTL: LockTTL}); err != nil {
-		return fmt.Errorf("create bucket %s: %w", BucketLocks, err)
+	for _, b := range kvs {
+		kv, err := c.JS.KeyValue(ctx, b.cfg.Bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = c.JS.CreateKeyValue(ctx, b.cfg)
+			if errors.Is(err, jetstream.ErrBucketExists) {
+				kv, err = c.JS.KeyValue(ctx, b.cfg.Bucket)
+			}
+			if err != nil {
+				return fmt.Errorf("create bucket %s: %w", b.cfg.Bucket, err)
+			}
+		} else if err != nil {
+			return fmt.Errorf("bucket %s: %w", b.cfg.Bucket, err)
+		} else if st, serr := kv.Status(ctx); serr == nil {
+			if js, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+				c.checkReplicas("bucket "+b.cfg.Bucket, js.StreamInfo().Config.Replicas, replicas, explicit)
+			}
+		}
+		*b.dst = kv
 	}
 	return nil
+}
+
+// checkReplicas warns when an explicit --nats-replicas differs from what an
+// existing stream has; the stream is left as it is.
+func (c *Conn) checkReplicas(name string, have, want int, explicit bool) {
+	if explicit && have != want {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("%s has %d replica(s); --nats-replicas %d ignored (streams keep the replica count they were created with)", name, have, want))
+	}
 }
 
 // LockTTL is how long a coordinator's lock on a job outlives its last

@@ -67,9 +67,11 @@ type Options struct {
 	// Abort, when closed, cancels in-flight work at once and aborts
 	// multipart uploads (a second interrupt).
 	Abort <-chan struct{}
-	// BatchObjects and BatchBytes bound copy batches (lister defaults).
+	// BatchObjects and BatchBytes bound copy batches, SplitKeys the keys a
+	// listing task lists before it splits (lister defaults).
 	BatchObjects int
 	BatchBytes   int64
+	SplitKeys    int
 	// Stats, when set, receives live byte counts for progress displays.
 	Stats *Stats
 }
@@ -239,20 +241,22 @@ func (w *Worker) onJobUpdate(ctx context.Context, e jetstream.KeyValueEntry) {
 		return
 	}
 	running := false
-	var spec job.Spec
+	var st job.State
 	if e.Operation() == jetstream.KeyValuePut {
-		var st job.State
 		if err := json.Unmarshal(e.Value(), &st); err == nil && st.V == job.WireVersion {
 			running = st.Status == job.Running
-			spec = st.Spec
 		}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	jr, have := w.jobs[id]
+	if have {
+		jr.setState(st)
+	}
 	switch {
 	case running && !have:
-		jr = &jobRun{w: w, spec: spec, done: make(chan struct{})}
+		jr = &jobRun{w: w, spec: st.Spec, done: make(chan struct{})}
+		jr.setState(st)
 		jr.ctx, jr.cancel = context.WithCancel(ctx)
 		w.jobs[id] = jr
 		w.wg.Add(1)
@@ -285,9 +289,40 @@ type jobRun struct {
 
 	credMu     sync.Mutex
 	credPaused bool
+
+	// stMu guards what the worker knows of the job's state.
+	stMu           sync.Mutex
+	deletesOK      bool
+	runs           int
+	lastRunStarted time.Time
 }
 
 func (jr *jobRun) stop() { jr.cancel() }
+
+// setState takes what the worker needs from the job's record.
+func (jr *jobRun) setState(st job.State) {
+	jr.stMu.Lock()
+	defer jr.stMu.Unlock()
+	jr.deletesOK = st.DeletesReleased
+	jr.runs, jr.lastRunStarted = st.Runs, st.Started
+}
+
+// deletesReleased reports whether the coordinator released the job's
+// deletes (the whole listing completed without a failed task).
+func (jr *jobRun) deletesReleased() bool {
+	jr.stMu.Lock()
+	defer jr.stMu.Unlock()
+	return jr.deletesOK
+}
+
+// queuedBeforeResume reports whether a message stored at t may have been
+// handled by a run of the job that was killed: it was queued before the
+// latest resume. Such messages check the destination first.
+func (jr *jobRun) queuedBeforeResume(t time.Time) bool {
+	jr.stMu.Lock()
+	defer jr.stMu.Unlock()
+	return jr.runs > 1 && t.Before(jr.lastRunStarted)
+}
 
 func (jr *jobRun) log() *slog.Logger { return jr.w.opts.Log.With("job", jr.spec.ID) }
 
@@ -364,10 +399,15 @@ func (jr *jobRun) loop() {
 	}
 }
 
-// handle processes one work message.
+// handle processes one work message: it ends with exactly one Final on
+// the results stream naming every child it created (or, when nothing could
+// be published, a Nak so that the message is handled again).
 func (jr *jobRun) handle(msg jetstream.Msg) {
 	w := jr.w
 	work, err := job.DecodeWork(msg.Data())
+	if err == nil && work.Job != jr.spec.ID {
+		err = fmt.Errorf("work message for job %q on job %s's queue", work.Job, jr.spec.ID)
+	}
 	if err != nil {
 		jr.log().Error("bad work message: terminated", "err", err)
 		_ = msg.TermWithReason(err.Error())
@@ -379,8 +419,27 @@ func (jr *jobRun) handle(msg jetstream.Msg) {
 			return
 		}
 	}
+	if work.Kind == job.KindDelete {
+		if !jr.spec.Delete {
+			jr.log().Error("delete work on a job without --delete: refused", "work", work.ID)
+			_ = msg.TermWithReason("delete work on a job without --delete")
+			return
+		}
+		if !jr.deletesReleased() {
+			// The coordinator records the release before it queues deletes:
+			// this worker has not seen that record yet.
+			_ = msg.NakWithDelay(2 * time.Second)
+			return
+		}
+	}
+	// A redelivered message whose Final the coordinator applied needs
+	// nothing more.
+	if done, err := job.WorkFinished(w.workCtx, w.conn.Ledger, work.Job, work.ID); err == nil && done {
+		_ = msg.Ack()
+		return
+	}
 	md, _ := msg.Metadata()
-	redelivered := md != nil && md.NumDelivered > 1
+	redelivered := md != nil && (md.NumDelivered > 1 || jr.queuedBeforeResume(md.Timestamp))
 
 	// Keep the message alive while working on it.
 	hb, stopHB := context.WithCancel(context.Background())
@@ -401,20 +460,20 @@ func (jr *jobRun) handle(msg jetstream.Msg) {
 	}()
 	defer func() { stopHB(); hbDone.Wait() }()
 
-	var complete bool
+	var ok bool
 	switch work.Kind {
 	case job.KindList:
-		complete = jr.handleList(work)
+		ok = jr.handleList(work)
 	case job.KindCopy:
-		complete = jr.handleObjects(work, redelivered, false)
+		ok = jr.handleObjects(work, redelivered, false)
 	case job.KindDelete:
-		complete = jr.handleObjects(work, redelivered, true)
+		ok = jr.handleObjects(work, redelivered, true)
 	default:
 		_ = msg.TermWithReason("unknown work kind " + work.Kind)
 		return
 	}
-	if !complete {
-		// Drained or aborted: what is left goes back to the queue.
+	if !ok {
+		// Nothing could be published: handle the whole message again.
 		_ = msg.Nak()
 		return
 	}
@@ -452,6 +511,7 @@ func (p *publisher) wait(ctx context.Context) error {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
+			p.acks = p.acks[:0]
 			return fmt.Errorf("publish: %w", err)
 		case <-ctx.Done():
 			return ctx.Err()
@@ -461,11 +521,13 @@ func (p *publisher) wait(ctx context.Context) error {
 	return p.err
 }
 
-// emitter publishes what a listing task produces.
+// emitter publishes what a listing task produces and remembers the
+// children it created for the task's Final.
 type emitter struct {
-	jr   *jobRun
-	work job.Work
-	pub  *publisher
+	jr       *jobRun
+	work     job.Work
+	pub      *publisher
+	children []job.Child
 }
 
 func (e *emitter) Copy(ctx context.Context, batch []plan.Action) error {
@@ -473,33 +535,37 @@ func (e *emitter) Copy(ctx context.Context, batch []plan.Action) error {
 	for i, a := range batch {
 		objs[i] = job.ObjFromAction(a)
 	}
-	id := job.ContentID(e.work.ID, "copy", objs)
+	id := job.ContentID(e.work.Job, "copy", objs)
 	w := job.Work{V: job.WireVersion, Job: e.work.Job, Kind: job.KindCopy, ID: id, Attempt: 1, Objs: objs}
 	e.pub.publish(queue.WorkSubject(w.Job, w.Kind), w, id)
+	e.children = append(e.children, job.Child{ID: id, Kind: job.KindCopy})
 	return e.flushIfLarge(ctx)
 }
 
+// Delete holds planned deletes on the deletes stream: the coordinator
+// queues them once the whole listing is complete.
 func (e *emitter) Delete(ctx context.Context, batch []store.Object) error {
 	objs := make([]job.Obj, len(batch))
 	for i, d := range batch {
 		objs[i] = job.ObjFromObject(d)
 	}
-	id := job.ContentID(e.work.ID, "delete", objs)
+	id := job.ContentID(e.work.Job, "delete", objs)
 	w := job.Work{V: job.WireVersion, Job: e.work.Job, Kind: job.KindDelete, ID: id, Attempt: 1, Objs: objs}
 	e.pub.publish(queue.DeleteSubject(w.Job), w, id)
 	return e.flushIfLarge(ctx)
 }
 
-// Skipped publishes the objects the plan skipped, for the audit log (the
-// counters come from the task's result).
+// Skipped publishes the objects the plan skipped as a skip record of its
+// own (counted and audited when the coordinator applies it).
 func (e *emitter) Skipped(ctx context.Context, batch []store.Object) error {
 	objs := make([]job.Obj, len(batch))
 	for i, o := range batch {
 		objs[i] = job.ObjFromObject(o)
 	}
-	id := job.ContentID(e.work.ID, "skipped", objs)
-	r := job.Result{V: job.WireVersion, Job: e.work.Job, Kind: "skipped", Worker: e.jr.w.opts.Name, Objs: objs, Ended: time.Now().UTC()}
-	e.pub.publish(queue.ResultSubject(e.work.Job), r, id)
+	id := job.ContentID(e.work.Job, "skip", objs)
+	f := job.Final{V: job.WireVersion, Job: e.work.Job, Kind: job.KindSkip, Work: id, Worker: e.jr.w.opts.Name, Skipped: objs, Time: time.Now().UTC()}
+	e.pub.publish(queue.ResultSubject(e.work.Job), f, id)
+	e.children = append(e.children, job.Child{ID: id, Kind: job.KindSkip})
 	return e.flushIfLarge(ctx)
 }
 
@@ -507,8 +573,12 @@ func (e *emitter) Task(ctx context.Context, t lister.Task) error {
 	id := job.ContentID(e.work.Job, "task", t)
 	w := job.Work{V: job.WireVersion, Job: e.work.Job, Kind: job.KindList, ID: id, Attempt: 1, Task: &t}
 	e.pub.publish(queue.WorkSubject(w.Job, w.Kind), w, id)
+	e.children = append(e.children, job.Child{ID: id, Kind: job.KindList})
 	return e.flushIfLarge(ctx)
 }
+
+// Sync waits until everything emitted is stored (a lister checkpoint).
+func (e *emitter) Sync(ctx context.Context) error { return e.pub.wait(ctx) }
 
 func (e *emitter) flushIfLarge(ctx context.Context) error {
 	if len(e.pub.acks) >= 256 {
@@ -516,6 +586,10 @@ func (e *emitter) flushIfLarge(ctx context.Context) error {
 	}
 	return e.pub.err
 }
+
+// publishTimeout bounds publishing a Final after in-flight work was
+// cancelled (its context is gone by then).
+const publishTimeout = 30 * time.Second
 
 func (jr *jobRun) handleList(work job.Work) bool {
 	w := jr.w
@@ -529,59 +603,82 @@ func (jr *jobRun) handleList(work job.Work) bool {
 		Plan:         plan.Options{Filter: jr.flt, Delete: jr.spec.Delete, DstKeepsMTime: jr.spec.DstKeepsMTime},
 		BatchObjects: w.opts.BatchObjects,
 		BatchBytes:   w.opts.BatchBytes,
+		SplitKeys:    w.opts.SplitKeys,
 	}, em)
-	if err == nil {
-		err = pub.wait(ctx)
+	var stop *lister.Stopped
+	if err != nil && !errors.As(err, &stop) {
+		return false // nothing consistent to report: handle it again
 	}
-	if err != nil && ctx.Err() != nil {
+	selected := stats.Copy + stats.Skipped
+	res := &job.TaskResult{
+		Listed: selected, ListedBytes: stats.CopyBytes + stats.SkippedBytes, Excluded: stats.SrcListed - selected,
+		DstListed: stats.DstListed, Enqueued: stats.Copy, EnqueuedSize: stats.CopyBytes, Deletes: stats.Deletes,
+	}
+	fin := job.Final{V: job.WireVersion, Job: work.Job, Kind: job.KindList, Work: work.ID, Worker: w.opts.Name, Attempt: work.Attempt, Task: res}
+	pctx := ctx
+	if stop != nil {
+		rest := job.Work{V: job.WireVersion, Job: work.Job, Kind: job.KindList, Attempt: work.Attempt, Task: &stop.Rest}
+		cut := ctx.Err() != nil || jr.ctx.Err() != nil || (errors.Is(err, store.ErrAccess) && jr.credentialsRevoked(ctx))
+		switch {
+		case stop.OutOfOrder:
+			jr.log().Warn("the server's delimiter listing is out of order: listing this range without a delimiter", "prefix", stop.Rest.Prefix, "err", oneLine(stop.Err.Error()))
+			rest.ID, res.Flat = job.ContentID(work.ID, "flat"), true
+		case cut:
+			rest.ID = job.ContentID(work.ID, "rest")
+		case work.Attempt < jr.spec.MaxAttempts && !store.Permanent(err):
+			jr.log().Warn("listing task failed, will retry", "attempt", work.Attempt, "err", oneLine(err.Error()))
+			rest.ID, rest.Attempt = job.ContentID(work.ID, "retry"), work.Attempt+1
+			rest.NotBefore = time.Now().Add(backoff(work.Attempt)).UnixMilli()
+			rest.Errs = []string{oneLine(err.Error())}
+		default:
+			jr.log().Error("listing task failed", "attempts", work.Attempt, "err", oneLine(err.Error()))
+			pub.publish(queue.DLQSubject(work.Job), job.DLQEntry{V: job.WireVersion, Job: work.Job, Kind: job.KindList, Task: &stop.Rest, Error: oneLine(err.Error()), Attempts: work.Attempt, Time: time.Now().UTC()}, job.ContentID(work.ID, "dlq"))
+			res.Failed, res.Error = true, oneLine(err.Error())
+		}
+		if rest.ID != "" {
+			pub.publish(queue.WorkSubject(work.Job, job.KindList), rest, rest.ID)
+			em.children = append(em.children, job.Child{ID: rest.ID, Kind: job.KindList})
+		}
+		if cut {
+			var cancel context.CancelFunc
+			pctx, cancel = context.WithTimeout(context.Background(), publishTimeout)
+			defer cancel()
+		}
+	}
+	// Children first: the Final names only what is stored.
+	if err := pub.wait(pctx); err != nil {
+		jr.log().Warn("publish listing output", "err", err)
 		return false
 	}
-	if err != nil && errors.Is(err, store.ErrAccess) && jr.credentialsRevoked(ctx) {
+	fin.Children = em.children
+	fin.Time = time.Now().UTC()
+	pub.publish(queue.ResultSubject(work.Job), fin, job.ContentID(work.ID, "final"))
+	if err := pub.wait(pctx); err != nil {
+		jr.log().Warn("publish listing result", "err", err)
 		return false
 	}
-	res := job.Result{V: job.WireVersion, Job: work.Job, Kind: "task", Worker: w.opts.Name, Attempts: work.Attempt}
-	if err != nil {
-		if work.Attempt < jr.spec.MaxAttempts && !store.Permanent(err) {
-			jr.log().Warn("listing task failed, will retry", "attempt", work.Attempt, "err", err)
-			retry := work
-			retry.Attempt++
-			retry.NotBefore = time.Now().Add(backoff(work.Attempt)).UnixMilli()
-			retry.Errs = []string{err.Error()}
-			pub.publish(queue.WorkSubject(work.Job, job.KindList), retry, job.ContentID(work.ID, "retry", retry.Attempt))
-			return pub.wait(ctx) == nil
-		}
-		jr.log().Error("listing task failed", "attempts", work.Attempt, "err", err)
-		pub.publish(queue.DLQSubject(work.Job), job.DLQEntry{V: job.WireVersion, Job: work.Job, Kind: job.KindList, Task: work.Task, Error: err.Error(), Attempts: work.Attempt, Time: time.Now().UTC()}, job.ContentID(work.ID, "dlq"))
-		res.Task = &job.TaskResult{Failed: true, Error: err.Error()}
-	} else {
-		res.Task = &job.TaskResult{
-			Children: stats.Tasks, Listed: stats.SrcListed, ListedBytes: stats.SrcBytes, DstListed: stats.DstListed,
-			Enqueued: stats.Copy, EnqueuedSize: stats.CopyBytes, Skipped: stats.Skipped, SkippedBytes: stats.SkippedBytes,
-			Deletes: stats.Deletes,
-		}
-	}
-	pub.publish(queue.ResultSubject(work.Job), res, job.ContentID(work.ID, "done"))
-	return pub.wait(ctx) == nil
+	return true
 }
 
-// handleObjects runs a copy or delete batch. It reports false when work
-// was cut short by a drain or abort (the message goes back to the queue).
+// handleObjects runs a copy or delete batch and publishes its Final: the
+// outcomes of the objects that finished, a retry batch (next attempt) for
+// those that failed and may be retried, and a rest batch (same attempt)
+// for those a drain, pause or abort kept from finishing.
 func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
 	w := jr.w
 	ctx := w.workCtx
 	pub := &publisher{js: w.conn.JS}
 	var mu sync.Mutex
-	var retry []job.Obj
+	var outcomes []job.Result
+	var retry, rest []job.Obj
 	var retryErrs []string
 	var wg sync.WaitGroup
-	cut := false
-	for _, o := range work.Objs {
+	for i, o := range work.Objs {
 		// A pause or drain (jr.ctx) lets started objects finish but starts
-		// no more: the message goes back to the queue, and objects already
-		// copied are found up to date when it is redelivered.
+		// no more: they go to the rest batch.
 		if jr.ctx.Err() != nil {
 			mu.Lock()
-			cut = true
+			rest = append(rest, work.Objs[i:]...)
 			mu.Unlock()
 			break
 		}
@@ -595,29 +692,23 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
 			} else {
 				res, err = jr.copyOne(ctx, o, work, redelivered)
 			}
-			if err != nil && errors.Is(err, store.ErrAccess) && jr.credentialsRevoked(ctx) {
-				// The endpoint refuses everything: the job waits for
-				// valid credentials; this object goes back to the queue.
-				mu.Lock()
-				cut = true
-				mu.Unlock()
-				return
-			}
+			revoked := err != nil && errors.Is(err, store.ErrAccess) && jr.credentialsRevoked(ctx)
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil && ctx.Err() != nil {
-				cut = true
-				return
-			}
-			if err != nil && !store.Permanent(err) && !errors.Is(err, store.ErrUnsafeKey) && work.Attempt < jr.spec.MaxAttempts {
+			switch {
+			case revoked || (err != nil && ctx.Err() != nil):
+				// The endpoint refuses everything (the job waits for valid
+				// credentials) or the work was cancelled: not an attempt.
+				rest = append(rest, o)
+			case err != nil && !store.Permanent(err) && !errors.Is(err, store.ErrUnsafeKey) && work.Attempt < jr.spec.MaxAttempts:
 				retry = append(retry, o)
 				retryErrs = append(retryErrs, oneLine(err.Error()))
-				return
+			default:
+				if err != nil && res.Outcome != job.OutcomeUnsafe {
+					pub.publish(queue.DLQSubject(work.Job), job.DLQEntry{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Obj: &o, Error: oneLine(err.Error()), Attempts: work.Attempt, Time: time.Now().UTC()}, job.ContentID(work.ID, "dlq", o.K))
+				}
+				outcomes = append(outcomes, res)
 			}
-			if err != nil && res.Outcome != job.OutcomeUnsafe {
-				pub.publish(queue.DLQSubject(work.Job), job.DLQEntry{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Obj: &o, Error: oneLine(err.Error()), Attempts: work.Attempt, Time: time.Now().UTC()}, job.ContentID(work.ID, "dlq", o.K))
-			}
-			pub.publish(queue.ResultSubject(work.Job), res, job.ContentID(work.ID, "result", o.K))
 		}
 		select {
 		case w.tasks <- task:
@@ -626,25 +717,39 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
 		}
 		wg.Done()
 		mu.Lock()
-		cut = true
+		rest = append(rest, work.Objs[i:]...)
 		mu.Unlock()
 		break
 	}
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
-	if cut {
-		_ = pub.wait(context.Background())
-		return false
-	}
+	fin := job.Final{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Work: work.ID, Worker: w.opts.Name, Attempt: work.Attempt, Outcomes: outcomes}
 	if len(retry) > 0 {
 		r := job.Work{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Attempt: work.Attempt + 1, Objs: retry, Errs: retryErrs,
 			NotBefore: time.Now().Add(backoff(work.Attempt)).UnixMilli()}
-		r.ID = job.ContentID(work.ID, "retry", r.Attempt)
+		r.ID = job.ContentID(work.ID, "retry")
 		jr.log().Warn("objects failed, will retry", "count", len(retry), "attempt", work.Attempt, "first_error", retryErrs[0])
 		pub.publish(queue.WorkSubject(work.Job, work.Kind), r, r.ID)
+		fin.Children = append(fin.Children, job.Child{ID: r.ID, Kind: work.Kind})
 	}
-	if err := pub.wait(ctx); err != nil {
+	pctx := ctx
+	if len(rest) > 0 {
+		r := job.Work{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Attempt: work.Attempt, Objs: rest}
+		r.ID = job.ContentID(work.ID, "rest")
+		pub.publish(queue.WorkSubject(work.Job, work.Kind), r, r.ID)
+		fin.Children = append(fin.Children, job.Child{ID: r.ID, Kind: work.Kind})
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(context.Background(), publishTimeout)
+		defer cancel()
+	}
+	if err := pub.wait(pctx); err != nil {
+		jr.log().Warn("publish batch output", "err", err)
+		return false
+	}
+	fin.Time = time.Now().UTC()
+	pub.publish(queue.ResultSubject(work.Job), fin, job.ContentID(work.ID, "final"))
+	if err := pub.wait(pctx); err != nil {
 		jr.log().Warn("publish results", "err", err)
 		return false
 	}
@@ -654,7 +759,7 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
 func (jr *jobRun) copyOne(ctx context.Context, o job.Obj, work job.Work, redelivered bool) (job.Result, error) {
 	w := jr.w
 	src := o.Src()
-	res := job.Result{V: job.WireVersion, Job: work.Job, Kind: "object", Key: o.K, Size: o.S, Worker: w.opts.Name,
+	res := job.Result{Kind: "object", Key: o.K, Size: o.S, ListedSize: o.S, Worker: w.opts.Name,
 		Attempts: work.Attempt, SrcETag: o.E, Started: time.Now().UTC()}
 	finish := func(outcome string, err error) (job.Result, error) {
 		res.Outcome, res.Ended = outcome, time.Now().UTC()
@@ -676,9 +781,6 @@ func (jr *jobRun) copyOne(ctx context.Context, o job.Obj, work job.Work, redeliv
 			return finish(job.OutcomeSkipped, nil)
 		}
 	}
-	if jr.spec.DryRun {
-		return finish(job.OutcomePlanned, nil)
-	}
 	r, err := jr.eng.Copy(ctx, src, o.K)
 	res.Attempts = work.Attempt
 	if err != nil {
@@ -694,7 +796,7 @@ func (jr *jobRun) copyOne(ctx context.Context, o job.Obj, work job.Work, redeliv
 }
 
 func (jr *jobRun) deleteOne(ctx context.Context, o job.Obj, work job.Work) (job.Result, error) {
-	res := job.Result{V: job.WireVersion, Job: work.Job, Kind: "delete", Key: o.K, Size: o.S, Worker: jr.w.opts.Name,
+	res := job.Result{Kind: "delete", Key: o.K, Size: o.S, Worker: jr.w.opts.Name,
 		Attempts: work.Attempt, DstETag: o.E, Started: time.Now().UTC()}
 	err := jr.dst.Delete(ctx, o.K)
 	res.Ended = time.Now().UTC()
