@@ -465,8 +465,12 @@ func (c *Coordinator) apply(ctx context.Context, m jetstream.Msg) error {
 	if err != nil {
 		return fmt.Errorf("result metadata: %w", err)
 	}
-	seq := md.Sequence.Stream
-	f, err := DecodeFinal(m.Data())
+	return c.applyRecord(ctx, md.Sequence.Stream, m.Data())
+}
+
+// applyRecord applies the record data found at stream sequence seq.
+func (c *Coordinator) applyRecord(ctx context.Context, seq uint64, data []byte) error {
+	f, err := DecodeFinal(data)
 	if err == nil && f.Job != c.id {
 		err = fmt.Errorf("record of job %q", f.Job)
 	}
