@@ -41,6 +41,16 @@ type Attrs struct {
 	TagCount int
 	// ChecksumCRC32C is the base64 full-object CRC32C the store holds, or "".
 	ChecksumCRC32C string
+	// ChecksumCRC64NVME, ChecksumCRC32, ChecksumSHA256 and ChecksumSHA1 are
+	// the other full-object checksums the store holds (S3's additional
+	// checksums), base64 of the big-endian checksum as S3 states them; ""
+	// when absent, and "" for a composite checksum (a checksum of part
+	// checksums, "xxxx-3"), which is no checksum of the object's bytes (see
+	// [PartStater] for those). Stores that hold none leave them empty.
+	ChecksumCRC64NVME string
+	ChecksumCRC32     string
+	ChecksumSHA256    string
+	ChecksumSHA1      string
 	// VersionID is the object's version, "" when unversioned.
 	VersionID string
 	// SSE is the server-side encryption of the object: "", "AES256", "aws:kms".
@@ -166,4 +176,45 @@ type Copier interface {
 	// metadata with in's and copying the source's tags. Objects above the
 	// single-request limit are copied in parts.
 	CopyFrom(ctx context.Context, src Store, srcKey string, in PutInput) (PutResult, error)
+}
+
+// PartAttrs describe one part of an object as it was uploaded in parts.
+type PartAttrs struct {
+	// Number is the part's number, from 1.
+	Number int32
+	// Offset and Size locate the part's bytes in the object.
+	Offset, Size int64
+	// Count is the object's number of parts; 0 when the object was not
+	// uploaded in parts (then the part is the whole object).
+	Count int32
+	// Object is the object the part belongs to (Key, Size, ETag,
+	// LastModified), to tell whether it is still the version being copied.
+	Object Object
+	// ChecksumCRC64NVME, ChecksumCRC32C, ChecksumCRC32, ChecksumSHA256 and
+	// ChecksumSHA1 are the part's own checksums (base64) when the object was
+	// uploaded with per-part (composite) checksums, else "".
+	ChecksumCRC64NVME string
+	ChecksumCRC32C    string
+	ChecksumCRC32     string
+	ChecksumSHA256    string
+	ChecksumSHA1      string
+}
+
+// PartStater is implemented by stores that keep the part layout of objects
+// uploaded in parts (S3: HeadObject with partNumber). It lets a reader check
+// a multipart ETag (the MD5 of the parts' MD5s) or per-part checksums
+// against the bytes it read. Optional: a store without it offers neither.
+type PartStater interface {
+	// StatPart returns part n (from 1) of key, or an error wrapping
+	// ErrNotExist. For an object not uploaded in parts, part 1 is the
+	// whole object with Count 0.
+	StatPart(ctx context.Context, key string, n int32) (PartAttrs, error)
+}
+
+// LocalReader is implemented by stores whose Open reads the object's bytes
+// from storage on this machine (a local file system, memory), with no
+// network between them and the reader, so the bytes read are the source's
+// own. ReadsLocally may return false (a wrapper that knows better).
+type LocalReader interface {
+	ReadsLocally() bool
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -73,8 +72,9 @@ type buffer struct {
 }
 
 // fill reads exactly n bytes from r into the buffer, writing them to every
-// hash as they arrive: one pass over the bytes, no re-read.
-func (b *buffer) fill(r io.Reader, n int64, hs ...hash.Hash) error {
+// hash (or other writer, nil ones skipped) as they arrive: one pass over the
+// bytes, no re-read.
+func (b *buffer) fill(r io.Reader, n int64, hs ...io.Writer) error {
 	b.n = 0
 	for i := 0; b.n < n; i++ {
 		chunk := b.slabs[i][:min(slabSize, n-b.n)]
@@ -93,6 +93,13 @@ func (b *buffer) fill(r io.Reader, n int64, hs ...hash.Hash) error {
 		}
 	}
 	return nil
+}
+
+// writeTo writes the filled bytes to w, slab by slab.
+func (b *buffer) writeTo(w io.Writer) {
+	for off := int64(0); off < b.n; off += slabSize {
+		w.Write(b.slabs[off/slabSize][:min(slabSize, b.n-off)])
+	}
 }
 
 // reader returns an independent io.ReadSeeker over the filled bytes; a store

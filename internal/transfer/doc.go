@@ -29,11 +29,13 @@
 //     CRC32C; on any failure or cancellation it is aborted (with a fresh
 //     context), so no partial object is ever visible. When there is no
 //     whole-object MD5 to check (the source ETag is multipart or SSE-KMS,
-//     or absent), each part is read instead with its own ranged Open, up to
-//     PartConcurrency parts of an object at once, each CRC32C'd; every
-//     ranged read must come from the version the first one saw, and the
-//     parts' CRC32Cs combine into the full-object one, checked against the
-//     source's and the destination's when they state one.
+//     or absent), the source is Stat'ed (with its checksums) and each part
+//     is read instead with its own ranged Open, up to PartConcurrency parts
+//     of an object at once, each CRC32C'd; every ranged read must come from
+//     the version Stat saw, and the parts' CRC32Cs combine into the
+//     full-object one, checked against the source's and the destination's
+//     when they state one. The bytes are checked against the source as
+//     below, feeding the parts in order to one hasher where needed.
 //   - Stream ("stream"): larger objects, destination without Multipart.
 //     One Put whose body is the source stream. Its checksum must be known
 //     before the first byte so the store can reject a bad body: the
@@ -41,6 +43,47 @@
 //     first pass over the source computes the CRC32C (reading it twice).
 //     The body withholds its last bytes and fails the read if the stream
 //     does not match, so the store never receives a whole corrupt body.
+//
+// # How the bytes are checked against the source
+//
+// No copy is reported done unless the bytes ferry read were checked against
+// what the source states, by the first of these it offers; [Result.Verified]
+// names it:
+//
+//   - a full-object checksum: CRC64NVME, CRC32C, CRC32, SHA-256, SHA-1 (S3
+//     states them on HEAD and whole-object GETs asked with ChecksumMode
+//     ENABLED), compared with the same checksum of all the bytes read;
+//   - per-part checksums ("part-sha256", ...) of a source uploaded in parts
+//     with composite checksums: the part layout and each part's checksum
+//     come from one HeadObject with partNumber per part
+//     ([store.PartStater]); the bytes read are split at the source's part
+//     boundaries (which need not be ferry's) and each part's checksum is
+//     compared as it ends;
+//   - the multipart ETag ("multipart-etag", "<hex>-N"): with the layout
+//     learned the same way, the MD5 of each source part over the bytes read,
+//     then the MD5 of those MD5s followed by "-N", must equal the ETag (not
+//     for SSE-KMS objects, whose ETags are no MD5s);
+//   - the plain MD5 ETag ("md5").
+//
+// A source offering none of these but whose bytes are read on this machine
+// ([store.LocalReader]: a local file) is "local-read": read once, hashed as
+// read, its size and mtime unchanged at the end. Any other source is
+// [Unverified] (""): the copy succeeds, reported so, unless
+// [Options.RequireVerified] refuses it with [ErrUnverified] before anything
+// is written. Every check runs before the write is made visible (before the
+// Put, the CompleteMultipartUpload, or the last bytes of a streamed Put); a
+// mismatch fails the attempt with [store.ErrChecksum], aborts the upload,
+// and is retried. A server-side copy reports "crc32c" or "md5"; a resumed
+// copy "crc32c" when the source states a full-object CRC32C ("local-read"
+// for a local source), else it is unverified, so with RequireVerified its
+// upload is dropped and the object copied afresh.
+//
+// Source reads survive a flaky connection without spending attempts: a body
+// cut short or reset is read on with a ranged GET from the byte reached (of
+// the same version), and a read receiving nothing for
+// [Options.StallTimeout] is aborted ([ErrStalled]) and read on likewise, a
+// bounded number of times per range. A part upload that fails with an error
+// worth retrying is retried from its buffer, twice, within the attempt.
 //
 // Preserved: Content-Type, -Encoding, -Disposition, -Language,
 // Cache-Control, Expires, all user metadata, tags (fetched only when the

@@ -34,6 +34,12 @@ type Result struct {
 	// MD5Verified: the bytes' MD5 equalled the source's plain MD5 ETag.
 	// Never for a resumed multipart copy (ResumedParts > 0).
 	MD5Verified bool
+	// Verified names how the bytes ferry read were checked against what
+	// the source states: one of VerifiedCRC64NVME, VerifiedCRC32C, ...,
+	// VerifiedMultipartETag, VerifiedMD5, VerifiedLocalRead, or
+	// [Unverified] ("") when the source offers nothing to check them
+	// against (see [Options.RequireVerified]). Set on success only.
+	Verified string
 	// ResumedParts is the number of parts an earlier, interrupted run had
 	// uploaded and this copy reused (see [Options.Resumer]); 0 when the
 	// copy did not continue an earlier upload.
@@ -91,13 +97,16 @@ func (e *Engine) Copy(ctx context.Context, obj store.Object, dstKey string) (Res
 	for attempt := 1; ; attempt++ {
 		res, err = e.copyOnce(ctx, obj, dstKey)
 		res.Attempts = attempt
-		if err == nil || attempt >= e.opts.Attempts || store.Permanent(err) || ctx.Err() != nil {
+		if err == nil || attempt >= e.opts.Attempts || store.Permanent(err) || errors.Is(err, ErrUnverified) || ctx.Err() != nil {
 			break
 		}
 		if werr := sleep(ctx, e.backoff(attempt)); werr != nil {
 			err = &ObjectError{Op: "retry", Key: obj.Key, Err: fmt.Errorf("%w; after attempt %d: %w", werr, attempt, err)}
 			break
 		}
+	}
+	if err != nil {
+		res.Verified = Unverified
 	}
 	res.Key = dstKey
 	res.Duration = time.Since(start)

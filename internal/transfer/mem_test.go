@@ -85,6 +85,7 @@ func TestMemStore(t *testing.T) {
 		return src, dst, a.Object
 	}
 	t.Run("transient part error retried", func(t *testing.T) {
+		// The part is retried from its buffer: no new attempt, no abort.
 		src, dst, obj := setup(t)
 		var n atomic.Int32
 		dst.SetFault(func(op, key string) error {
@@ -94,11 +95,32 @@ func TestMemStore(t *testing.T) {
 			return nil
 		})
 		res, err := New(src, dst, testOptions()).Copy(ctx, obj, "k")
-		if err != nil || res.Attempts != 2 {
+		if err != nil || res.Attempts != 1 {
 			t.Fatalf("attempts %d err %v", res.Attempts, err)
 		}
-		if dst.Calls(mem.OpAbortMultipart) != 1 || dst.Uploads() != 0 {
+		if got := dst.Calls(mem.OpUploadPart); got != 6 {
+			t.Errorf("%d UploadPart calls, want 5 parts + 1 retry", got)
+		}
+		if dst.Calls(mem.OpAbortMultipart) != 0 || dst.Uploads() != 0 {
 			t.Errorf("aborts %d uploads %d", dst.Calls(mem.OpAbortMultipart), dst.Uploads())
+		}
+	})
+	t.Run("part failing every retry fails the attempt, aborted", func(t *testing.T) {
+		src, dst, obj := setup(t)
+		dst.SetFault(func(op, key string) error {
+			if op == mem.OpUploadPart {
+				return errors.New("injected 503")
+			}
+			return nil
+		})
+		opts := testOptions()
+		opts.Attempts = 2
+		res, err := New(src, dst, opts).Copy(ctx, obj, "k")
+		if err == nil || res.Attempts != 2 {
+			t.Fatalf("attempts %d err %v", res.Attempts, err)
+		}
+		if dst.Calls(mem.OpAbortMultipart) != 2 || dst.Uploads() != 0 || len(dst.Keys()) != 0 {
+			t.Errorf("aborts %d uploads %d keys %q", dst.Calls(mem.OpAbortMultipart), dst.Uploads(), dst.Keys())
 		}
 	})
 	t.Run("permanent error not retried, aborted", func(t *testing.T) {

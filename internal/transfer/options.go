@@ -9,6 +9,7 @@ const (
 	DefaultMemoryLimit     = 512 << 20
 	DefaultAttempts        = 3
 	DefaultRetryDelay      = 200 * time.Millisecond
+	DefaultStallTimeout    = 30 * time.Second
 	// MaxParts is the most parts one multipart upload may have (S3's limit).
 	MaxParts = 10000
 
@@ -46,6 +47,17 @@ type Options struct {
 	SSE, SSEKMSKeyID string
 	// DisableServerSideCopy makes every copy stream through ferry.
 	DisableServerSideCopy bool
+	// RequireVerified makes a copy whose bytes cannot be checked against
+	// the source ([Result.Verified] would be [Unverified]) fail with
+	// [ErrUnverified] before anything is written, instead of succeeding
+	// unverified.
+	RequireVerified bool
+	// StallTimeout aborts a source read that receives no bytes for this
+	// long (waiting for the response included) and reads the rest of its
+	// range again (see [ErrStalled]); such re-reads, like those after a
+	// body cut short, are bounded and do not spend Attempts. Default 30s;
+	// negative disables it.
+	StallTimeout time.Duration
 	// Resumer, when set, makes multipart uploads resumable: each upload
 	// and its completed parts are recorded with it, an upload is kept
 	// when its copy is drained ([ErrDrain]) instead of aborted, and a later
@@ -73,6 +85,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RetryDelay <= 0 {
 		o.RetryDelay = DefaultRetryDelay
+	}
+	if o.StallTimeout == 0 {
+		o.StallTimeout = DefaultStallTimeout
 	}
 	return o
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
 
 	"golang.org/x/sync/errgroup"
 
@@ -16,62 +14,50 @@ import (
 // no whole-object MD5 to check (a multipart or SSE-KMS source ETag, or no
 // ETag): every part is read with its own ranged Open, up to PartConcurrency
 // parts of the object at once, each CRC32C'd into a pooled buffer and
-// uploaded with that CRC32C, which the destination checks. The parts' CRC32Cs
-// are combined into the full-object CRC32C, compared with the source's when
-// it states one and with the destination's when it reports one, exactly as
-// for a sequential read. Every ranged read must come from the source version
-// the first one saw (ETag, size, mtime).
+// uploaded with that CRC32C, which the destination checks. The parts'
+// CRC32Cs are combined into the full-object CRC32C, compared with the
+// source's when it states one and with the destination's when it reports
+// one. Every ranged read must come from the source version Stat saw (ETag,
+// size, mtime).
 //
-// The first ranged GET also serves as the source's attributes. done is false,
-// with nothing created at the destination, when the source turns out to have
-// a plain MD5 ETag after all or a size other than the listing's: the caller
-// then copies with one sequential GET, which checks the MD5.
+// The bytes are checked against the source as [Engine.planFor] chose: a
+// full-object CRC32C by the combination; any other full-object checksum,
+// per-part checksums or the multipart ETag by feeding the parts, in order,
+// to one hasher (see [inOrder]). The upload is completed only when they
+// match; else it is aborted and the attempt fails with store.ErrChecksum.
+//
+// done is false, with nothing created at the destination, when the source
+// turns out to have a plain MD5 ETag after all or a size other than the
+// listing's: the caller then copies with one sequential GET, which checks
+// the MD5.
 func (e *Engine) rangedCopy(ctx context.Context, mp store.Multipart, obj store.Object, dstKey string) (res Result, done bool, err error) {
-	size := obj.Size
-	partSize := PartSizeFor(size, e.opts.PartSize)
-	n1 := min(partSize, size)
-	first, err := e.mem.get(ctx, n1)
+	attrs, err := e.src.Stat(ctx, obj.Key)
 	if err != nil {
-		return res, true, &ObjectError{Op: "upload part", Key: obj.Key, Err: err}
+		return res, true, &ObjectError{Op: "stat source", Key: obj.Key, Err: err}
 	}
-	firstOwned := true
-	defer func() {
-		if firstOwned {
-			first.release()
-		}
-	}()
-	rc, attrs, err := e.src.Open(ctx, obj.Key, 0, n1)
-	if err != nil {
-		return res, true, &ObjectError{Op: "open source", Key: obj.Key, Err: err}
-	}
-	if attrs.Size != size || sourceMD5(attrs) != "" || attrs.Size <= e.opts.MultipartThreshold {
-		rc.Close()
+	if attrs.Size != obj.Size || sourceMD5(attrs) != "" || attrs.Size <= e.opts.MultipartThreshold {
 		return res, false, nil
 	}
-	h := crc32.New(castagnoli)
-	err = first.fill(rc, n1, h)
-	if err == nil {
-		var b [1]byte
-		if k, _ := io.ReadFull(rc, b[:]); k > 0 {
-			err = fmt.Errorf("%w: range at 0 longer than %d bytes", store.ErrChecksum, n1)
-		}
-	}
-	rc.Close()
-	if err != nil {
-		return res, true, &ObjectError{Op: "read source", Key: obj.Key, Err: err}
-	}
-	firstCRC := crc32cBase64(h.Sum32())
-	var tags map[string]string
-	if attrs.TagCount != 0 {
-		if tags, err = e.src.Tags(ctx, obj.Key); err != nil {
-			return res, true, &ObjectError{Op: "get source tags", Key: obj.Key, Err: err}
-		}
-	}
+	size := attrs.Size
+	partSize := PartSizeFor(size, e.opts.PartSize)
 	res = Result{
 		Size:         size,
 		Method:       MethodMultipart,
 		SrcETag:      attrs.ETag,
 		SrcVersionID: attrs.VersionID,
+	}
+	pl, err := e.planFor(ctx, attrs)
+	if err != nil {
+		return res, true, err
+	}
+	if pl.method == Unverified && e.opts.RequireVerified {
+		return res, true, unverified(obj.Key)
+	}
+	var tags map[string]string
+	if attrs.TagCount != 0 {
+		if tags, err = e.src.Tags(ctx, obj.Key); err != nil {
+			return res, true, &ObjectError{Op: "get source tags", Key: obj.Key, Err: err}
+		}
 	}
 	srcCRC := fullObjectCRC(attrs.ChecksumCRC32C)
 	in := e.putInput(attrs, dstKey, tags, srcCRC)
@@ -104,14 +90,10 @@ func (e *Engine) rangedCopy(ctx context.Context, mp store.Multipart, obj store.O
 		}
 	}()
 
+	v := newSeqVerifier(&pl)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.opts.PartConcurrency)
-	firstOwned = false
-	g.Go(func() error {
-		defer first.release()
-		return u.uploadPart(gctx, 1, first, n1, firstCRC)
-	})
-	loopErr := e.queueRangedParts(gctx, g, u, attrs, obj.Key, size, partSize, func(i int64) bool { return i == 0 })
+	loopErr := e.queueRangedParts(gctx, g, u, attrs, obj.Key, size, partSize, func(int64) bool { return false }, newInOrder(v, partCount(size, partSize)))
 	if werr := g.Wait(); werr != nil {
 		return res, true, werr // loopErr, if any, is gctx's cancellation by werr
 	}
@@ -125,6 +107,14 @@ func (e *Engine) rangedCopy(ctx context.Context, mp store.Multipart, obj store.O
 	if srcCRC != "" && srcCRC != crc {
 		return res, true, u.objErr("verify source", fmt.Errorf("%w: crc32c of parts %s != source crc32c %s", store.ErrChecksum, crc, srcCRC))
 	}
+	if err := v.finish(); err != nil {
+		return res, true, u.objErr("verify source", err)
+	}
+	if pl.method == VerifiedLocalRead {
+		if err := e.checkUnchanged(ctx, attrs); err != nil {
+			return res, true, err
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return res, true, u.objErr("complete multipart", err)
 	}
@@ -137,5 +127,6 @@ func (e *Engine) rangedCopy(ctx context.Context, mp store.Multipart, obj store.O
 	if got := fullObjectCRC(pr.ChecksumCRC32C); got != "" && got != crc {
 		return res, true, e.discard(ctx, dstKey, u.objErr("verify destination", fmt.Errorf("%w: destination crc32c %s != %s", store.ErrChecksum, got, crc)))
 	}
+	res.Verified = pl.method
 	return res, true, nil
 }

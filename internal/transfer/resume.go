@@ -153,19 +153,38 @@ func (u *upload) save(ctx context.Context) error {
 	return nil
 }
 
+// partRetries is how many times the upload of one part is retried, from its
+// buffer, after a failure worth retrying (a reset connection, a 5xx the
+// store's client gave up on, bytes damaged on the way), before the copy's
+// attempt fails. It does not spend the object's Attempts.
+const partRetries = 2
+
 // uploadPart uploads part num (n bytes in buf whose CRC32C is want), checks
-// the CRC32C the store reports, and records the part.
+// the CRC32C the store reports, and records the part. A failure worth
+// retrying is retried up to partRetries times.
 func (u *upload) uploadPart(ctx context.Context, num int32, buf *buffer, n int64, want string) error {
 	op := fmt.Sprintf("upload part %d", num)
-	p, err := u.mp.UploadPart(ctx, u.dstKey, u.id, num, buf.reader(), n, want)
-	if err != nil {
+	var p store.Part
+	for try := 0; ; try++ {
+		var err error
+		p, err = u.mp.UploadPart(ctx, u.dstKey, u.id, num, buf.reader(), n, want)
+		if err == nil {
+			if got := fullObjectCRC(p.ChecksumCRC32C); got != "" && got != want {
+				err = fmt.Errorf("%w: part crc32c %s != %s", store.ErrChecksum, got, want)
+			}
+		}
+		if err == nil {
+			break
+		}
 		if errors.Is(err, store.ErrNotExist) {
 			u.gone.Store(true)
 		}
-		return u.objErr(op, err)
-	}
-	if got := fullObjectCRC(p.ChecksumCRC32C); got != "" && got != want {
-		return u.objErr(op, fmt.Errorf("%w: part crc32c %s != %s", store.ErrChecksum, got, want))
+		if try >= partRetries || ctx.Err() != nil || store.Permanent(err) {
+			return u.objErr(op, err)
+		}
+		if serr := sleep(ctx, u.e.backoff(try+1)); serr != nil {
+			return u.objErr(op, err)
+		}
 	}
 	p.Number, p.Size, p.ChecksumCRC32C = num, n, want
 	u.mu.Lock()
@@ -290,7 +309,16 @@ func (e *Engine) resume(ctx context.Context, mp store.Multipart, obj store.Objec
 		}
 		return res, false, nil
 	}
-	res, err = e.continueUpload(ctx, u, attrs)
+	method := e.resumedMethod(attrs)
+	if method == Unverified && e.opts.RequireVerified {
+		// The skipped parts cannot be checked against the source now;
+		// a fresh copy reads them all (or is refused).
+		if err := u.abort(ctx); err != nil {
+			return res, true, err
+		}
+		return res, false, nil
+	}
+	res, err = e.continueUpload(ctx, u, attrs, method)
 	if u.gone.Load() {
 		// Expired, or aborted by someone else: start over, unless the
 		// copy is being stopped.
@@ -352,7 +380,7 @@ func partSizeOf(size, partSize int64, n int32) int64 {
 // continueUpload uploads the parts u does not have yet, each read from the
 // source with a ranged Open, then completes the upload and verifies it by
 // CRC32C (see "Resuming" in the package documentation).
-func (e *Engine) continueUpload(ctx context.Context, u *upload, attrs store.Attrs) (res Result, err error) {
+func (e *Engine) continueUpload(ctx context.Context, u *upload, attrs store.Attrs, method string) (res Result, err error) {
 	size, partSize := attrs.Size, u.st.PartSize
 	nparts := partCount(size, partSize)
 	have := make([]bool, nparts)
@@ -375,7 +403,7 @@ func (e *Engine) continueUpload(ctx context.Context, u *upload, attrs store.Attr
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.opts.PartConcurrency)
-	loopErr := e.queueRangedParts(gctx, g, u, attrs, u.srcKey, size, partSize, func(i int64) bool { return have[i] })
+	loopErr := e.queueRangedParts(gctx, g, u, attrs, u.srcKey, size, partSize, func(i int64) bool { return have[i] }, nil)
 	if werr := g.Wait(); werr != nil {
 		return res, werr // loopErr, if any, is gctx's cancellation by werr
 	}
@@ -391,6 +419,11 @@ func (e *Engine) continueUpload(ctx context.Context, u *upload, attrs store.Attr
 	if want := fullObjectCRC(attrs.ChecksumCRC32C); want != "" && want != crc {
 		return res, u.objErr("verify source", fmt.Errorf("%w: crc32c of parts %s != source crc32c %s", store.ErrChecksum, crc, want))
 	}
+	if method == VerifiedLocalRead {
+		if err := e.checkUnchanged(ctx, attrs); err != nil {
+			return res, err
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return res, u.objErr("complete multipart", err)
 	}
@@ -400,21 +433,36 @@ func (e *Engine) continueUpload(ctx context.Context, u *upload, attrs store.Attr
 	}
 	completed = true
 	res.CRC32C, res.DstETag, res.DstVersionID = crc, pr.ETag, pr.VersionID
-	return res, e.verifyAssembled(ctx, u, pr, crc, size)
+	if err := e.verifyAssembled(ctx, u, pr, crc, size); err != nil {
+		return res, err
+	}
+	res.Verified = method
+	return res, nil
+}
+
+// resumedMethod is how a resumed copy of the source version attrs is
+// verified: only a full-object CRC32C can be checked without reading the
+// parts an earlier run uploaded (combined from their CRC32Cs); a local
+// source was read locally by that run too. Else it is unverified.
+func (e *Engine) resumedMethod(attrs store.Attrs) string {
+	switch {
+	case fullObjectCRC(attrs.ChecksumCRC32C) != "":
+		return VerifiedCRC32C
+	case e.readsLocally():
+		return VerifiedLocalRead
+	}
+	return Unverified
 }
 
 // readPart reads n bytes at off of the source key into buf with a ranged
 // Open and returns their base64 CRC32C. The source must still be the
 // version attrs describe.
 func (e *Engine) readPart(ctx context.Context, attrs store.Attrs, key string, off, n int64, buf *buffer) (string, error) {
-	rc, a, err := e.src.Open(ctx, key, off, n)
+	rc, _, err := e.openSource(ctx, key, off, n, &attrs)
 	if err != nil {
-		return "", &ObjectError{Op: "open source", Key: key, Err: err}
+		return "", err
 	}
 	defer rc.Close()
-	if a.ETag != attrs.ETag || a.Size != attrs.Size || !sameMtime(a.LastModified, attrs.LastModified) {
-		return "", &ObjectError{Op: "open source", Key: key, Err: errors.New("source changed during copy")}
-	}
 	h := crc32.New(castagnoli)
 	if err := buf.fill(rc, n, h); err != nil {
 		return "", &ObjectError{Op: "read source", Key: key, Err: err}
@@ -467,12 +515,14 @@ func (e *Engine) verifyAssembled(ctx context.Context, u *upload, pr store.PutRes
 }
 
 // queueRangedParts reads each part of the object not yet done (skip) with a
-// ranged GET into a pooled buffer and uploads it, in g. It returns the error
-// that stopped it from queueing more parts (gctx's end, no buffer budget);
-// the parts' own errors come from g.Wait.
-func (e *Engine) queueRangedParts(gctx context.Context, g *errgroup.Group, u *upload, attrs store.Attrs, key string, size, partSize int64, skip func(i int64) bool) error {
+// ranged GET into a pooled buffer and uploads it, in g; then, when order is
+// not nil, feeds the part's bytes to its verifier in order. It returns the
+// error that stopped it from queueing more parts (gctx's end, no buffer
+// budget); the parts' own errors come from g.Wait.
+func (e *Engine) queueRangedParts(gctx context.Context, g *errgroup.Group, u *upload, attrs store.Attrs, key string, size, partSize int64, skip func(i int64) bool, order *inOrder) error {
 	for i := range partCount(size, partSize) {
 		if skip(i) {
+			order.skip(i)
 			continue
 		}
 		if err := gctx.Err(); err != nil {
@@ -490,7 +540,13 @@ func (e *Engine) queueRangedParts(gctx context.Context, g *errgroup.Group, u *up
 			if err != nil {
 				return err
 			}
-			return u.uploadPart(gctx, num, buf, n, want)
+			if err := u.uploadPart(gctx, num, buf, n, want); err != nil {
+				return err
+			}
+			if err := order.feed(gctx, i, buf); err != nil {
+				return u.objErr("verify source", err)
+			}
+			return nil
 		})
 	}
 	return nil

@@ -62,10 +62,12 @@ func (e *Engine) serverCopy(ctx context.Context, c store.Copier, attrs store.Att
 		if got != srcCRC {
 			return fail(fmt.Sprintf("destination crc32c %s != source %s", got, srcCRC))
 		}
+		res.Verified = VerifiedCRC32C
 		return res, nil
 	}
 	if srcMD5 != "" && e.opts.SSE != sseKMS && pr.ETag == srcMD5 {
 		res.MD5Verified = true
+		res.Verified = VerifiedMD5
 		return res, nil
 	}
 	// Read the destination back.
@@ -91,6 +93,10 @@ func (e *Engine) serverCopy(ctx context.Context, c store.Copier, attrs store.Att
 			return fail(fmt.Sprintf("destination md5 %s != source etag %s", got, srcMD5))
 		}
 		res.MD5Verified = true
+		res.Verified = VerifiedMD5
+	}
+	if srcCRC != "" {
+		res.Verified = VerifiedCRC32C
 	}
 	res.CRC32C = gotCRC
 	return res, nil

@@ -28,6 +28,22 @@ type source struct {
 	md5 hash.Hash
 	// crc is the full-object CRC32C of the stream as read.
 	crc hash.Hash32
+	// plan says how the bytes are checked against the source; v checks
+	// what md5 and crc do not (nil when nothing else).
+	plan plan
+	v    *seqVerifier
+	// recheck, when set, runs once the bytes were read and checked: it
+	// fails when the source changed meanwhile (a local file).
+	recheck func() error
+}
+
+// hash writes bytes read from the stream to every hash of the source.
+func (s *source) hash(p []byte) {
+	s.crc.Write(p)
+	if s.md5 != nil {
+		s.md5.Write(p)
+	}
+	s.v.Write(p)
 }
 
 func (s *source) objErr(op string, err error) error {
@@ -47,6 +63,14 @@ func (s *source) verify() (crc string, md5OK bool, err error) {
 	if want := fullObjectCRC(s.attrs.ChecksumCRC32C); want != "" && want != crc {
 		return crc, false, s.objErr("verify source", fmt.Errorf("%w: crc32c %s != source crc32c %s", store.ErrChecksum, crc, want))
 	}
+	if err := s.v.finish(); err != nil {
+		return crc, false, s.objErr("verify source", err)
+	}
+	if s.recheck != nil {
+		if err := s.recheck(); err != nil {
+			return crc, false, err
+		}
+	}
 	return crc, s.md5 != nil, nil
 }
 
@@ -63,14 +87,30 @@ func (s *source) expectEOF() error {
 	return nil
 }
 
-func (e *Engine) open(ctx context.Context, key string) (*source, error) {
-	rc, attrs, err := e.src.Open(ctx, key, 0, -1)
+// open opens the whole source object with one GET (resumed from where it
+// stopped should the connection fail, see [sourceReader]) and plans its
+// verification, unless p, a plan for the same version, is given.
+func (e *Engine) open(ctx context.Context, key string, p *plan) (*source, error) {
+	rc, attrs, err := e.openSource(ctx, key, 0, -1, nil)
 	if err != nil {
-		return nil, &ObjectError{Op: "open source", Key: key, Err: err}
+		return nil, err
 	}
 	s := &source{key: key, rc: rc, attrs: attrs, crc: crc32.New(castagnoli)}
 	if isPlainMD5(attrs.ETag) && attrs.SSE != sseKMS {
 		s.md5 = md5.New()
+	}
+	if p == nil {
+		pl, err := e.planFor(ctx, attrs)
+		if err != nil {
+			rc.Close()
+			return nil, err
+		}
+		p = &pl
+	}
+	s.plan = *p
+	s.v = newSeqVerifier(&s.plan)
+	if s.plan.method == VerifiedLocalRead {
+		s.recheck = func() error { return e.checkUnchanged(ctx, attrs) }
 	}
 	return s, nil
 }
@@ -90,11 +130,14 @@ func (e *Engine) streamCopy(ctx context.Context, obj store.Object, dstKey string
 			return res, err
 		}
 	}
-	src, err := e.open(ctx, obj.Key)
+	src, err := e.open(ctx, obj.Key, nil)
 	if err != nil {
 		return Result{}, err
 	}
 	defer func() { src.rc.Close() }() // putStreaming may replace src.rc
+	if src.plan.method == Unverified && e.opts.RequireVerified {
+		return Result{Size: src.attrs.Size, SrcETag: src.attrs.ETag, SrcVersionID: src.attrs.VersionID}, unverified(obj.Key)
+	}
 	if src.attrs.TagCount != 0 {
 		tags, err := e.src.Tags(ctx, obj.Key)
 		if err != nil {
@@ -123,6 +166,7 @@ func (e *Engine) streamCopy(ctx context.Context, obj store.Object, dstKey string
 		return res, err
 	}
 	res.DstETag, res.DstVersionID = pr.ETag, pr.VersionID
+	res.Verified = src.plan.method
 	return res, nil
 }
 
@@ -145,7 +189,7 @@ func (e *Engine) putBuffered(ctx context.Context, src *source, dstKey string) (s
 		return store.PutResult{}, "", false, src.objErr("put", err)
 	}
 	defer buf.release()
-	if err := buf.fill(src.rc, src.attrs.Size, src.crc, src.md5); err != nil {
+	if err := buf.fill(src.rc, src.attrs.Size, src.crc, src.md5, src.v); err != nil {
 		return store.PutResult{}, "", false, src.objErr("read source", err)
 	}
 	if err := src.expectEOF(); err != nil {
@@ -226,7 +270,7 @@ func (e *Engine) putMultipart(ctx context.Context, mp store.Multipart, src *sour
 			break
 		}
 		partCRC := crc32.New(castagnoli)
-		if err := buf.fill(src.rc, n, partCRC, src.crc, src.md5); err != nil {
+		if err := buf.fill(src.rc, n, partCRC, src.crc, src.md5, src.v); err != nil {
 			buf.release()
 			readErr = src.objErr("read source", err)
 			break
@@ -285,7 +329,7 @@ func (e *Engine) putStreaming(ctx context.Context, src *source, dstKey string) (
 	if wantCRC == "" && src.md5 == nil {
 		// First pass: compute the CRC32C (and check the MD5) without
 		// holding the object, then reopen for the upload.
-		n, err := io.Copy(io.MultiWriter(src.crc, nonNil(src.md5)), io.LimitReader(src.rc, src.attrs.Size))
+		n, err := io.Copy(io.MultiWriter(src.crc, nonNil(src.md5), src.v), io.LimitReader(src.rc, src.attrs.Size))
 		if err == nil && n != src.attrs.Size {
 			err = fmt.Errorf("read %d of %d bytes: %w", n, src.attrs.Size, io.ErrUnexpectedEOF)
 		}
@@ -301,7 +345,7 @@ func (e *Engine) putStreaming(ctx context.Context, src *source, dstKey string) (
 		}
 		wantCRC = crc
 		src.rc.Close()
-		again, err := e.open(ctx, src.key)
+		again, err := e.open(ctx, src.key, &src.plan)
 		if err != nil {
 			return store.PutResult{}, "", false, err
 		}
@@ -364,10 +408,7 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 		p = p[:size-v.n]
 	}
 	n, err := v.src.rc.Read(p)
-	v.src.crc.Write(p[:n])
-	if v.src.md5 != nil {
-		v.src.md5.Write(p[:n])
-	}
+	v.src.hash(p[:n])
 	v.n += int64(n)
 	if v.n == size {
 		// Withhold the last bytes until the whole stream is verified.

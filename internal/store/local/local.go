@@ -20,8 +20,9 @@ import (
 
 // Compile-time checks of the interfaces Store implements.
 var (
-	_ store.Store     = (*Store)(nil)
-	_ store.Multipart = (*Store)(nil)
+	_ store.Store       = (*Store)(nil)
+	_ store.Multipart   = (*Store)(nil)
+	_ store.LocalReader = (*Store)(nil)
 )
 
 // tmpPrefix starts the names of ferry's temporary files. Such names are never
@@ -198,3 +199,6 @@ func copyExact(ctx context.Context, w io.Writer, r io.Reader, n int64) error {
 	}
 	return ctx.Err()
 }
+
+// ReadsLocally reports true: Open reads files of the local file system on this machine.
+func (s *Store) ReadsLocally() bool { return true }

@@ -26,8 +26,9 @@ import (
 
 // Compile-time checks of the interfaces Store implements.
 var (
-	_ store.Store     = (*Store)(nil)
-	_ store.Multipart = (*Store)(nil)
+	_ store.Store       = (*Store)(nil)
+	_ store.Multipart   = (*Store)(nil)
+	_ store.LocalReader = (*Store)(nil)
 )
 
 // Operation names, as passed to the fault hook and counted by [Store.Calls].
@@ -578,3 +579,6 @@ func (s *Store) Uploads() int {
 	defer s.mu.Unlock()
 	return len(s.uploads)
 }
+
+// ReadsLocally reports true: Open reads memory on this machine.
+func (s *Store) ReadsLocally() bool { return true }

@@ -74,7 +74,8 @@ type Config struct {
 }
 
 // Store is an S3 bucket and prefix. It implements [store.Store],
-// [store.Multipart] and [store.Copier]; it is safe for concurrent use.
+// [store.Multipart], [store.Copier] and [store.PartStater]; it is safe for
+// concurrent use.
 type Store struct {
 	client   *s3.Client
 	bucket   string
@@ -92,9 +93,10 @@ type Store struct {
 }
 
 var (
-	_ store.Store     = (*Store)(nil)
-	_ store.Multipart = (*Store)(nil)
-	_ store.Copier    = (*Store)(nil)
+	_ store.Store      = (*Store)(nil)
+	_ store.Multipart  = (*Store)(nil)
+	_ store.Copier     = (*Store)(nil)
+	_ store.PartStater = (*Store)(nil)
 )
 
 // Open returns a Store for cfg. It loads the AWS configuration and, on AWS
@@ -323,10 +325,94 @@ func (s *Store) Stat(ctx context.Context, key string) (store.Attrs, error) {
 		Metadata:           lowerKeys(out.Metadata),
 		TagCount:           int(aws.ToInt32(out.TagCount)),
 		ChecksumCRC32C:     fullObjectCRC32C(aws.ToString(out.ChecksumCRC32C), out.ChecksumType),
+		ChecksumCRC64NVME:  fullObjectCRC32C(aws.ToString(out.ChecksumCRC64NVME), out.ChecksumType),
+		ChecksumCRC32:      fullObjectCRC32C(aws.ToString(out.ChecksumCRC32), out.ChecksumType),
+		ChecksumSHA256:     fullObjectCRC32C(aws.ToString(out.ChecksumSHA256), out.ChecksumType),
+		ChecksumSHA1:       fullObjectCRC32C(aws.ToString(out.ChecksumSHA1), out.ChecksumType),
 		VersionID:          aws.ToString(out.VersionId),
 		SSE:                string(out.ServerSideEncryption),
 	}
 	return a, nil
+}
+
+// StatPart returns part n of key as it was uploaded: a HeadObject with
+// partNumber (asking for checksums), whose Content-Range locates the part
+// and whose x-amz-mp-parts-count gives the number of parts. For an object
+// not uploaded in parts, part 1 is the whole object and Count is 0.
+func (s *Store) StatPart(ctx context.Context, key string, n int32) (store.PartAttrs, error) {
+	full, err := s.fullKey("stat part", key)
+	if err != nil {
+		return store.PartAttrs{}, err
+	}
+	if n < 1 {
+		return store.PartAttrs{}, fmt.Errorf("stat part %s: part number %d < 1", s.url(key), n)
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket:       aws.String(s.bucket),
+		Key:          aws.String(full),
+		PartNumber:   aws.Int32(n),
+		ChecksumMode: types.ChecksumModeEnabled,
+	})
+	if err != nil {
+		return store.PartAttrs{}, wrap(fmt.Sprintf("stat part %d", n), s.url(key), objectOp, err)
+	}
+	size := aws.ToInt64(out.ContentLength)
+	p := store.PartAttrs{
+		Number: n,
+		Size:   size,
+		Count:  aws.ToInt32(out.PartsCount),
+		Object: store.Object{
+			Key:          key,
+			Size:         size,
+			ETag:         unquote(aws.ToString(out.ETag)),
+			LastModified: aws.ToTime(out.LastModified),
+		},
+		// A part's own checksums; a composite "xxx-N" is not one.
+		ChecksumCRC64NVME: partChecksum(aws.ToString(out.ChecksumCRC64NVME)),
+		ChecksumCRC32C:    partChecksum(aws.ToString(out.ChecksumCRC32C)),
+		ChecksumCRC32:     partChecksum(aws.ToString(out.ChecksumCRC32)),
+		ChecksumSHA256:    partChecksum(aws.ToString(out.ChecksumSHA256)),
+		ChecksumSHA1:      partChecksum(aws.ToString(out.ChecksumSHA1)),
+	}
+	if cr := aws.ToString(out.ContentRange); cr != "" {
+		first, total, ok := parseContentRange(cr)
+		if !ok {
+			return store.PartAttrs{}, fmt.Errorf("stat part %d %s: malformed Content-Range %q", n, s.url(key), cr)
+		}
+		p.Offset, p.Object.Size = first, total
+	}
+	return p, nil
+}
+
+// parseContentRange parses "bytes FIRST-LAST/TOTAL".
+func parseContentRange(cr string) (first, total int64, ok bool) {
+	rest, found := strings.CutPrefix(cr, "bytes ")
+	if !found {
+		return 0, 0, false
+	}
+	rng, tot, found := strings.Cut(rest, "/")
+	if !found {
+		return 0, 0, false
+	}
+	f, l, found := strings.Cut(rng, "-")
+	if !found {
+		return 0, 0, false
+	}
+	var err1, err2, err3 error
+	first, err1 = strconv.ParseInt(f, 10, 64)
+	last, err2 := strconv.ParseInt(l, 10, 64)
+	total, err3 = strconv.ParseInt(tot, 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || first < 0 || last < first || total <= last {
+		return 0, 0, false
+	}
+	return first, total, true
+}
+
+func partChecksum(sum string) string {
+	if strings.Contains(sum, "-") {
+		return ""
+	}
+	return sum
 }
 
 // Open reads length bytes of key from offset (length < 0: to the end) with a
@@ -352,6 +438,11 @@ func (s *Store) Open(ctx context.Context, key string, offset, length int64) (io.
 		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
 	case offset > 0:
 		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
+	default:
+		// A whole-object GET states the object's checksums (S3 drops
+		// them on ranged GETs). The SDK then checks the body against a
+		// full-object one as well; see checkedBody.
+		in.ChecksumMode = types.ChecksumModeEnabled
 	}
 	out, err := s.client.GetObject(ctx, in)
 	if err != nil {
@@ -389,10 +480,31 @@ func (s *Store) Open(ctx context.Context, key string, offset, length int64) (io.
 		Metadata:           lowerKeys(out.Metadata),
 		TagCount:           int(aws.ToInt32(out.TagCount)),
 		ChecksumCRC32C:     fullObjectCRC32C(aws.ToString(out.ChecksumCRC32C), out.ChecksumType),
+		ChecksumCRC64NVME:  fullObjectCRC32C(aws.ToString(out.ChecksumCRC64NVME), out.ChecksumType),
+		ChecksumCRC32:      fullObjectCRC32C(aws.ToString(out.ChecksumCRC32), out.ChecksumType),
+		ChecksumSHA256:     fullObjectCRC32C(aws.ToString(out.ChecksumSHA256), out.ChecksumType),
+		ChecksumSHA1:       fullObjectCRC32C(aws.ToString(out.ChecksumSHA1), out.ChecksumType),
 		VersionID:          aws.ToString(out.VersionId),
 		SSE:                string(out.ServerSideEncryption),
 	}
-	return out.Body, a, nil
+	return &checkedBody{ReadCloser: out.Body, url: s.url(key)}, a, nil
+}
+
+// checkedBody classifies the error with which the SDK fails the last read
+// of a body that does not match the checksum the response stated
+// (ChecksumMode ENABLED) as store.ErrChecksum. The SDK's error type is
+// internal, so it is recognised by its message.
+type checkedBody struct {
+	io.ReadCloser
+	url string
+}
+
+func (b *checkedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && strings.Contains(err.Error(), "checksum did not match") {
+		err = &Error{Op: "read", URL: b.url, Class: store.ErrChecksum, Err: err}
+	}
+	return n, err
 }
 
 // Put writes in.Key from body with one PutObject. The payload is sent
@@ -511,8 +623,9 @@ func optional(s string) *string {
 
 func unquote(etag string) string { return strings.Trim(etag, `"`) }
 
-// fullObjectCRC32C returns crc unless it is a composite (checksum of part
-// checksums, "xxx-N"), which is no checksum of the object's bytes.
+// fullObjectCRC32C returns crc (a CRC32C or any other checksum) unless it is
+// a composite (checksum of part checksums, "xxx-N"), which is no checksum of
+// the object's bytes.
 func fullObjectCRC32C(crc string, typ types.ChecksumType) string {
 	if typ == types.ChecksumTypeComposite || strings.Contains(crc, "-") {
 		return ""
