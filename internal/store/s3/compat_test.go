@@ -46,90 +46,100 @@ var encodingKeys = []string{
 	"dir+/k", "dir%/k", "dir /k",
 }
 
-// TestListEncoding lists keys whose URL encoding is ambiguous, byte-exact,
-// from MinIO (which honours encoding-type=url) and from MinIO behind a proxy
-// that answers like Versity Gateway: raw keys and no EncodingType.
-func TestListEncoding(t *testing.T) {
-	m, bucket := newBucket(t)
-	seed := openStore(t, m, bucket, "")
+// encodingUploads are the keys of incomplete uploads [seedEncodingKeys]
+// starts.
+var encodingUploads = []string{"up+load.txt", "up%load.txt", "up load.txt"}
+
+// seedEncodingKeys writes encodingKeys with s and starts an upload of each
+// of encodingUploads; it returns the upload IDs by key.
+func seedEncodingKeys(t *testing.T, s *Store) map[string]string {
+	t.Helper()
 	for _, k := range encodingKeys {
-		put(t, seed, k, []byte(k))
+		put(t, s, k, []byte(k))
 	}
-	// Incomplete uploads, listed by key (MinIO lists one object's only).
-	uploads := []string{"up+load.txt", "up%load.txt", "up load.txt"}
 	ids := map[string]string{}
-	for _, k := range uploads {
-		id, err := seed.CreateMultipart(t.Context(), store.PutInput{Key: k, PartSize: 5 << 20})
+	for _, k := range encodingUploads {
+		id, err := s.CreateMultipart(t.Context(), store.PutInput{Key: k, PartSize: 5 << 20})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids[k] = id
 	}
-	proxy := testenv.StartS3Proxy(t, m, testenv.S3ProxyOptions{RewriteList: testenv.RawListKeys})
+	return ids
+}
 
-	for _, tc := range []struct {
-		name string
-		open func(t *testing.T, prefix string) *Store
-	}{
-		{"minio", func(t *testing.T, prefix string) *Store { return openStore(t, m, bucket, prefix) }},
-		{"raw-keys-proxy", func(t *testing.T, prefix string) *Store { return openProxied(t, proxy, bucket, prefix) }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := tc.open(t, "")
-			all := slices.Sorted(slices.Values(encodingKeys))
-			if got := keys(list(t, s, store.ListOptions{})); !slices.Equal(got, all) {
-				t.Errorf("List:\n got %q\nwant %q", got, all)
-			}
-			for _, opts := range []store.ListOptions{
-				{Prefix: "dir/"}, {Prefix: "dir+"}, {Prefix: "100%"}, {Prefix: "%"}, {Prefix: "a+"},
-				{StartAfter: "100%"}, {StartAfter: "+"}, {StartAfter: "dir/100%/y"}, {Prefix: "dir/", StartAfter: "dir/a b/"},
-			} {
-				var want []string
-				for _, k := range all {
-					if strings.HasPrefix(k, opts.Prefix) && k > opts.StartAfter {
-						want = append(want, k)
-					}
-				}
-				if got := keys(list(t, s, opts)); !slices.Equal(got, want) {
-					t.Errorf("List(%+v):\n got %q\nwant %q", opts, got, want)
-				}
-			}
-			// One level, checked against the roll-up of the full listing.
-			for _, opts := range []store.ListOptions{
-				{}, {Prefix: "dir/"}, {Prefix: "dir/plus+/"}, {Prefix: "dir/100%/"}, {Prefix: "dir/tab\t/"},
-				{StartAfter: "dir/100%/"}, {StartAfter: "dir/100%/a"}, {Prefix: "dir/", StartAfter: "dir/100%/"},
-				{Prefix: "dir/", StartAfter: "dir/a b/a"},
-			} {
-				var want []string
-				for e, err := range store.RollUp(s.List(t.Context(), opts), opts) {
-					if err != nil {
-						t.Fatal(err)
-					}
-					want = append(want, levelName(e))
-				}
-				if got := storetest.ListLevel(t, s, opts); !slices.Equal(got, want) {
-					t.Errorf("ListLevel(%+v):\n got %q\nwant %q", opts, got, want)
-				}
-			}
-			for _, k := range uploads {
-				var got []Upload
-				for u, err := range s.ListMultipartUploads(t.Context(), k) {
-					if err != nil {
-						t.Fatalf("ListMultipartUploads(%q): %v", k, err)
-					}
-					got = append(got, u)
-				}
-				if len(got) != 1 || got[0].Key != k || got[0].UploadID != ids[k] {
-					t.Errorf("ListMultipartUploads(%q) = %+v", k, got)
-				}
-			}
-			// A store below a prefix that needs encoding.
-			sub := tc.open(t, "dir/100%")
-			if got, want := keys(list(t, sub, store.ListOptions{})), []string{"y"}; !slices.Equal(got, want) {
-				t.Errorf("List of s3://%s/dir/100%%/ = %q, want %q", bucket, got, want)
-			}
-		})
+// checkEncodingKeys lists what seedEncodingKeys wrote, with stores open
+// returns at the bucket root ("") or below a prefix.
+func checkEncodingKeys(t *testing.T, open func(t *testing.T, prefix string) *Store, ids map[string]string) {
+	t.Helper()
+	s := open(t, "")
+	all := slices.Sorted(slices.Values(encodingKeys))
+	if got := keys(list(t, s, store.ListOptions{})); !slices.Equal(got, all) {
+		t.Errorf("List:\n got %q\nwant %q", got, all)
 	}
+	for _, opts := range []store.ListOptions{
+		{Prefix: "dir/"}, {Prefix: "dir+"}, {Prefix: "100%"}, {Prefix: "%"}, {Prefix: "a+"},
+		{StartAfter: "100%"}, {StartAfter: "+"}, {StartAfter: "dir/100%/y"}, {Prefix: "dir/", StartAfter: "dir/a b/"},
+	} {
+		var want []string
+		for _, k := range all {
+			if strings.HasPrefix(k, opts.Prefix) && k > opts.StartAfter {
+				want = append(want, k)
+			}
+		}
+		if got := keys(list(t, s, opts)); !slices.Equal(got, want) {
+			t.Errorf("List(%+v):\n got %q\nwant %q", opts, got, want)
+		}
+	}
+	// One level, checked against the roll-up of the full listing.
+	for _, opts := range []store.ListOptions{
+		{}, {Prefix: "dir/"}, {Prefix: "dir/plus+/"}, {Prefix: "dir/100%/"}, {Prefix: "dir/tab\t/"},
+		{StartAfter: "dir/100%/"}, {StartAfter: "dir/100%/a"}, {Prefix: "dir/", StartAfter: "dir/100%/"},
+		{Prefix: "dir/", StartAfter: "dir/a b/a"},
+	} {
+		var want []string
+		for e, err := range store.RollUp(s.List(t.Context(), opts), opts) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, levelName(e))
+		}
+		if got := storetest.ListLevel(t, s, opts); !slices.Equal(got, want) {
+			t.Errorf("ListLevel(%+v):\n got %q\nwant %q", opts, got, want)
+		}
+	}
+	for _, k := range encodingUploads {
+		var got []Upload
+		for u, err := range s.ListMultipartUploads(t.Context(), k) {
+			if err != nil {
+				t.Fatalf("ListMultipartUploads(%q): %v", k, err)
+			}
+			got = append(got, u)
+		}
+		if len(got) != 1 || got[0].Key != k || got[0].UploadID != ids[k] {
+			t.Errorf("ListMultipartUploads(%q) = %+v", k, got)
+		}
+	}
+	// A store below a prefix that needs encoding.
+	sub := open(t, "dir/100%")
+	if got, want := keys(list(t, sub, store.ListOptions{})), []string{"y"}; !slices.Equal(got, want) {
+		t.Errorf("List of %s = %q, want %q", sub, got, want)
+	}
+}
+
+// TestListEncoding lists keys whose URL encoding is ambiguous, byte-exact,
+// from MinIO (which honours encoding-type=url) and from MinIO behind a proxy
+// that answers like Versity Gateway: raw keys and no EncodingType.
+func TestListEncoding(t *testing.T) {
+	m, bucket := newBucket(t)
+	ids := seedEncodingKeys(t, openStore(t, m, bucket, ""))
+	proxy := testenv.StartS3Proxy(t, m, testenv.S3ProxyOptions{RewriteList: testenv.RawListKeys})
+	t.Run("minio", func(t *testing.T) {
+		checkEncodingKeys(t, func(t *testing.T, prefix string) *Store { return openStore(t, m, bucket, prefix) }, ids)
+	})
+	t.Run("raw-keys-proxy", func(t *testing.T) {
+		checkEncodingKeys(t, func(t *testing.T, prefix string) *Store { return openProxied(t, proxy, bucket, prefix) }, ids)
+	})
 	if proxy.Rewrites() == 0 {
 		t.Error("the proxy rewrote no listing")
 	}
