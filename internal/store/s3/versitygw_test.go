@@ -103,3 +103,39 @@ func TestVersityGWMetadata(t *testing.T) {
 		t.Logf("versitygw %s keeps an empty metadata value: %v (%v)", testenv.VersityGWVersion, kept, a.Metadata)
 	}
 }
+
+// TestVersityGWCopy copies on the server: CopyObject (metadata replaced,
+// tags copied) and, with the threshold lowered, UploadPartCopy parts.
+func TestVersityGWCopy(t *testing.T) {
+	v := testenv.StartVersityGW(t)
+	v.CreateBucket(t, "copy")
+	s := openVersity(t, v, "copy", "src")
+	dst := openVersity(t, v, "copy", "dst")
+	if !dst.CanCopyFrom(s) {
+		t.Fatal("CanCopyFrom = false")
+	}
+	body := bytes.Repeat([]byte("0123456789abcdef"), (11<<20)/16+3)
+	if _, err := s.Put(t.Context(), store.PutInput{Key: "k+1 %", Size: int64(len(body)), ContentType: "text/old",
+		Metadata: map[string]string{"old": "1"}, Tags: map[string]string{"tag": "kept"}, ChecksumCRC32C: crc32c(body)}, bytes.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		threshold int64
+	}{{"CopyObject", maxCopyObjectSize}, {"UploadPartCopy", 5 << 20}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst.copyPartThreshold, dst.copyPartSize = tc.threshold, 5<<20
+			in := store.PutInput{Key: tc.name + "/k+1 %", Size: int64(len(body)), ContentType: "text/new", Metadata: map[string]string{"new": "2"}}
+			if _, err := dst.CopyFrom(t.Context(), s, "k+1 %", in); err != nil {
+				t.Fatal(err)
+			}
+			got, a := read(t, dst, in.Key, 0, -1)
+			if !bytes.Equal(got, body) || a.ContentType != "text/new" || !maps.Equal(a.Metadata, in.Metadata) {
+				t.Errorf("copy: equal %v, %+v", bytes.Equal(got, body), a)
+			}
+			if tags, err := dst.Tags(t.Context(), in.Key); err != nil || !maps.Equal(tags, map[string]string{"tag": "kept"}) {
+				t.Errorf("copy tags = %v, %v", tags, err)
+			}
+		})
+	}
+}
