@@ -56,6 +56,9 @@ install_go_tool() {
 # Pinned tools: one line each.
 install_go_tool minio github.com/minio/minio v0.0.0-20260212201848-7aac2a2c5b7c
 install_go_tool nats-server github.com/nats-io/nats-server/v2 v2.15.2
+# Versity Gateway (posix backend) for the S3 compatibility tests; keep in step
+# with testenv.VersityGWVersion.
+install_go_tool versitygw github.com/versity/versitygw/cmd/versitygw v1.8.0
 # install_go_tool nats-server github.com/nats-io/nats-server/v2 vX.Y.Z
 
 # Benchmark peers (bench/), opt-in so `make test` never builds rclone:

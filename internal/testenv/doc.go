@@ -1,7 +1,9 @@
 // Package testenv starts the real servers ferry's tests run against and
 // creates what they need: a MinIO subprocess per test ([StartMinIO]), TLS
-// certificates from a throwaway CA ([NewCA]), and AWS shared credentials and
-// config files ([WriteCredentialsFile]).
+// certificates from a throwaway CA ([NewCA]), AWS shared credentials and
+// config files ([WriteCredentialsFile]), and a reverse proxy in front of a
+// MinIO that makes it answer like another S3-compatible server
+// ([StartS3Proxy], [RawListKeys]).
 //
 // External binaries are pinned and installed by scripts/install-tools.sh into
 // $FERRY_TOOLS_DIR (default $HOME/.cache/ferry/tools). When a binary is

@@ -10,7 +10,7 @@ import (
 // User metadata keys ferry writes on every destination object (see
 // [Provenance]). Source metadata with these keys is replaced.
 const (
-	MetaSrcETag  = "ferry-src-etag"  // source ETag, "" for sources without ETags
+	MetaSrcETag  = "ferry-src-etag"  // source ETag; absent for sources without ETags
 	MetaSrcMtime = "ferry-src-mtime" // source LastModified, RFC 3339 (nanoseconds), UTC
 	MetaSrcSize  = "ferry-src-size"  // source size in bytes, decimal
 	MetaCRC32C   = "ferry-crc32c"    // base64 full-object CRC32C; absent when unknown at write time
@@ -36,22 +36,31 @@ func provenanceOf(attrs store.Attrs, crc string) Provenance {
 	return Provenance{SrcETag: attrs.ETag, SrcModTime: attrs.LastModified, SrcSize: attrs.Size, CRC32C: crc}
 }
 
-// Set writes p into md, replacing any provenance keys md already has.
+// Set writes p into md, replacing any provenance keys md already has. Empty
+// values are left out (their keys deleted from md): some stores drop user
+// metadata with an empty value (SeaweedFS), so ferry never writes one, and
+// [ParseProvenance] reads a missing key as "".
 func (p Provenance) Set(md map[string]string) {
-	md[MetaSrcETag] = p.SrcETag
+	setOrDelete(md, MetaSrcETag, p.SrcETag)
 	md[MetaSrcMtime] = p.SrcModTime.UTC().Format(time.RFC3339Nano)
 	md[MetaSrcSize] = strconv.FormatInt(p.SrcSize, 10)
-	if p.CRC32C != "" {
-		md[MetaCRC32C] = p.CRC32C
-	} else {
-		delete(md, MetaCRC32C)
+	setOrDelete(md, MetaCRC32C, p.CRC32C)
+}
+
+// setOrDelete sets md[k] to v, or deletes k when v is "".
+func setOrDelete(md map[string]string, k, v string) {
+	if v == "" {
+		delete(md, k)
+		return
 	}
+	md[k] = v
 }
 
 // ParseProvenance reads the provenance from user metadata. ok is false when
 // md has none or it is malformed (then the object must be treated as of
-// unknown origin). A missing [MetaSrcETag] reads as "": some stores drop
-// empty metadata values.
+// unknown origin). A missing [MetaSrcETag] or [MetaCRC32C] reads as "",
+// the same as an empty value: ferry no longer writes empty values, some
+// stores drop them, and objects written by older versions may have them.
 func ParseProvenance(md map[string]string) (p Provenance, ok bool) {
 	sizeStr, ok1 := md[MetaSrcSize]
 	mtimeStr, ok2 := md[MetaSrcMtime]

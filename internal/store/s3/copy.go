@@ -90,7 +90,7 @@ func (s *Store) CopyFrom(ctx context.Context, src store.Store, srcKey string, in
 			ContentDisposition:   optional(in.ContentDisposition),
 			ContentLanguage:      optional(in.ContentLanguage),
 			CacheControl:         optional(in.CacheControl),
-			Metadata:             in.Metadata,
+			Metadata:             userMetadata(in.Metadata),
 			ChecksumAlgorithm:    types.ChecksumAlgorithmCrc32c,
 			ServerSideEncryption: types.ServerSideEncryption(in.SSE),
 			SSEKMSKeyId:          optional(in.SSEKMSKeyID),

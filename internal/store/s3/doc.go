@@ -4,10 +4,17 @@
 //
 // A [Store] is rooted at a bucket and a prefix; the prefix is a "directory"
 // (it always ends in "/", or is empty) and every key of the Store API is
-// relative to it. Keys are byte-exact: listings ask for URL-encoded keys and
-// decode them, so keys with control characters survive XML. Listed
+// relative to it. Keys are byte-exact: listings ask for URL-encoded keys, so
+// keys with control characters survive XML, and decode them only when the
+// response says they are encoded (EncodingType url): a server may ignore the
+// request and send raw keys (Versity Gateway does). A key that a response
+// says is encoded but does not decode is yielded as an error naming it, in
+// its place, and the listing goes on if the caller keeps iterating. Listed
 // LastModified times are truncated to seconds, the precision of Stat (an
 // HTTP date), so a listing and a Stat of the same object agree.
+//
+// User metadata entries with an empty value are not sent (some servers drop
+// them, SeaweedFS among them): a reader takes a missing key for "".
 //
 // Credentials and region come from the standard AWS chain
 // (config.LoadDefaultConfig: environment, shared config and credentials

@@ -35,7 +35,7 @@ func (s *Store) createInput(full string, in store.PutInput, tags map[string]stri
 		ContentDisposition:   optional(in.ContentDisposition),
 		ContentLanguage:      optional(in.ContentLanguage),
 		CacheControl:         optional(in.CacheControl),
-		Metadata:             in.Metadata,
+		Metadata:             userMetadata(in.Metadata),
 		Tagging:              optional(encodeTags(tags)),
 		ChecksumAlgorithm:    types.ChecksumAlgorithmCrc32c,
 		ChecksumType:         types.ChecksumTypeFullObject,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -529,7 +530,7 @@ func (s *Store) Put(ctx context.Context, in store.PutInput, body io.Reader) (sto
 		ContentDisposition:   optional(in.ContentDisposition),
 		ContentLanguage:      optional(in.ContentLanguage),
 		CacheControl:         optional(in.CacheControl),
-		Metadata:             in.Metadata,
+		Metadata:             userMetadata(in.Metadata),
 		Tagging:              optional(tagging),
 		ChecksumCRC32C:       optional(in.ChecksumCRC32C),
 		ContentMD5:           optional(in.ContentMD5),
@@ -631,6 +632,27 @@ func fullObjectCRC32C(crc string, typ types.ChecksumType) string {
 		return ""
 	}
 	return crc
+}
+
+// userMetadata returns md without the entries whose value is empty: ferry
+// never sends an empty x-amz-meta-* header, which some servers drop
+// (SeaweedFS) and others keep, so what a later Stat returns does not depend
+// on the server. Readers take a missing key for an empty value.
+func userMetadata(md map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range md {
+		if v != "" {
+			continue
+		}
+		if out == nil {
+			out = maps.Clone(md)
+		}
+		delete(out, k)
+	}
+	if out == nil {
+		return md
+	}
+	return out
 }
 
 func lowerKeys(m map[string]string) map[string]string {

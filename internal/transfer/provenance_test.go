@@ -1,0 +1,123 @@
+package transfer
+
+import (
+	"bytes"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/ferry-dev/ferry/internal/store"
+	"github.com/ferry-dev/ferry/internal/store/local"
+	s3store "github.com/ferry-dev/ferry/internal/store/s3"
+	"github.com/ferry-dev/ferry/internal/testenv"
+)
+
+// TestProvenanceOmitsEmpty checks that Set writes no empty value (and
+// removes stale keys instead) and that a missing key reads as "".
+func TestProvenanceOmitsEmpty(t *testing.T) {
+	mtime := time.Date(2024, 1, 2, 3, 4, 5, 6, time.UTC)
+	md := map[string]string{MetaSrcETag: "stale", MetaCRC32C: "stale", "owner": "alice"}
+	Provenance{SrcModTime: mtime, SrcSize: 7}.Set(md)
+	want := map[string]string{"owner": "alice", MetaSrcMtime: "2024-01-02T03:04:05.000000006Z", MetaSrcSize: "7"}
+	if !maps.Equal(md, want) {
+		t.Errorf("Set = %v, want %v", md, want)
+	}
+	for _, md := range []map[string]string{
+		want,
+		{MetaSrcETag: "", MetaCRC32C: "", MetaSrcMtime: want[MetaSrcMtime], MetaSrcSize: "7"}, // written by older versions
+	} {
+		p, ok := ParseProvenance(md)
+		if !ok || p.SrcETag != "" || p.CRC32C != "" || p.SrcSize != 7 || !p.SrcModTime.Equal(mtime) {
+			t.Errorf("ParseProvenance(%v) = %+v, %v", md, p, ok)
+		}
+		src := store.Object{Key: "k", Size: 7, LastModified: mtime}
+		if !upToDate(src, store.Attrs{Object: store.Object{Size: 7}, Metadata: md}) {
+			t.Errorf("upToDate with %v = false", md)
+		}
+	}
+}
+
+// TestLocalToS3Provenance copies local files (no ETags) to MinIO through a
+// recording proxy: no request carries an empty user metadata value, and the
+// copy is up to date afterwards, as is one written with an empty
+// ferry-src-etag by an older ferry.
+func TestLocalToS3Provenance(t *testing.T) {
+	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	m.CreateBucket(t, "dst")
+	proxy := testenv.StartS3Proxy(t, m, testenv.S3ProxyOptions{})
+	dst, err := s3store.Open(t.Context(), s3store.Config{Bucket: "dst", Endpoint: proxy.Endpoint, Region: proxy.Region,
+		Credentials: credentials.NewStaticCredentialsProvider(proxy.AccessKey, proxy.SecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dst.Close() })
+	srcDir := t.TempDir()
+	src, err := local.Open(srcDir, local.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+
+	const mib = 1 << 20
+	data := map[string][]byte{"small": testData(1000, 3), "big": testData(5*mib+17, 4)}
+	e := New(src, dst, Options{PartSize: 5 * mib, RetryDelay: 10 * time.Millisecond, MemoryLimit: 32 * mib})
+	for _, k := range slices.Sorted(maps.Keys(data)) {
+		if err := os.WriteFile(filepath.Join(srcDir, k), data[k], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sa, err := src.Stat(t.Context(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Copy(t.Context(), sa.Object, k); err != nil {
+			t.Fatal(err)
+		}
+		da, err := dst.Stat(t.Context(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := da.Metadata[MetaSrcETag]; ok {
+			t.Errorf("%s: %s written: %v", k, MetaSrcETag, da.Metadata)
+		}
+		if ok, err := e.UpToDate(t.Context(), sa.Object, da.Object); err != nil || !ok {
+			t.Errorf("%s: UpToDate after copy = %v, %v", k, ok, err)
+		}
+
+		// As an older ferry wrote it: with an empty ferry-src-etag.
+		old := da.Metadata
+		old[MetaSrcETag] = ""
+		if _, err := m.Client().PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String("dst"), Key: aws.String("old-" + k),
+			Body: bytes.NewReader(data[k]), Metadata: old}); err != nil {
+			t.Fatal(err)
+		}
+		oa, err := dst.Stat(t.Context(), "old-"+k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := e.UpToDate(t.Context(), sa.Object, oa.Object); err != nil || !ok {
+			t.Errorf("%s: UpToDate of an older copy (metadata %v) = %v, %v", k, oa.Metadata, ok, err)
+		}
+	}
+	var n int
+	for _, r := range proxy.Requests() {
+		for name, vals := range r.Header {
+			if strings.HasPrefix(strings.ToLower(name), "x-amz-meta-") {
+				n++
+				if slices.Contains(vals, "") {
+					t.Errorf("%s %s sent %s: %q", r.Method, r.URL, name, vals)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no user metadata sent")
+	}
+}
