@@ -72,6 +72,9 @@ type Options struct {
 	BatchObjects int
 	BatchBytes   int64
 	SplitKeys    int
+	// RetryBase is the first retry's delay, doubled each attempt up to 60
+	// times it, with jitter (default 1s).
+	RetryBase time.Duration
 	// Stats, when set, receives live byte counts for progress displays.
 	Stats *Stats
 }
@@ -115,6 +118,9 @@ func (o *Options) applyDefaults() {
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 30 * time.Second
+	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = time.Second
 	}
 }
 
@@ -342,7 +348,7 @@ func (jr *jobRun) loop() {
 		select {
 		case <-jr.ctx.Done():
 			return
-		case <-time.After(backoff(attempt + 1)):
+		case <-time.After(backoff(w.opts.RetryBase, attempt+1)):
 		}
 	}
 	jr.flt, err = filter.New(jr.spec.Include, jr.spec.Exclude)
@@ -628,7 +634,7 @@ func (jr *jobRun) handleList(work job.Work) bool {
 		case work.Attempt < jr.spec.MaxAttempts && !store.Permanent(err):
 			jr.log().Warn("listing task failed, will retry", "attempt", work.Attempt, "err", oneLine(err.Error()))
 			rest.ID, rest.Attempt = job.ContentID(work.ID, "retry"), work.Attempt+1
-			rest.NotBefore = time.Now().Add(backoff(work.Attempt)).UnixMilli()
+			rest.NotBefore = time.Now().Add(backoff(w.opts.RetryBase, work.Attempt)).UnixMilli()
 			rest.Errs = []string{oneLine(err.Error())}
 		default:
 			jr.log().Error("listing task failed", "attempts", work.Attempt, "err", oneLine(err.Error()))
@@ -727,7 +733,7 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
 	fin := job.Final{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Work: work.ID, Worker: w.opts.Name, Attempt: work.Attempt, Outcomes: outcomes}
 	if len(retry) > 0 {
 		r := job.Work{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Attempt: work.Attempt + 1, Objs: retry, Errs: retryErrs,
-			NotBefore: time.Now().Add(backoff(work.Attempt)).UnixMilli()}
+			NotBefore: time.Now().Add(backoff(w.opts.RetryBase, work.Attempt)).UnixMilli()}
 		r.ID = job.ContentID(work.ID, "retry")
 		jr.log().Warn("objects failed, will retry", "count", len(retry), "attempt", work.Attempt, "first_error", retryErrs[0])
 		pub.publish(queue.WorkSubject(work.Job, work.Kind), r, r.ID)
@@ -808,11 +814,11 @@ func (jr *jobRun) deleteOne(ctx context.Context, o job.Obj, work job.Work) (job.
 	return res, nil
 }
 
-// backoff is the delay before attempt n+1: exponential with full jitter,
-// 1s base, capped at 60s.
-func backoff(n int) time.Duration {
-	d := time.Second << min(n-1, 6)
-	d = min(d, 60*time.Second)
+// backoff is the delay before attempt n+1: exponential with jitter from
+// base, capped at 60 times base.
+func backoff(base time.Duration, n int) time.Duration {
+	d := base << min(n-1, 6)
+	d = min(d, 60*base)
 	return d/2 + rand.N(d/2+1)
 }
 

@@ -1,0 +1,375 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferry-dev/ferry/internal/job"
+	"github.com/ferry-dev/ferry/internal/queue"
+	"github.com/ferry-dev/ferry/internal/store"
+	"github.com/ferry-dev/ferry/internal/store/mem"
+	"github.com/ferry-dev/ferry/internal/worker"
+)
+
+// These tests run real workers and a real coordinator on an embedded NATS
+// JetStream server, over in-memory stores wrapped to list by delimiter
+// (fan-out by prefix) and to fail listings part-way. They end when the
+// coordinator says the job ended; nothing waits on time.
+
+// flaky is a store that lists one level at a time (so the lister fans out
+// by prefix) and can fail listings part-way or yield a level out of order.
+type flaky struct {
+	*mem.Store
+	mu sync.Mutex
+	r  *rand.Rand
+	// pFail is the chance that a listing fails after a random number of
+	// entries; failures counts them.
+	pFail    float64
+	failures int
+	// disorder: level listings swap two entries (a server that bends the
+	// rules); flat listings are in order.
+	disorder bool
+}
+
+var _ store.LevelLister = (*flaky)(nil)
+
+func (f *flaky) cut() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.r == nil || f.r.Float64() >= f.pFail {
+		return -1
+	}
+	f.failures++
+	if f.pFail >= 1 {
+		return 0 // a server that fails every listing
+	}
+	return f.r.IntN(300)
+}
+
+func (f *flaky) List(ctx context.Context, opts store.ListOptions) iter.Seq2[store.Object, error] {
+	n := f.cut()
+	return func(yield func(store.Object, error) bool) {
+		i := 0
+		for o, err := range f.Store.List(ctx, opts) {
+			if i == n {
+				yield(store.Object{}, fmt.Errorf("injected: HTTP 500 on a continuation page: %w", errors.New("InternalError")))
+				return
+			}
+			i++
+			if !yield(o, err) {
+				return
+			}
+		}
+	}
+}
+
+func (f *flaky) ListLevel(ctx context.Context, opts store.ListOptions) iter.Seq2[store.Entry, error] {
+	level := store.RollUp(f.List(ctx, opts), opts)
+	if !f.disorder {
+		return level
+	}
+	return func(yield func(store.Entry, error) bool) {
+		var held *store.Entry
+		i := 0
+		for e, err := range level {
+			if err != nil {
+				yield(e, err)
+				return
+			}
+			i++
+			if i == 3 {
+				held = &e
+				continue
+			}
+			if !yield(e, nil) {
+				return
+			}
+			if held != nil {
+				if !yield(*held, nil) {
+					return
+				}
+				held = nil
+			}
+		}
+		if held != nil {
+			yield(*held, nil)
+		}
+	}
+}
+
+type memAudit struct {
+	mu    sync.Mutex
+	lines map[string]int
+	n     int64
+}
+
+func (a *memAudit) Record(r job.Result) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.lines[r.Key+" "+r.Kind]++
+	a.n++
+	return nil
+}
+func (a *memAudit) Sync() error { return nil }
+func (a *memAudit) Head() (int64, string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n, ""
+}
+
+func connect(t *testing.T) *queue.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := queue.Connect(ctx, queue.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	return conn
+}
+
+// genKeys makes a random key tree: flat, deep, or mixed, with empty-looking
+// prefixes and keys beside prefixes.
+func genKeys(r *rand.Rand, n, shape int) []string {
+	if shape < 0 {
+		shape = r.IntN(3)
+	}
+	keys := make(map[string]bool, n)
+	for len(keys) < n {
+		var k string
+		switch shape {
+		case 0: // flat, plus one prefix beside thousands of keys
+			if r.IntN(50) == 0 {
+				k = fmt.Sprintf("a/%05d", r.IntN(1_000_000))
+			} else {
+				k = fmt.Sprintf("k%06d", r.IntN(10_000_000))
+			}
+		case 1: // deep
+			depth := 1 + r.IntN(6)
+			parts := make([]string, depth)
+			for i := range parts {
+				parts[i] = strconv.Itoa(r.IntN(3))
+			}
+			k = strings.Join(parts, "/") + "/f" + strconv.Itoa(r.IntN(100_000))
+		default:
+			if r.IntN(2) == 0 {
+				k = "m" + strconv.Itoa(r.IntN(1_000_000))
+			} else {
+				k = fmt.Sprintf("d%d/%d/x%d", r.IntN(20), r.IntN(5), r.IntN(100_000))
+			}
+		}
+		keys[k] = true
+	}
+	out := make([]string, 0, n)
+	for k := range keys {
+		out = append(out, k)
+	}
+	return out
+}
+
+type scenario struct {
+	// shape of the key tree: 1 flat with one prefix, 2 deep, 3 mixed, 0
+	// random.
+	shape     int
+	keys      int
+	workers   int
+	splitKeys int
+	batch     int
+	pFail     float64
+	disorder  bool
+	delete    bool
+	maxDelete int64
+	stale     int // destination-only objects (deleted by sync --delete)
+}
+
+type outcome struct {
+	st    job.State
+	src   *flaky
+	dst   *flaky
+	audit *memAudit
+	keys  []string
+}
+
+func runJob(t *testing.T, seed uint64, sc scenario) outcome {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 7))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	conn := connect(t)
+	src := &flaky{Store: mem.New("src"), r: rand.New(rand.NewPCG(seed, 1)), pFail: sc.pFail, disorder: sc.disorder}
+	dst := &flaky{Store: mem.New("dst"), r: rand.New(rand.NewPCG(seed, 2)), pFail: sc.pFail, disorder: sc.disorder}
+	keys := genKeys(r, sc.keys, sc.shape-1)
+	for _, k := range keys {
+		body := []byte("v:" + k)
+		if _, err := src.Store.Put(ctx, store.PutInput{Key: k, Size: int64(len(body))}, bytes.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range sc.stale {
+		body := []byte("stale")
+		k := fmt.Sprintf("zz-stale/%d", i)
+		if _, err := dst.Store.Put(ctx, store.PutInput{Key: k, Size: int64(len(body))}, bytes.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec := job.Spec{Command: "copy", Src: job.Side{Location: "mem://src"}, Dst: job.Side{Location: "mem://dst"}, MaxAttempts: 10}
+	if sc.delete {
+		spec.Command, spec.Delete, spec.MaxDelete = "sync", true, sc.maxDelete
+	}
+	coord, err := job.Create(ctx, conn, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, stopWorkers := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i := range sc.workers {
+		w := worker.New(conn, worker.Options{
+			Concurrency: 8, Name: fmt.Sprintf("w%d", i), Log: slog.New(slog.DiscardHandler),
+			Open:         func(context.Context, job.Spec) (store.Store, store.Store, error) { return src, dst, nil },
+			BatchObjects: sc.batch, SplitKeys: sc.splitKeys, RetryBase: time.Millisecond,
+		})
+		wg.Go(func() {
+			if err := w.Run(wctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	audit := &memAudit{lines: map[string]int{}}
+	st, err := coord.Run(ctx, job.RunOptions{Audit: audit, Tick: 10 * time.Millisecond})
+	stopWorkers()
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("seed %d: coordinator: %v", seed, err)
+	}
+	return outcome{st: st, src: src, dst: dst, audit: audit, keys: keys}
+}
+
+// TestRandomJobs: random trees and shapes, 1 to 4 workers, listings that
+// fail part-way and are retried from their checkpoints. Every job must end
+// done with every key copied exactly once in the accounts.
+func TestRandomJobs(t *testing.T) {
+	runs := 12
+	if testing.Short() {
+		runs = 4
+	}
+	base := uint64(8080)
+	if s := os.Getenv("FERRY_WORKER_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, runs = n, 1
+	}
+	t.Logf("seeds %d..%d (rerun one with FERRY_WORKER_SEED=N)", base, base+uint64(runs)-1)
+	for i := range runs {
+		seed := base + uint64(i)
+		r := rand.New(rand.NewPCG(seed, 99))
+		sc := scenario{
+			keys:      []int{0, 1, 37, 600, 2500, 5000}[r.IntN(6)],
+			workers:   1 + r.IntN(4),
+			splitKeys: 20 + r.IntN(500),
+			batch:     1 + r.IntN(100),
+			pFail:     []float64{0, 0.05, 0.2}[r.IntN(3)],
+		}
+		if i == runs-1 && !testing.Short() {
+			sc.keys = 20000
+		}
+		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+			o := runJob(t, seed, sc)
+			checkCopied(t, o, sc)
+		})
+	}
+}
+
+func checkCopied(t *testing.T, o outcome, sc scenario) {
+	t.Helper()
+	k := o.st.Counters
+	if o.st.Status != job.Done {
+		t.Fatalf("%+v: status %s %q, counters %+v", sc, o.st.Status, o.st.Error, k)
+	}
+	n := int64(len(o.keys))
+	if k.Listed != n || k.Copied != n || k.Failed != 0 || k.Skipped != 0 {
+		t.Fatalf("%+v: %d keys, counters %+v", sc, n, k)
+	}
+	for _, key := range o.keys {
+		b, ok := o.dst.Store.Bytes(key)
+		if !ok || string(b) != "v:"+key {
+			t.Fatalf("%+v: destination %q: %q %v", sc, key, b, ok)
+		}
+		if c := o.audit.lines[key+" object"]; c != 1 {
+			t.Fatalf("%+v: %d audit lines for %q", sc, c, key)
+		}
+	}
+	if o.audit.n != n {
+		t.Fatalf("%+v: %d audit lines for %d keys", sc, o.audit.n, n)
+	}
+	t.Logf("%+v: %d keys, %d listing tasks (%d flat), %d listing failures injected, %d duplicates ignored", sc, n, k.TasksDone, k.TasksFlat, o.src.failures+o.dst.failures, k.Duplicates)
+}
+
+// TestFlatPlusPrefix is the bucket that once ended "done" with 95% of it
+// missing: thousands of top-level keys beside one prefix.
+func TestFlatPlusPrefix(t *testing.T) {
+	for i := range 5 {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			o := runJob(t, uint64(100+i), scenario{shape: 1, keys: 2501, workers: 1 + i%3, splitKeys: 5000, batch: 100})
+			checkCopied(t, o, scenario{})
+		})
+	}
+}
+
+// TestOutOfOrderLevelListing: a server whose delimiter listings come back
+// out of order: ferry lists those ranges flat and the job completes.
+func TestOutOfOrderLevelListing(t *testing.T) {
+	sc := scenario{keys: 3000, workers: 2, splitKeys: 400, batch: 50, disorder: true}
+	o := runJob(t, 7, sc)
+	checkCopied(t, o, sc)
+	if o.st.Counters.TasksFlat == 0 {
+		t.Fatal("no task fell back to a flat listing")
+	}
+}
+
+// TestListingFailureDeletesNothing: a sync --delete whose listings fail for
+// good ends failed, promptly, having deleted nothing.
+func TestListingFailureDeletesNothing(t *testing.T) {
+	sc := scenario{keys: 2000, workers: 2, splitKeys: 300, batch: 50, pFail: 1, delete: true, stale: 5}
+	o := runJob(t, 11, sc)
+	st := o.st
+	if st.Status != job.Failed || !strings.Contains(st.Error, "listing incomplete") || st.Counters.Deleted != 0 {
+		t.Fatalf("status %s %q, %+v", st.Status, st.Error, st.Counters)
+	}
+	for i := range 5 {
+		if _, ok := o.dst.Store.Bytes(fmt.Sprintf("zz-stale/%d", i)); !ok {
+			t.Fatal("a destination object was deleted")
+		}
+	}
+}
+
+// TestMaxDeleteWholePlan: the limit is checked against every planned
+// delete before the first one runs.
+func TestMaxDeleteWholePlan(t *testing.T) {
+	sc := scenario{keys: 500, workers: 3, splitKeys: 50, batch: 7, delete: true, maxDelete: 10, stale: 35}
+	o := runJob(t, 12, sc)
+	if o.st.Status != job.Failed || !strings.Contains(o.st.Error, "would delete 35") || o.st.Counters.Deleted != 0 {
+		t.Fatalf("status %s %q, %+v", o.st.Status, o.st.Error, o.st.Counters)
+	}
+	if n := len(o.dst.Store.Keys()); n != 535 {
+		t.Fatalf("destination has %d keys, want 535 (nothing deleted)", n)
+	}
+	sc.maxDelete = 35
+	o = runJob(t, 12, sc)
+	if o.st.Status != job.Done || o.st.Counters.Deleted != 35 || len(o.dst.Store.Keys()) != 500 {
+		t.Fatalf("status %s %q, %+v, %d keys", o.st.Status, o.st.Error, o.st.Counters, len(o.dst.Store.Keys()))
+	}
+}
