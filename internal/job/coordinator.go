@@ -559,7 +559,13 @@ func (c *Coordinator) step(ctx context.Context) (bool, error) {
 	}
 	spec := st.Spec
 	if spec.Delete && k.DeletesPlanned > 0 && k.TasksFailed == 0 && !st.DeletesReleased && deleteLimit(spec, k) == nil {
-		return false, c.releaseDeletes(ctx)
+		err := c.releaseDeletes(ctx)
+		if err != nil && transient(err) {
+			// The release is idempotent: try again at the next tick.
+			c.opts.Log.Warn("release deletes", "job", c.id, "err", err)
+			return false, nil
+		}
+		return false, err
 	}
 	if k.WorkOpen > 0 {
 		return false, nil

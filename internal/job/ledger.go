@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -201,23 +203,63 @@ func (k *Counters) pending(kind string, d int64) {
 	}
 }
 
-// kvLedger adapts a JetStream key-value bucket.
+// kvLedger adapts a JetStream key-value bucket. Calls are retried while
+// the cluster elects a new leader (a node lost), for up to a minute.
 type kvLedger struct{ kv jetstream.KeyValue }
 
 func (b kvLedger) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	e, err := b.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return e.Value(), true, nil
+	var v []byte
+	var found bool
+	err := retryKV(ctx, func(ctx context.Context) error {
+		e, err := b.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			v, found = nil, false
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		v, found = e.Value(), true
+		return nil
+	})
+	return v, found, err
 }
 
 func (b kvLedger) Put(ctx context.Context, key string, value []byte) error {
-	_, err := b.kv.Put(ctx, key, value)
-	return err
+	return retryKV(ctx, func(ctx context.Context) error {
+		_, err := b.kv.Put(ctx, key, value)
+		return err
+	})
+}
+
+// retryKV runs op until it succeeds, fails for a reason other than an
+// unavailable server, ctx ends, or a minute passed.
+func retryKV(ctx context.Context, op func(context.Context) error) error {
+	deadline := time.Now().Add(time.Minute)
+	delay := 100 * time.Millisecond
+	for {
+		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := op(octx)
+		cancel()
+		if err == nil || !transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+// transient reports errors of a JetStream cluster that is electing a
+// leader or briefly unreachable.
+func transient(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, nats.ErrDisconnected)
 }
 
 // WorkFinished reports whether work item id of job has its Final applied by
