@@ -128,11 +128,13 @@ func checkStateDir(dir string) error {
 
 // durableFlags are the copy/sync flags about the job itself.
 type durableFlags struct {
-	auditLog     string
-	noReconcile  bool
-	workers      int
-	maxAttempts  int
-	drainTimeout time.Duration
+	auditLog        string
+	noReconcile     bool
+	requireVerified bool
+	flags           *pflag.FlagSet
+	workers         int
+	maxAttempts     int
+	drainTimeout    time.Duration
 }
 
 func (d *durableFlags) register(c *cobra.Command) {
@@ -145,6 +147,8 @@ func (d *durableFlags) register(c *cobra.Command) {
 // registerCreate registers the flags that only a new job takes.
 func (d *durableFlags) registerCreate(c *cobra.Command) {
 	c.Flags().BoolVar(&d.noReconcile, "no-reconcile", false, "skip the final reconciliation (listing both sides again to prove every object arrived)")
+	d.flags = c.Flags()
+	c.Flags().BoolVar(&d.requireVerified, "require-verified", false, "fail copies whose bytes the source offers nothing to check against (default on for sync --delete)")
 }
 
 // foreground runs a job's coordinator (and, unless workers is 0, a worker
@@ -387,9 +391,12 @@ func runDurable(ctx context.Context, stdio Stdio, conn *queue.Conn, cmd string, 
 		Include: f.include, Exclude: f.exclude,
 		Delete: f.del, MaxDelete: maxDel, MaxDeletePercent: maxDelPct, Force: f.force,
 		PartSize: partSize, SSE: f.sse, SSEKMSKeyID: f.sseKMSKeyID,
-		MaxAttempts:   d.maxAttempts,
-		NoReconcile:   d.noReconcile,
-		DstKeepsMTime: dstLoc.Kind == location.Local,
+		MaxAttempts: d.maxAttempts,
+		NoReconcile: d.noReconcile,
+		// A sync that deletes must not do so on the strength of copies
+		// nobody could check.
+		RequireVerified: d.requireVerified || (f.del && (d.flags == nil || !d.flags.Changed("require-verified"))),
+		DstKeepsMTime:   dstLoc.Kind == location.Local,
 	}
 	spec.ID = job.NewID()
 	spec.AuditLog = d.auditLog

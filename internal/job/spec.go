@@ -62,6 +62,9 @@ type Spec struct {
 	// MaxAttempts before an object or listing task goes to the dead-letter
 	// queue (default 3).
 	MaxAttempts int `json:"max_attempts"`
+	// RequireVerified fails copies whose bytes cannot be checked against the
+	// source (--require-verified; on by default for sync --delete).
+	RequireVerified bool `json:"require_verified,omitempty"`
 	// NoReconcile turns off the final reconciliation (--no-reconcile).
 	NoReconcile bool `json:"no_reconcile,omitempty"`
 	// DstKeepsMTime: the destination is a local directory.
@@ -108,19 +111,22 @@ type Counters struct {
 	// Listed counts the source objects the filter selected; Excluded those
 	// it did not. Listed = Copied + Skipped + Failed + Unsafe when the job
 	// is done (and ListedBytes = AccountedBytes).
-	Listed         int64 `json:"objects_listed"`
-	ListedBytes    int64 `json:"bytes_listed"`
-	Excluded       int64 `json:"objects_excluded,omitempty"`
-	DstListed      int64 `json:"dst_objects_listed"`
-	Enqueued       int64 `json:"objects_enqueued"`
-	EnqueuedSize   int64 `json:"bytes_enqueued"`
-	Copied         int64 `json:"objects_copied"`
-	CopiedBytes    int64 `json:"bytes_copied"`
-	Skipped        int64 `json:"objects_skipped"`
-	SkippedBytes   int64 `json:"bytes_skipped"`
-	Failed         int64 `json:"objects_failed"`
-	FailedBytes    int64 `json:"bytes_failed,omitempty"`
-	Unsafe         int64 `json:"objects_skipped_unsafe"`
+	Listed       int64 `json:"objects_listed"`
+	ListedBytes  int64 `json:"bytes_listed"`
+	Excluded     int64 `json:"objects_excluded,omitempty"`
+	DstListed    int64 `json:"dst_objects_listed"`
+	Enqueued     int64 `json:"objects_enqueued"`
+	EnqueuedSize int64 `json:"bytes_enqueued"`
+	Copied       int64 `json:"objects_copied"`
+	CopiedBytes  int64 `json:"bytes_copied"`
+	Skipped      int64 `json:"objects_skipped"`
+	SkippedBytes int64 `json:"bytes_skipped"`
+	Failed       int64 `json:"objects_failed"`
+	FailedBytes  int64 `json:"bytes_failed,omitempty"`
+	Unsafe       int64 `json:"objects_skipped_unsafe"`
+	// Unverified counts copies (included in Copied) whose bytes the source
+	// offered nothing to check against.
+	Unverified     int64 `json:"objects_unverified,omitempty"`
 	AccountedBytes int64 `json:"bytes_accounted"`
 	Deleted        int64 `json:"objects_deleted"`
 	DeleteFailed   int64 `json:"deletes_failed"`

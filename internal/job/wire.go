@@ -110,6 +110,10 @@ const (
 	OutcomeDelFail = "delete-failed"
 )
 
+// Unverified is a copy's Verified when the source offered nothing to check
+// its bytes against (some S3-compatible servers for multipart objects).
+const Unverified = "unverified"
+
 // Kinds of records that are not work messages but finish a ledger item of
 // their own (see [Final]).
 const (
@@ -133,15 +137,18 @@ type Result struct {
 	Key string `json:"key,omitempty"`
 	// Size is the size copied (or deleted); ListedSize the size the plan
 	// saw, which the job's byte accounting adds up.
-	Size       int64     `json:"size,omitempty"`
-	ListedSize int64     `json:"listed_size,omitempty"`
-	Outcome    string    `json:"outcome,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	Attempts   int       `json:"attempts,omitempty"`
-	Worker     string    `json:"worker,omitempty"`
-	Method     string    `json:"method,omitempty"`
-	CRC32C     string    `json:"crc32c,omitempty"`
-	MD5        bool      `json:"md5_verified,omitempty"`
+	Size       int64  `json:"size,omitempty"`
+	ListedSize int64  `json:"listed_size,omitempty"`
+	Outcome    string `json:"outcome,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Attempts   int    `json:"attempts,omitempty"`
+	Worker     string `json:"worker,omitempty"`
+	Method     string `json:"method,omitempty"`
+	CRC32C     string `json:"crc32c,omitempty"`
+	MD5        bool   `json:"md5_verified,omitempty"`
+	// Verified names how a copy's bytes were checked against the source
+	// (transfer.Result.Verified), or Unverified.
+	Verified   string    `json:"verified,omitempty"`
 	SrcETag    string    `json:"src_etag,omitempty"`
 	SrcVersion string    `json:"src_version,omitempty"`
 	DstETag    string    `json:"dst_etag,omitempty"`
@@ -278,6 +285,9 @@ func (c *Counters) applyOutcome(r Result) {
 	case OutcomeCopied:
 		c.Copied++
 		c.CopiedBytes += r.Size
+		if r.Verified == Unverified {
+			c.Unverified++
+		}
 	case OutcomeSkipped:
 		c.Skipped++
 		c.SkippedBytes += r.ListedSize

@@ -362,6 +362,8 @@ func (jr *jobRun) loop() {
 		SSEKMSKeyID: jr.spec.SSEKMSKeyID,
 		Attempts:    1, // the queue retries, with its own attempt count
 		Resumer:     &kvResumer{kv: w.conn.Uploads, job: jr.spec.ID},
+
+		RequireVerified: jr.spec.RequireVerified,
 	})
 	cons, err := w.conn.JS.Consumer(jr.ctx, queue.StreamWork, job.WorkConsumer(jr.spec.ID))
 	if err != nil {
@@ -706,7 +708,7 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
 				// The endpoint refuses everything (the job waits for valid
 				// credentials) or the work was cancelled: not an attempt.
 				rest = append(rest, o)
-			case err != nil && !store.Permanent(err) && !errors.Is(err, store.ErrUnsafeKey) && work.Attempt < jr.spec.MaxAttempts:
+			case err != nil && !store.Permanent(err) && !errors.Is(err, store.ErrUnsafeKey) && !errors.Is(err, transfer.ErrUnverified) && work.Attempt < jr.spec.MaxAttempts:
 				retry = append(retry, o)
 				retryErrs = append(retryErrs, oneLine(err.Error()))
 			default:
@@ -796,7 +798,10 @@ func (jr *jobRun) copyOne(ctx context.Context, o job.Obj, work job.Work, redeliv
 		return finish(job.OutcomeFailed, err)
 	}
 	w.opts.Stats.Add(r.Size)
-	res.Size, res.Method, res.CRC32C, res.MD5 = r.Size, r.Method, r.CRC32C, r.MD5Verified
+	res.Size, res.Method, res.CRC32C, res.MD5, res.Verified = r.Size, r.Method, r.CRC32C, r.MD5Verified, r.Verified
+	if res.Verified == "" {
+		res.Verified = job.Unverified
+	}
 	res.SrcETag, res.SrcVersion, res.DstETag, res.DstVersion = r.SrcETag, r.SrcVersionID, r.DstETag, r.DstVersionID
 	return finish(job.OutcomeCopied, nil)
 }
