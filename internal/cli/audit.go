@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-dev/ferry/internal/audit"
+	"github.com/ferry-dev/ferry/internal/logtext"
 )
 
 func newAuditCmd(stdio Stdio) *cobra.Command {
@@ -41,7 +42,7 @@ summary recorded with --expect-last to detect that. See docs/audit.md.`,
 			var ve *audit.VerifyError
 			switch {
 			case errors.As(err, &ve):
-				fmt.Fprintf(stdio.Err, "audit log %s: %s\n", path, oneLine(ve.Error()))
+				fmt.Fprintf(stdio.Err, "audit log %s: %s\n", path, logtext.OneLine(ve.Error()))
 				return errFailed
 			case err != nil:
 				return usageErr("audit log %s: %v", path, err)

@@ -16,10 +16,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/ferry-dev/ferry/internal/logtext"
 )
 
 // Exit codes.
@@ -86,13 +87,11 @@ func Main(ctx context.Context, args []string, stdio Stdio) int {
 	if errors.As(err, &ee) {
 		code = ee.code
 	}
-	if msg := oneLine(err.Error()); msg != "" {
+	if msg := logtext.OneLine(err.Error()); msg != "" {
 		fmt.Fprintf(stdio.Err, "ferry: %s\n", msg)
 	}
 	return code
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func newRoot(stdio Stdio) *cobra.Command {
 	root := &cobra.Command{

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ferry-dev/ferry/internal/lister"
+	"github.com/ferry-dev/ferry/internal/logtext"
 	"github.com/ferry-dev/ferry/internal/plan"
 	"github.com/ferry-dev/ferry/internal/queue"
 )
@@ -595,7 +596,7 @@ func (c *Coordinator) step(ctx context.Context) (bool, error) {
 		case err != nil && ctx.Err() != nil:
 			return false, ctx.Err()
 		case err != nil:
-			status, msg = Failed, "reconciliation failed: "+oneLine(err.Error())
+			status, msg = Failed, "reconciliation failed: "+logtext.OneLine(err.Error())
 		case rec.Gaps > 0:
 			names := make([]string, 0, len(rec.Examples))
 			for _, e := range rec.Examples {
@@ -738,5 +739,3 @@ func (c *Coordinator) abortOrphans(ctx context.Context) {
 		_ = c.conn.Uploads.Delete(ctx, k)
 	}
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

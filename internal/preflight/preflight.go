@@ -13,10 +13,12 @@ import (
 	"text/tabwriter"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/ferry-dev/ferry/internal/logtext"
+	s3store "github.com/ferry-dev/ferry/internal/store/s3"
 )
 
 // API is the part of the S3 client the checks use; *s3.Client implements
@@ -105,7 +107,7 @@ func (r Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SIDE\tCHECK\tRESULT\tDETAIL")
 	for _, c := range r.Checks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Side, c.Name, c.Status, oneLine(c.Detail))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Side, c.Name, c.Status, logtext.OneLine(c.Detail))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -184,7 +186,7 @@ func sourceChecks(ctx context.Context, sd Side) []Check {
 	}
 	if _, err := sd.Client.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: &sd.Bucket, Key: &key}); err != nil {
 		c := required(side, "read tags", fmt.Sprintf("GetObjectTagging of %q", key), err)
-		if classify(err) == unsupported {
+		if s3store.MeaningOf(err) == s3store.Unsupported {
 			c.Status = Warn // tags are then not copied by this endpoint either
 		}
 		checks = append(checks, c)
@@ -234,7 +236,7 @@ func bucketCheck(ctx context.Context, side string, sd Side) Check {
 	if err == nil {
 		return Check{side, "bucket", Pass, "s3://" + sd.Bucket + " exists; credentials accepted"}
 	}
-	if classify(err) == denied && sd.Prefix != "" {
+	if s3store.MeaningOf(err) == s3store.Denied && sd.Prefix != "" {
 		if _, lerr := sd.Client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &sd.Bucket, Prefix: &sd.Prefix, MaxKeys: aws.Int32(1)}); lerr == nil {
 			return Check{side, "bucket", Pass, "s3://" + sd.Bucket + " exists (HeadBucket denied, listing under the prefix allowed)"}
 		}
@@ -459,9 +461,9 @@ func required(side, name, req string, err error) Check {
 // optional reports err of a request the job can do without: a warning.
 func optional(side, name, req string, err error, consequence string) Check {
 	d := req + ": " + describe(err)
-	if classify(err) == unsupported {
+	if s3store.MeaningOf(err) == s3store.Unsupported {
 		d = "not supported by this endpoint (" + req + ": " + apiCodeOr(err, "501") + ")"
-	} else if classify(err) == denied {
+	} else if s3store.MeaningOf(err) == s3store.Denied {
 		d = "could not check: " + d
 	}
 	if consequence != "" {
@@ -470,63 +472,26 @@ func optional(side, name, req string, err error, consequence string) Check {
 	return Check{side, name, Warn, d}
 }
 
-type errClass int
-
-const (
-	other errClass = iota
-	missing
-	denied
-	rejected
-	unsupported
-)
-
-// classify sorts an S3 error by what it means for a check.
-func classify(err error) errClass {
-	switch apiCode(err) {
-	case "NoSuchBucket":
-		return missing
-	case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired", "InvalidClientTokenId":
-		return rejected
-	case "AccessDenied", "AllAccessDisabled", "Forbidden":
-		return denied
-	case "NotImplemented", "XNotImplemented", "XMinioNotImplemented":
-		return unsupported
-	}
-	switch status(err) {
-	case 403:
-		return denied
-	case 501:
-		return unsupported
-	}
-	return other
-}
-
 // describe is a one-line account of err for a check's detail.
 func describe(err error) string {
-	switch classify(err) {
-	case missing:
+	switch s3store.MeaningOf(err) {
+	case s3store.NoBucket:
 		return "bucket does not exist (NoSuchBucket)"
-	case rejected:
+	case s3store.Rejected:
 		return "credentials rejected (" + apiCode(err) + ")"
-	case denied:
+	case s3store.Denied:
 		return "access denied"
-	case unsupported:
+	case s3store.Unsupported:
 		return "not supported by this endpoint"
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		return ae.ErrorCode() + ": " + ae.ErrorMessage()
 	}
-	return oneLine(err.Error())
+	return logtext.OneLine(err.Error())
 }
 
-func apiCode(err error) string {
-	var ae smithy.APIError
-	if err != nil && errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
+func apiCode(err error) string { return s3store.Code(err) }
 
 func apiCodeOr(err error, def string) string {
 	if c := apiCode(err); c != "" {
@@ -534,13 +499,3 @@ func apiCodeOr(err error, def string) string {
 	}
 	return def
 }
-
-func status(err error) int {
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		return re.HTTPStatusCode()
-	}
-	return 0
-}
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -16,12 +16,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ferry-dev/ferry/internal/fslock"
+	"github.com/ferry-dev/ferry/internal/transport"
 )
 
 // Names of the streams and buckets ferry uses.
@@ -203,7 +205,7 @@ func CheckURL(raw string, allowInsecure bool) error {
 		switch u.Scheme {
 		case "tls":
 		case "nats":
-			if !allowInsecure && !isLoopback(u.Hostname()) {
+			if !allowInsecure && !transport.IsLoopback(u.Hostname()) {
 				return fmt.Errorf("--nats %s: plain nats:// to a non-loopback host is refused; use tls:// (or --allow-insecure-nats)", u.Host)
 			}
 		default:
@@ -211,14 +213,6 @@ func CheckURL(raw string, allowInsecure bool) error {
 		}
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Conn) startEmbedded(o Options) error {
@@ -233,7 +227,7 @@ func (c *Conn) startEmbedded(o Options) error {
 	if err != nil {
 		return fmt.Errorf("state directory %s: %w", o.StateDir, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := fslock.TryLock(f); err != nil {
 		holder, _ := os.ReadFile(lockPath)
 		f.Close()
 		return fmt.Errorf("%s: %w (%s)", o.StateDir, ErrLocked, strings.TrimSpace(string(holder)))

@@ -104,4 +104,3 @@ func TestReconcileListingError(t *testing.T) {
 		t.Fatal("a failed listing reconciled")
 	}
 }
-

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferry-dev/ferry/internal/filter"
+	"github.com/ferry-dev/ferry/internal/logtext"
 	"github.com/ferry-dev/ferry/internal/plan"
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/transfer"
@@ -132,11 +132,9 @@ func (r *Runner) note(list *[]Problem, key string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(*list) < MaxListed {
-		*list = append(*list, Problem{Key: key, Reason: oneLine(err.Error())})
+		*list = append(*list, Problem{Key: key, Reason: logtext.OneLine(err.Error())})
 	}
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // counted wraps a listing to count what it yields.
 func counted(seq func(func(store.Object, error) bool), n, bytes *atomic.Int64) func(func(store.Object, error) bool) {
@@ -207,7 +205,7 @@ func (r *Runner) DryRun(ctx context.Context) (Summary, error) {
 	s := r.summary(start)
 	s.DryRun = true
 	if planErr != nil {
-		s.Error = oneLine(planErr.Error())
+		s.Error = logtext.OneLine(planErr.Error())
 		return s, planErr
 	}
 	if r.opts.Delete {
@@ -255,12 +253,12 @@ func (r *Runner) fail(key string, err error) {
 	if errors.Is(err, store.ErrUnsafeKey) || errors.Is(err, store.ErrInvalidKey) {
 		r.Stats.Unsafe.Add(1)
 		r.note(&r.unsafe, key, err)
-		r.opts.Log.Warn("skipped unsafe key", "key", key, "err", oneLine(err.Error()))
+		r.opts.Log.Warn("skipped unsafe key", "key", key, "err", logtext.OneLine(err.Error()))
 		return
 	}
 	r.Stats.Failed.Add(1)
 	r.note(&r.failures, key, err)
-	r.opts.Log.Error("copy failed", "key", key, "err", oneLine(err.Error()))
+	r.opts.Log.Error("copy failed", "key", key, "err", logtext.OneLine(err.Error()))
 }
 
 // Verify compares both sides: every selected source key must exist at the
@@ -319,7 +317,7 @@ func (r *Runner) Verify(ctx context.Context) (Summary, error) {
 	}
 	s := r.summary(start)
 	if listErr != nil {
-		s.Error = oneLine(listErr.Error())
+		s.Error = logtext.OneLine(listErr.Error())
 	}
 	return s, listErr
 }

@@ -40,6 +40,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/filter"
 	"github.com/ferry-dev/ferry/internal/job"
 	"github.com/ferry-dev/ferry/internal/lister"
+	"github.com/ferry-dev/ferry/internal/logtext"
 	"github.com/ferry-dev/ferry/internal/plan"
 	"github.com/ferry-dev/ferry/internal/queue"
 	"github.com/ferry-dev/ferry/internal/store"
@@ -629,19 +630,19 @@ func (jr *jobRun) handleList(work job.Work) bool {
 		cut := ctx.Err() != nil || jr.ctx.Err() != nil || (errors.Is(err, store.ErrAccess) && jr.credentialsRevoked(ctx))
 		switch {
 		case stop.OutOfOrder:
-			jr.log().Warn("the server's delimiter listing is out of order: listing this range without a delimiter", "prefix", stop.Rest.Prefix, "err", oneLine(stop.Err.Error()))
+			jr.log().Warn("the server's delimiter listing is out of order: listing this range without a delimiter", "prefix", stop.Rest.Prefix, "err", logtext.OneLine(stop.Err.Error()))
 			rest.ID, res.Flat = job.ContentID(work.ID, "flat"), true
 		case cut:
 			rest.ID = job.ContentID(work.ID, "rest")
 		case work.Attempt < jr.spec.MaxAttempts && !store.Permanent(err):
-			jr.log().Warn("listing task failed, will retry", "attempt", work.Attempt, "err", oneLine(err.Error()))
+			jr.log().Warn("listing task failed, will retry", "attempt", work.Attempt, "err", logtext.OneLine(err.Error()))
 			rest.ID, rest.Attempt = job.ContentID(work.ID, "retry"), work.Attempt+1
 			rest.NotBefore = time.Now().Add(backoff(w.opts.RetryBase, work.Attempt)).UnixMilli()
-			rest.Errs = []string{oneLine(err.Error())}
+			rest.Errs = []string{logtext.OneLine(err.Error())}
 		default:
-			jr.log().Error("listing task failed", "attempts", work.Attempt, "err", oneLine(err.Error()))
-			pub.publish(queue.DLQSubject(work.Job), job.DLQEntry{V: job.WireVersion, Job: work.Job, Kind: job.KindList, Task: &stop.Rest, Error: oneLine(err.Error()), Attempts: work.Attempt, Time: time.Now().UTC()}, job.ContentID(work.ID, "dlq"))
-			res.Failed, res.Error = true, oneLine(err.Error())
+			jr.log().Error("listing task failed", "attempts", work.Attempt, "err", logtext.OneLine(err.Error()))
+			pub.publish(queue.DLQSubject(work.Job), job.DLQEntry{V: job.WireVersion, Job: work.Job, Kind: job.KindList, Task: &stop.Rest, Error: logtext.OneLine(err.Error()), Attempts: work.Attempt, Time: time.Now().UTC()}, job.ContentID(work.ID, "dlq"))
+			res.Failed, res.Error = true, logtext.OneLine(err.Error())
 		}
 		if rest.ID != "" {
 			pub.publish(queue.WorkSubject(work.Job, job.KindList), rest, rest.ID)
@@ -710,10 +711,10 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
 				rest = append(rest, o)
 			case err != nil && !store.Permanent(err) && !errors.Is(err, store.ErrUnsafeKey) && !errors.Is(err, transfer.ErrUnverified) && work.Attempt < jr.spec.MaxAttempts:
 				retry = append(retry, o)
-				retryErrs = append(retryErrs, oneLine(err.Error()))
+				retryErrs = append(retryErrs, logtext.OneLine(err.Error()))
 			default:
 				if err != nil && res.Outcome != job.OutcomeUnsafe {
-					pub.publish(queue.DLQSubject(work.Job), job.DLQEntry{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Obj: &o, Error: oneLine(err.Error()), Attempts: work.Attempt, Time: time.Now().UTC()}, job.ContentID(work.ID, "dlq", o.K))
+					pub.publish(queue.DLQSubject(work.Job), job.DLQEntry{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Obj: &o, Error: logtext.OneLine(err.Error()), Attempts: work.Attempt, Time: time.Now().UTC()}, job.ContentID(work.ID, "dlq", o.K))
 				}
 				outcomes = append(outcomes, res)
 			}
@@ -772,7 +773,7 @@ func (jr *jobRun) copyOne(ctx context.Context, o job.Obj, work job.Work, redeliv
 	finish := func(outcome string, err error) (job.Result, error) {
 		res.Outcome, res.Ended = outcome, time.Now().UTC()
 		if err != nil {
-			res.Error = oneLine(err.Error())
+			res.Error = logtext.OneLine(err.Error())
 		}
 		return res, err
 	}
@@ -812,7 +813,7 @@ func (jr *jobRun) deleteOne(ctx context.Context, o job.Obj, work job.Work) (job.
 	err := jr.dst.Delete(ctx, o.K)
 	res.Ended = time.Now().UTC()
 	if err != nil {
-		res.Outcome, res.Error = job.OutcomeDelFail, oneLine(err.Error())
+		res.Outcome, res.Error = job.OutcomeDelFail, logtext.OneLine(err.Error())
 		return res, err
 	}
 	res.Outcome = job.OutcomeDeleted
@@ -825,21 +826,4 @@ func backoff(base time.Duration, n int) time.Duration {
 	d := base << min(n-1, 6)
 	d = min(d, 60*base)
 	return d/2 + rand.N(d/2+1)
-}
-
-func oneLine(s string) string {
-	out := make([]rune, 0, len(s))
-	space := false
-	for _, r := range s {
-		if r == '\n' || r == '\r' || r == '\t' || r == ' ' {
-			if !space {
-				out = append(out, ' ')
-			}
-			space = true
-			continue
-		}
-		space = false
-		out = append(out, r)
-	}
-	return string(out)
 }

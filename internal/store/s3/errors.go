@@ -50,10 +50,18 @@ var (
 	bucketCodes = map[string]bool{
 		"NoSuchBucket": true,
 	}
-	accessCodes = map[string]bool{
-		"AccessDenied": true, "InvalidAccessKeyId": true, "SignatureDoesNotMatch": true,
-		"ExpiredToken": true, "InvalidToken": true, "TokenRefreshRequired": true,
-		"AllAccessDisabled": true, "AccountProblem": true, "InvalidSecurity": true,
+	// rejectedCodes: the credentials themselves are refused; deniedCodes:
+	// they are valid but not allowed to do this. Both are store.ErrAccess.
+	rejectedCodes = map[string]bool{
+		"InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "ExpiredToken": true,
+		"InvalidToken": true, "TokenRefreshRequired": true, "InvalidClientTokenId": true,
+		"InvalidSecurity": true,
+	}
+	deniedCodes = map[string]bool{
+		"AccessDenied": true, "AllAccessDisabled": true, "AccountProblem": true, "Forbidden": true,
+	}
+	unsupportedCodes = map[string]bool{
+		"NotImplemented": true, "XNotImplemented": true, "XMinioNotImplemented": true,
 	}
 	invalidKeyCodes = map[string]bool{
 		"KeyTooLongError": true, "XMinioInvalidObjectName": true,
@@ -85,7 +93,7 @@ func classify(err error, kind opKind) error {
 		return store.ErrBucketNotExist
 	case notExistCodes[code]:
 		return store.ErrNotExist
-	case accessCodes[code]:
+	case rejectedCodes[code] || deniedCodes[code]:
 		return store.ErrAccess
 	case checksumCodes[code]:
 		return store.ErrChecksum
@@ -117,4 +125,56 @@ func wrap(op, url string, kind opKind, err error) error {
 		return nil
 	}
 	return &Error{Op: op, URL: url, Class: classify(err, kind), Err: err}
+}
+
+// Code returns the S3 error code of err, or "".
+func Code(err error) string {
+	var ae smithy.APIError
+	if err != nil && errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// Status returns the HTTP status of err's response, or 0.
+func Status(err error) int {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
+// Meaning is what an S3 error says about a request, for reports
+// (preflight): the same code lists as the store's error classes.
+type Meaning int
+
+const (
+	Other       Meaning = iota
+	NoBucket            // the bucket does not exist
+	Rejected            // the credentials are refused
+	Denied              // valid credentials, not allowed
+	Unsupported         // the endpoint does not implement the request
+)
+
+// MeaningOf sorts an S3 error.
+func MeaningOf(err error) Meaning {
+	code := Code(err)
+	switch {
+	case bucketCodes[code]:
+		return NoBucket
+	case rejectedCodes[code]:
+		return Rejected
+	case deniedCodes[code]:
+		return Denied
+	case unsupportedCodes[code]:
+		return Unsupported
+	}
+	switch Status(err) {
+	case http.StatusForbidden:
+		return Denied
+	case http.StatusNotImplemented:
+		return Unsupported
+	}
+	return Other
 }
