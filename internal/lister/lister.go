@@ -488,69 +488,35 @@ type levelPair struct {
 	src, dst *store.Object // objects only
 }
 
-// mergeLevel merges two one-level listings by key, like [plan.Merge]. A
-// common prefix on either side is one common prefix; an error, or a listing
-// out of order, is the last pair.
+// mergeLevel merges two one-level listings by key ([plan.MergeBy]). A
+// common prefix on either side is one common prefix; a key that is a
+// common prefix on one side and an object on the other is an error
+// (plan.ErrOutOfOrder), the last pair.
 func mergeLevel(ctx context.Context, src, dst iter.Seq2[store.Entry, error]) iter.Seq2[levelPair, error] {
 	return func(yield func(levelPair, error) bool) {
-		nextS, stopS := iter.Pull2(src)
-		defer stopS()
-		nextD, stopD := iter.Pull2(dst)
-		defer stopD()
-		pull := func(next func() (store.Entry, error, bool), last **store.Entry, side string) (*store.Entry, error) {
-			e, err, ok := next()
-			if !ok {
-				return nil, nil
-			}
+		for j, err := range plan.MergeBy(ctx, src, dst, func(e store.Entry) string { return e.Key }) {
 			if err != nil {
-				return nil, fmt.Errorf("list %s: %w", side, err)
+				yield(levelPair{}, err)
+				return
 			}
-			if *last != nil && e.Key <= (*last).Key {
-				return nil, fmt.Errorf("list %s: key %q after %q: %w", side, e.Key, (*last).Key, plan.ErrOutOfOrder)
-			}
-			*last = &e
-			return &e, nil
-		}
-		var lastS, lastD *store.Entry
-		s, err := pull(nextS, &lastS, "source")
-		if err == nil {
-			var d *store.Entry
-			d, err = pull(nextD, &lastD, "destination")
-			for err == nil && (s != nil || d != nil) {
-				if err = ctx.Err(); err != nil {
-					break
+			p := levelPair{key: j.Key}
+			switch {
+			case j.Src != nil && j.Dst != nil && j.Src.IsPrefix != j.Dst.IsPrefix:
+				yield(levelPair{}, fmt.Errorf("key %q is a common prefix on one side and an object on the other: %w", j.Key, plan.ErrOutOfOrder))
+				return
+			case j.Src != nil && j.Src.IsPrefix, j.Dst != nil && j.Dst.IsPrefix:
+				p.isPrefix = true
+			default:
+				if j.Src != nil {
+					p.src = &j.Src.Object
 				}
-				var p levelPair
-				switch {
-				case d == nil || (s != nil && s.Key < d.Key):
-					p = levelPair{key: s.Key, isPrefix: s.IsPrefix, src: &s.Object}
-				case s == nil || d.Key < s.Key:
-					p = levelPair{key: d.Key, isPrefix: d.IsPrefix, dst: &d.Object}
-				case s.IsPrefix != d.IsPrefix:
-					err = fmt.Errorf("key %q is a common prefix on one side and an object on the other: %w", s.Key, plan.ErrOutOfOrder)
-					continue
-				default:
-					p = levelPair{key: s.Key, isPrefix: s.IsPrefix, src: &s.Object, dst: &d.Object}
-				}
-				if p.isPrefix {
-					p.src, p.dst = nil, nil
-				}
-				if !yield(p, nil) {
-					return
-				}
-				advanceD := d != nil && d.Key == p.key
-				if s != nil && s.Key == p.key {
-					if s, err = pull(nextS, &lastS, "source"); err != nil {
-						break
-					}
-				}
-				if advanceD {
-					d, err = pull(nextD, &lastD, "destination")
+				if j.Dst != nil {
+					p.dst = &j.Dst.Object
 				}
 			}
-		}
-		if err != nil {
-			yield(levelPair{}, err)
+			if !yield(p, nil) {
+				return
+			}
 		}
 	}
 }

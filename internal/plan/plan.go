@@ -90,10 +90,7 @@ type Options struct {
 
 // Pair is one key of a merged listing; Src or Dst is nil when the key is
 // missing on that side.
-type Pair struct {
-	Key      string
-	Src, Dst *store.Object
-}
+type Pair = Joined[store.Object]
 
 // ErrOutOfOrder: a listing yielded a key that is not greater than the one
 // before it (or, one level at a time, an entry that is a common prefix on
@@ -101,11 +98,19 @@ type Pair struct {
 // with delimiter listings; callers may list the range again without one.
 var ErrOutOfOrder = errors.New("listing is not in ascending key order")
 
-// Merge walks two key-ordered listings together and yields one Pair per
-// distinct key, in order. A listing error, or a listing out of order, is
-// yielded as the last pair.
-func Merge(ctx context.Context, src, dst iter.Seq2[store.Object, error]) iter.Seq2[Pair, error] {
-	return func(yield func(Pair, error) bool) {
+// Joined is one key of two merged listings: the entry of each side that
+// holds it (nil for a side that does not).
+type Joined[T any] struct {
+	Key      string
+	Src, Dst *T
+}
+
+// MergeBy walks two listings sorted by key together and yields one Joined
+// per distinct key, in order. A listing error, or a listing out of order
+// (ErrOutOfOrder), is yielded as the last pair. It holds one entry of each
+// side at a time.
+func MergeBy[T any](ctx context.Context, src, dst iter.Seq2[T, error], key func(T) string) iter.Seq2[Joined[T], error] {
+	return func(yield func(Joined[T], error) bool) {
 		nextS, stopS := iter.Pull2(src)
 		defer stopS()
 		nextD, stopD := iter.Pull2(dst)
@@ -113,7 +118,7 @@ func Merge(ctx context.Context, src, dst iter.Seq2[store.Object, error]) iter.Se
 
 		var lastS, lastD string
 		var firstS, firstD = true, true
-		pull := func(next func() (store.Object, error, bool), last *string, first *bool, side string) (*store.Object, error) {
+		pull := func(next func() (T, error, bool), last *string, first *bool, side string) (*T, error) {
 			o, err, ok := next()
 			if !ok {
 				return nil, nil
@@ -121,54 +126,60 @@ func Merge(ctx context.Context, src, dst iter.Seq2[store.Object, error]) iter.Se
 			if err != nil {
 				return nil, fmt.Errorf("list %s: %w", side, err)
 			}
-			if !*first && o.Key <= *last {
-				return nil, fmt.Errorf("list %s: key %q after %q: %w", side, o.Key, *last, ErrOutOfOrder)
+			k := key(o)
+			if !*first && k <= *last {
+				return nil, fmt.Errorf("list %s: key %q after %q: %w", side, k, *last, ErrOutOfOrder)
 			}
 			*first = false
-			*last = o.Key
+			*last = k
 			return &o, nil
 		}
 		s, err := pull(nextS, &lastS, &firstS, "source")
 		if err != nil {
-			yield(Pair{}, err)
+			yield(Joined[T]{}, err)
 			return
 		}
 		d, err := pull(nextD, &lastD, &firstD, "destination")
 		if err != nil {
-			yield(Pair{}, err)
+			yield(Joined[T]{}, err)
 			return
 		}
 		for s != nil || d != nil {
 			if err := ctx.Err(); err != nil {
-				yield(Pair{}, err)
+				yield(Joined[T]{}, err)
 				return
 			}
-			var p Pair
+			var j Joined[T]
 			switch {
-			case d == nil || (s != nil && s.Key < d.Key):
-				p = Pair{Key: s.Key, Src: s}
-			case s == nil || d.Key < s.Key:
-				p = Pair{Key: d.Key, Dst: d}
+			case d == nil || (s != nil && key(*s) < key(*d)):
+				j = Joined[T]{Key: key(*s), Src: s}
+			case s == nil || key(*d) < key(*s):
+				j = Joined[T]{Key: key(*d), Dst: d}
 			default:
-				p = Pair{Key: s.Key, Src: s, Dst: d}
+				j = Joined[T]{Key: key(*s), Src: s, Dst: d}
 			}
-			if !yield(p, nil) {
+			if !yield(j, nil) {
 				return
 			}
-			if p.Src != nil {
+			if j.Src != nil {
 				if s, err = pull(nextS, &lastS, &firstS, "source"); err != nil {
-					yield(Pair{}, err)
+					yield(Joined[T]{}, err)
 					return
 				}
 			}
-			if p.Dst != nil {
+			if j.Dst != nil {
 				if d, err = pull(nextD, &lastD, &firstD, "destination"); err != nil {
-					yield(Pair{}, err)
+					yield(Joined[T]{}, err)
 					return
 				}
 			}
 		}
 	}
+}
+
+// Merge merges two object listings by key (see [MergeBy]).
+func Merge(ctx context.Context, src, dst iter.Seq2[store.Object, error]) iter.Seq2[Pair, error] {
+	return MergeBy(ctx, src, dst, func(o store.Object) string { return o.Key })
 }
 
 // Plan merges the listings and yields an action per key that needs one

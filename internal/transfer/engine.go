@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/backoff"
 	"github.com/ferry-dev/ferry/internal/store"
 )
 
@@ -114,11 +114,9 @@ func (e *Engine) Copy(ctx context.Context, obj store.Object, dstKey string) (Res
 }
 
 // backoff is the delay after the given failed attempt: RetryDelay doubled
-// per attempt, capped, with full jitter over its upper half.
+// per attempt, capped at maxRetryDelayFactor times it, jittered.
 func (e *Engine) backoff(attempt int) time.Duration {
-	d := e.opts.RetryDelay << min(attempt-1, 20)
-	d = min(d, maxRetryDelayFactor*e.opts.RetryDelay)
-	return d/2 + rand.N(d/2+1)
+	return backoff.Delay(e.opts.RetryDelay, maxRetryDelayFactor*e.opts.RetryDelay, attempt)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -29,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"sync"
@@ -37,6 +36,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	bo "github.com/ferry-dev/ferry/internal/backoff"
 	"github.com/ferry-dev/ferry/internal/filter"
 	"github.com/ferry-dev/ferry/internal/job"
 	"github.com/ferry-dev/ferry/internal/lister"
@@ -820,10 +820,8 @@ func (jr *jobRun) deleteOne(ctx context.Context, o job.Obj, work job.Work) (job.
 	return res, nil
 }
 
-// backoff is the delay before attempt n+1: exponential with jitter from
-// base, capped at 60 times base.
+// backoff is the delay before attempt n+1: exponential from base, capped
+// at 60 times base, jittered.
 func backoff(base time.Duration, n int) time.Duration {
-	d := base << min(n-1, 6)
-	d = min(d, 60*base)
-	return d/2 + rand.N(d/2+1)
+	return bo.Delay(base, 60*base, n)
 }
