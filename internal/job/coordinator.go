@@ -559,7 +559,10 @@ func (c *Coordinator) step(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	spec := st.Spec
-	if spec.Delete && k.DeletesPlanned > 0 && k.TasksFailed == 0 && !st.DeletesReleased && deleteLimit(spec, k) == nil {
+	// Deletes go last: after the whole listing completed with no failed
+	// task, every copy finished, and no listed key turned out missing.
+	if spec.Delete && k.DeletesPlanned > 0 && k.TasksFailed == 0 && k.SrcMissing == 0 && k.WorkOpen == 0 &&
+		!st.DeletesReleased && deleteLimit(spec, k) == nil {
 		err := c.releaseDeletes(ctx)
 		if err != nil && transient(err) {
 			// The release is idempotent: try again at the next tick.
@@ -580,6 +583,8 @@ func (c *Coordinator) step(ctx context.Context) (bool, error) {
 		if spec.Delete {
 			msg += "; no objects were deleted"
 		}
+	case spec.Delete && k.DeletesPlanned > 0 && !st.DeletesReleased && k.SrcMissing > 0:
+		status, msg = Failed, fmt.Sprintf("%d source key(s) were listed but then not found: the source listing cannot be trusted; no objects were deleted", k.SrcMissing)
 	case spec.Delete && k.DeletesPlanned > 0 && !st.DeletesReleased:
 		status, msg = Failed, deleteLimit(spec, k).Error()
 	case k.Listed != k.Copied+k.Skipped+k.Failed+k.Unsafe || k.ListedBytes != k.AccountedBytes:

@@ -128,8 +128,11 @@ type Counters struct {
 	// offered nothing to check against.
 	Unverified     int64 `json:"objects_unverified,omitempty"`
 	AccountedBytes int64 `json:"bytes_accounted"`
-	Deleted        int64 `json:"objects_deleted"`
-	DeleteFailed   int64 `json:"deletes_failed"`
+	// SrcMissing counts failed objects the source listed and then did not
+	// find: evidence of a listing that cannot be trusted (no deletes).
+	SrcMissing   int64 `json:"objects_source_missing,omitempty"`
+	Deleted      int64 `json:"objects_deleted"`
+	DeleteFailed int64 `json:"deletes_failed"`
 	// Finished counts object outcomes of enqueued copies (copied, skipped
 	// after a check, failed, unsafe).
 	Finished       int64 `json:"objects_finished"`

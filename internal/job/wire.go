@@ -148,7 +148,9 @@ type Result struct {
 	MD5        bool   `json:"md5_verified,omitempty"`
 	// Verified names how a copy's bytes were checked against the source
 	// (transfer.Result.Verified), or Unverified.
-	Verified   string    `json:"verified,omitempty"`
+	Verified string `json:"verified,omitempty"`
+	// SrcMissing: the source listed the key, then answered "not found".
+	SrcMissing bool      `json:"src_missing,omitempty"`
 	SrcETag    string    `json:"src_etag,omitempty"`
 	SrcVersion string    `json:"src_version,omitempty"`
 	DstETag    string    `json:"dst_etag,omitempty"`
@@ -296,6 +298,9 @@ func (c *Counters) applyOutcome(r Result) {
 	default:
 		c.Failed++
 		c.FailedBytes += r.ListedSize
+		if r.SrcMissing {
+			c.SrcMissing++
+		}
 	}
 }
 

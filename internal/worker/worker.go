@@ -792,6 +792,11 @@ func (jr *jobRun) copyOne(ctx context.Context, o job.Obj, work job.Work, redeliv
 	}
 	r, err := jr.eng.Copy(ctx, src, o.K)
 	res.Attempts = work.Attempt
+	if err != nil && errors.Is(err, store.ErrNotExist) {
+		// Listed, then not found: the listing cannot be trusted (a server
+		// that lists what it cannot serve, or a concurrent delete).
+		res.SrcMissing = true
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrUnsafeKey) || errors.Is(err, store.ErrInvalidKey) {
 			return finish(job.OutcomeUnsafe, err)

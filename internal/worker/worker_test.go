@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"log/slog"
 	"math/rand/v2"
@@ -40,6 +41,22 @@ type flaky struct {
 	// disorder: level listings swap two entries (a server that bends the
 	// rules); flat listings are in order.
 	disorder bool
+	// ghosts are listed but answer "not found" when read.
+	ghosts map[string]bool
+}
+
+func (f *flaky) Open(ctx context.Context, key string, off, n int64) (io.ReadCloser, store.Attrs, error) {
+	if f.ghosts[key] {
+		return nil, store.Attrs{}, fmt.Errorf("open %s: %w", key, store.ErrNotExist)
+	}
+	return f.Store.Open(ctx, key, off, n)
+}
+
+func (f *flaky) Stat(ctx context.Context, key string) (store.Attrs, error) {
+	if f.ghosts[key] {
+		return store.Attrs{}, fmt.Errorf("stat %s: %w", key, store.ErrNotExist)
+	}
+	return f.Store.Stat(ctx, key)
 }
 
 var _ store.LevelLister = (*flaky)(nil)
@@ -192,6 +209,7 @@ type scenario struct {
 	delete    bool
 	maxDelete int64
 	stale     int // destination-only objects (deleted by sync --delete)
+	ghosts    int // source keys listed but not found when read
 }
 
 type outcome struct {
@@ -211,6 +229,10 @@ func runJob(t *testing.T, seed uint64, sc scenario) outcome {
 	src := &flaky{Store: mem.New("src"), r: rand.New(rand.NewPCG(seed, 1)), pFail: sc.pFail, disorder: sc.disorder}
 	dst := &flaky{Store: mem.New("dst"), r: rand.New(rand.NewPCG(seed, 2)), pFail: sc.pFail, disorder: sc.disorder}
 	keys := genKeys(r, sc.keys, sc.shape-1)
+	src.ghosts = map[string]bool{}
+	for _, k := range keys[:sc.ghosts] {
+		src.ghosts[k] = true
+	}
 	for _, k := range keys {
 		body := []byte("v:" + k)
 		if _, err := src.Store.Put(ctx, store.PutInput{Key: k, Size: int64(len(body))}, bytes.NewReader(body)); err != nil {
@@ -371,5 +393,20 @@ func TestMaxDeleteWholePlan(t *testing.T) {
 	o = runJob(t, 12, sc)
 	if o.st.Status != job.Done || o.st.Counters.Deleted != 35 || len(o.dst.Store.Keys()) != 500 {
 		t.Fatalf("status %s %q, %+v, %d keys", o.st.Status, o.st.Error, o.st.Counters, len(o.dst.Store.Keys()))
+	}
+}
+
+// TestListedButMissingDeletesNothing: a key the source listed and then
+// answered 404 for is evidence of a bad listing: the job reports it and a
+// sync --delete deletes nothing.
+func TestListedButMissingDeletesNothing(t *testing.T) {
+	sc := scenario{keys: 300, workers: 2, splitKeys: 100, batch: 20, delete: true, stale: 4, ghosts: 2}
+	o := runJob(t, 13, sc)
+	st := o.st
+	if st.Status != job.Failed || !strings.Contains(st.Error, "listed but then not found") || st.Counters.Deleted != 0 || st.Counters.SrcMissing != 2 {
+		t.Fatalf("status %s %q, %+v", st.Status, st.Error, st.Counters)
+	}
+	if n := len(o.dst.Store.Keys()); n != 300-2+4 {
+		t.Fatalf("destination has %d keys, want %d", n, 300-2+4)
 	}
 }
