@@ -351,18 +351,37 @@ func printSummary(w io.Writer, cmd string, s runner.Summary) {
 		fmt.Fprintf(w, "verified %d objects (%s) in %.1fs: %d identical, %d differences, %d failed\n",
 			s.ObjectsListed, humanBytes(s.BytesCopied), s.Duration, s.ObjectsListed-s.Differences-s.ObjectsFailed, s.Differences, s.ObjectsFailed)
 	default:
-		fmt.Fprintf(w, "%scopied %d objects (%s), skipped %d (%s), deleted %d, failed %d",
-			prefix, s.ObjectsCopied, humanBytes(s.BytesCopied), s.ObjectsSkipped, humanBytes(s.BytesSkipped), s.ObjectsDeleted, s.ObjectsFailed)
-		if s.ObjectsUnsafe > 0 {
-			fmt.Fprintf(w, ", skipped-unsafe %d", s.ObjectsUnsafe)
-		}
-		fmt.Fprintf(w, " in %.1fs", s.Duration)
-		if s.Duration > 0 && s.BytesCopied > 0 && !s.DryRun {
-			fmt.Fprintf(w, " (%s/s)", humanBytes(int64(float64(s.BytesCopied)/s.Duration)))
-		}
+		printCounts(w, prefix, counts{copied: s.ObjectsCopied, bytesCopied: s.BytesCopied, skipped: s.ObjectsSkipped,
+			bytesSkipped: s.BytesSkipped, deleted: s.ObjectsDeleted, failed: s.ObjectsFailed, unsafe: s.ObjectsUnsafe,
+			duration: s.Duration, noRate: s.DryRun})
 		fmt.Fprintln(w)
 	}
 	if s.Error != "" {
 		fmt.Fprintf(w, "stopped: %s\n", s.Error)
+	}
+}
+
+// counts are the numbers every summary line shows, in-process runs' and
+// jobs' alike.
+type counts struct {
+	copied, bytesCopied, skipped, bytesSkipped, deleted, failed, unsafe, reconciled int64
+	duration                                                                        float64
+	noRate                                                                          bool
+}
+
+// printCounts writes "copied N objects (B), skipped …, in Ds (R/s)" without
+// a newline.
+func printCounts(w io.Writer, prefix string, c counts) {
+	fmt.Fprintf(w, "%scopied %d objects (%s), skipped %d (%s), deleted %d, failed %d",
+		prefix, c.copied, humanBytes(c.bytesCopied), c.skipped, humanBytes(c.bytesSkipped), c.deleted, c.failed)
+	if c.unsafe > 0 {
+		fmt.Fprintf(w, ", skipped-unsafe %d", c.unsafe)
+	}
+	if c.reconciled > 0 {
+		fmt.Fprintf(w, ", reconciled %d", c.reconciled)
+	}
+	fmt.Fprintf(w, " in %.1fs", c.duration)
+	if c.duration > 0 && c.bytesCopied > 0 && !c.noRate {
+		fmt.Fprintf(w, " (%s/s)", humanBytes(int64(float64(c.bytesCopied)/c.duration)))
 	}
 }

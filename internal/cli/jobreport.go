@@ -132,18 +132,9 @@ func reportJob(ctx context.Context, stdio Stdio, conn *queue.Conn, st job.State,
 }
 
 func printJobSummary(w io.Writer, s jobSummary) {
-	fmt.Fprintf(w, "job %s %s: copied %d objects (%s), skipped %d (%s), deleted %d, failed %d",
-		s.Job, s.Status, s.Copied, humanBytes(s.BytesCopied), s.Skipped, humanBytes(s.BytesSkip), s.Deleted, s.Failed+s.DeleteFail)
-	if s.UnsafeN > 0 {
-		fmt.Fprintf(w, ", skipped-unsafe %d", s.UnsafeN)
-	}
-	if s.Reconciled > 0 {
-		fmt.Fprintf(w, ", reconciled %d", s.Reconciled)
-	}
-	fmt.Fprintf(w, " in %.1fs", s.Duration)
-	if s.Duration > 0 && s.BytesCopied > 0 {
-		fmt.Fprintf(w, " (%s/s)", humanBytes(int64(float64(s.BytesCopied)/s.Duration)))
-	}
+	fmt.Fprintf(w, "job %s %s: ", s.Job, s.Status)
+	printCounts(w, "", counts{copied: s.Copied, bytesCopied: s.BytesCopied, skipped: s.Skipped, bytesSkipped: s.BytesSkip,
+		deleted: s.Deleted, failed: s.Failed + s.DeleteFail, unsafe: s.UnsafeN, reconciled: s.Reconciled, duration: s.Duration})
 	fmt.Fprintln(w)
 	if s.Error != "" {
 		fmt.Fprintf(w, "stopped: %s\n", s.Error)
