@@ -410,3 +410,60 @@ func TestListedButMissingDeletesNothing(t *testing.T) {
 		t.Fatalf("destination has %d keys, want %d", n, 300-2+4)
 	}
 }
+
+// TestForgedDeleteRefused: delete work on a job without --delete is never
+// executed, whoever published it.
+func TestForgedDeleteRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn := connect(t)
+	src, dst := mem.New("src"), mem.New("dst")
+	for _, s := range []*mem.Store{src, dst} {
+		if _, err := s.Put(ctx, store.PutInput{Key: "keep", Size: 1}, strings.NewReader("k")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	coord, err := job.Create(ctx, conn, job.Spec{Command: "copy", MaxAttempts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := job.Work{Job: coord.ID(), Kind: job.KindDelete, Attempt: 1, ID: "forged", Objs: []job.Obj{{K: "keep"}}}
+	if err := job.PublishWork(ctx, conn.JS, forged, forged.ID); err != nil {
+		t.Fatal(err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var logs lockedBuf
+	w := worker.New(conn, worker.Options{Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Open: func(context.Context, job.Spec) (store.Store, store.Store, error) { return src, dst, nil }})
+	wg.Go(func() { _ = w.Run(wctx) })
+	st, err := coord.Run(ctx, job.RunOptions{Tick: 10 * time.Millisecond})
+	stop()
+	wg.Wait()
+	if err != nil || st.Status != job.Done {
+		t.Fatalf("%v: %s %q", err, st.Status, st.Error)
+	}
+	if _, ok := dst.Bytes("keep"); !ok || st.Counters.Deleted != 0 {
+		t.Fatal("forged delete executed")
+	}
+	if !strings.Contains(logs.String(), "delete work on a job without --delete: refused") {
+		t.Fatalf("the forged delete was not seen: %s", logs.String())
+	}
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
