@@ -229,7 +229,9 @@ func (m *MinIO) start(t testing.TB, bin, dataDir, certsDir string, port, console
 			return fmt.Errorf("minio exited before becoming live (%v):\n%s", err, m.LogTail(4096))
 		default:
 		}
-		if m.live(client) {
+		// Live is not enough: right after it, under load, requests can
+		// still meet "Server not initialized". Ready means it serves.
+		if m.health(client, "live") && m.health(client, "ready") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -243,10 +245,11 @@ func (m *MinIO) start(t testing.TB, bin, dataDir, certsDir string, port, console
 	return nil
 }
 
-func (m *MinIO) live(client *http.Client) bool {
+// health asks MinIO's health endpoint /minio/health/WHAT (live, ready).
+func (m *MinIO) health(client *http.Client, what string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.Endpoint+"/minio/health/live", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.Endpoint+"/minio/health/"+what, nil)
 	if err != nil {
 		return false
 	}
