@@ -611,3 +611,48 @@ func TestReconcileCost(t *testing.T) {
 }
 
 var reconciledRE = regexp.MustCompile(`msg=reconciled .*seconds=([0-9.]+)`)
+
+// TestClusterReadmeOrderReplicas follows the README's "Scaling out" order on
+// a fresh three-node cluster: `ferry worker --nats URL` first on each worker
+// machine (no --nats-replicas), then `ferry copy ... --nats-replicas 3
+// --workers 0`. The job asked for 3 replicas on a 3-node cluster; its
+// streams and buckets must have 3, or losing one node loses the job.
+//
+// Fails today (bug): the first worker creates every stream and bucket with
+// the default of 1 replica, and the copy's explicit --nats-replicas 3 is
+// then only a warning.
+func TestClusterReadmeOrderReplicas(t *testing.T) {
+	w := newMemWorld(t)
+	nodes := testenv.StartNATSCluster(t, 3)
+	natsURL := strings.Join([]string{nodes[0].URL, nodes[1].URL, nodes[2].URL}, ",")
+	src, dst := mkBucket(t, w.a, "ro-src"), mkBucket(t, w.b, "ro-dst")
+	var keys []string
+	for i := range 20 {
+		keys = append(keys, fmt.Sprintf("k%02d", i))
+	}
+	putKeys(t, w.a, src, keys)
+	var workers []*procOut
+	for range 3 {
+		p := w.startProc("worker", "--nats", natsURL, "--concurrency", "4")
+		workers = append(workers, p)
+		waitFor(t, 30*time.Second, 20*time.Millisecond, "the worker to start", func() bool {
+			return strings.Contains(p.err.String(), "worker started")
+		}, p.err)
+	}
+	code, out, errs := w.run(append(append([]string{"copy", "s3://" + src, "s3://" + dst, "--nats", natsURL, "--nats-replicas", "3",
+		"--workers", "0", "--no-progress", "--json"}, w.srcA()...), w.dstB()...)...)
+	if s := parseSummary(t, out, errs); code != 0 || s.Status != "done" || s.Copied != 20 {
+		t.Fatalf("copy: exit %d, summary %+v\n%s", code, s, errs)
+	}
+	var low []string
+	for name, r := range streamReplicas(t, nodes[0].URL) {
+		if r != 3 {
+			low = append(low, fmt.Sprintf("%s=%d", name, r))
+		}
+	}
+	sort.Strings(low)
+	if len(low) > 0 {
+		t.Errorf("after the README's order (workers first without --nats-replicas, then a job with --nats-replicas 3), streams are not replicated: %s\ncopy stderr:\n%s",
+			strings.Join(low, " "), errs)
+	}
+}
