@@ -58,7 +58,7 @@ func (qf *queueFlags) register(root *cobra.Command) {
 	fl.StringVar(&qf.cert, "nats-cert", "", "client certificate for NATS (with --nats-key)")
 	fl.StringVar(&qf.key, "nats-key", "", "client key for NATS")
 	fl.BoolVar(&qf.allowInsecure, "allow-insecure-nats", false, "allow plain nats:// to a non-loopback server")
-	fl.IntVar(&qf.replicas, "nats-replicas", 1, "replicas of ferry's streams on a NATS cluster (3 on a 3-node cluster)")
+	fl.IntVar(&qf.replicas, "nats-replicas", 1, "replicas of the streams ferry creates on a NATS cluster (default: 3 on a cluster of 3 or more servers, else 1; existing streams keep theirs)")
 	fl.StringVar(&qf.listen, "listen", "", "embedded server: accept ferry workers on this host:port")
 }
 

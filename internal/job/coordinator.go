@@ -555,6 +555,12 @@ func (c *Coordinator) step(ctx context.Context) (bool, error) {
 		_, err := c.finish(ctx, Failed, fmt.Sprintf("internal accounting error: %d open and %d pending work items", k.WorkOpen, k.WorkPending))
 		return true, err
 	}
+	if k.WorkOpen == 0 && k.WorkPending > 0 {
+		// Every item of the job finished (open = 0 proves it); what is
+		// pending was created by nobody the job knows.
+		_, err := c.finish(ctx, Failed, fmt.Sprintf("accounting: %d work item(s) finished that no listing task created; the job's counts cannot be trusted", k.WorkPending))
+		return true, err
+	}
 	if !st.ListingComplete() {
 		return false, nil
 	}
@@ -576,8 +582,6 @@ func (c *Coordinator) step(ctx context.Context) (bool, error) {
 	}
 	status, msg := Done, ""
 	switch {
-	case k.WorkPending > 0:
-		status, msg = Failed, fmt.Sprintf("accounting: %d work item(s) finished that no listing task created; the job's counts cannot be trusted", k.WorkPending)
 	case k.TasksFailed > 0:
 		status, msg = Failed, fmt.Sprintf("listing incomplete: %d task(s) failed", k.TasksFailed)
 		if spec.Delete {

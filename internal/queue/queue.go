@@ -63,10 +63,11 @@ type Options struct {
 	CAFile, CertFile, KeyFile string
 	// AllowInsecure permits plain nats:// to a non-loopback host.
 	AllowInsecure bool
-	// Replicas for the streams and buckets ferry creates (default 1; use 3
-	// on a three-node cluster). Streams that exist keep theirs: the replica
-	// count is a property of the deployment, set by whoever created them;
-	// a client never changes it (a different value gives a warning).
+	// Replicas for the streams and buckets ferry creates. Unless
+	// ReplicasSet, an external cluster gets [DefaultReplicas] of its size.
+	// Streams that exist keep theirs: the replica count is a property of
+	// the deployment, set by whoever created them; a client never changes
+	// it (an explicit, different value gives a warning).
 	Replicas int
 	// ReplicasSet: Replicas was given explicitly (warn when it differs from
 	// the existing streams').
@@ -169,6 +170,9 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	c.JS = js
+	if o.URL != "" && !o.ReplicasSet {
+		o.Replicas = DefaultReplicas(len(nc.Servers()))
+	}
 	if err := c.setup(ctx, o.Replicas, o.ReplicasSet); err != nil {
 		c.Close()
 		if c.embedded || o.URL == "" {
@@ -364,6 +368,16 @@ func (c *Conn) checkReplicas(name string, have, want int, explicit bool) {
 	if explicit && have != want {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%s has %d replica(s); --nats-replicas %d ignored (streams keep the replica count they were created with)", name, have, want))
 	}
+}
+
+// DefaultReplicas is the replica count ferry gives the streams it creates
+// when --nats-replicas is not set: 3 on a cluster of 3 or more servers (so
+// that losing one node loses nothing), else 1.
+func DefaultReplicas(servers int) int {
+	if servers >= 3 {
+		return 3
+	}
+	return 1
 }
 
 // LockTTL is how long a coordinator's lock on a job outlives its last

@@ -62,3 +62,26 @@ func TestReplicasNeverDowngraded(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterDefaultReplicas: a client that creates the streams on a
+// 3-node cluster without --nats-replicas (a worker started first, as the
+// README's scaling-out order does) gives them 3 replicas.
+func TestClusterDefaultReplicas(t *testing.T) {
+	nodes := testenv.StartNATSCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := queue.Connect(ctx, queue.Options{URL: nodes[0].URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, name := range []string{queue.StreamWork, queue.StreamResults, "KV_" + queue.BucketLedger} {
+		s, err := c.JS.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := s.CachedInfo().Config.Replicas; r != 3 {
+			t.Fatalf("%s: %d replicas, want 3", name, r)
+		}
+	}
+}

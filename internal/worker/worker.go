@@ -491,12 +491,26 @@ func (jr *jobRun) handle(msg jetstream.Msg) {
 	}
 }
 
-// publisher publishes with de-duplication IDs and waits for every ack.
+// publisher publishes with de-duplication IDs and waits for every ack. A
+// publish whose ack fails (a cluster electing a new leader) is sent again,
+// with the same ID, until it is stored or publishRetry has passed: a
+// handling's Final may name only children that are stored, and a child that
+// was stored must be named, so "maybe stored" is not an outcome it can
+// leave behind.
 type publisher struct {
-	js   jetstream.JetStream
-	acks []jetstream.PubAckFuture
-	err  error
+	js      jetstream.JetStream
+	pending []pubMsg
+	err     error
 }
+
+type pubMsg struct {
+	subject, id string
+	data        []byte
+	ack         jetstream.PubAckFuture
+}
+
+// publishRetry bounds how long a publisher keeps resending one message.
+const publishRetry = 2 * time.Minute
 
 func (p *publisher) publish(subject string, v any, msgID string) {
 	if p.err != nil {
@@ -507,27 +521,55 @@ func (p *publisher) publish(subject string, v any, msgID string) {
 		p.err = err
 		return
 	}
-	f, err := p.js.PublishAsync(subject, b, jetstream.WithMsgID(msgID))
-	if err != nil {
-		p.err = err
-		return
-	}
-	p.acks = append(p.acks, f)
+	m := pubMsg{subject: subject, id: msgID, data: b}
+	m.ack, _ = p.js.PublishAsync(subject, b, jetstream.WithMsgID(msgID))
+	p.pending = append(p.pending, m)
 }
 
+// wait returns once every message published so far is stored.
 func (p *publisher) wait(ctx context.Context) error {
-	for _, f := range p.acks {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			p.acks = p.acks[:0]
-			return fmt.Errorf("publish: %w", err)
-		case <-ctx.Done():
-			return ctx.Err()
+	if p.err != nil {
+		return p.err
+	}
+	for _, m := range p.pending {
+		if m.ack != nil {
+			select {
+			case <-m.ack.Ok():
+				continue
+			case <-m.ack.Err():
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err := p.resend(ctx, m); err != nil {
+			p.err = err
+			return err
 		}
 	}
-	p.acks = p.acks[:0]
-	return p.err
+	p.pending = p.pending[:0]
+	return nil
+}
+
+func (p *publisher) resend(ctx context.Context, m pubMsg) error {
+	deadline := time.Now().Add(publishRetry)
+	delay := 100 * time.Millisecond
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := p.js.Publish(pctx, m.subject, m.data, jetstream.WithMsgID(m.id))
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("publish to %s: %w", m.subject, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("publish to %s: %w", m.subject, err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
 }
 
 // emitter publishes what a listing task produces and remembers the
@@ -590,7 +632,7 @@ func (e *emitter) Task(ctx context.Context, t lister.Task) error {
 func (e *emitter) Sync(ctx context.Context) error { return e.pub.wait(ctx) }
 
 func (e *emitter) flushIfLarge(ctx context.Context) error {
-	if len(e.pub.acks) >= 256 {
+	if len(e.pub.pending) >= 256 {
 		return e.pub.wait(ctx)
 	}
 	return e.pub.err
