@@ -377,25 +377,73 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 		return c.State(), err
 	}
 
-	msgs := make(chan jetstream.Msg, 1024)
-	cons, err := c.conn.JS.OrderedConsumer(ctx, queue.StreamResults, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{queue.ResultSubject(c.id)},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    c.state.LastSeq + 1,
-	})
-	if err != nil {
-		return c.State(), fmt.Errorf("read results of job %s: %w", c.id, err)
+	msgs := make(chan resultMsg, 1024)
+	var cc jetstream.ConsumeContext
+	gen := 0
+	// subscribe (re)starts reading the results after the last one applied.
+	// Messages of an older subscription are dropped by generation.
+	subscribe := func() error {
+		if cc != nil {
+			cc.Stop()
+		}
+		gen++
+		g := gen
+		cons, err := c.conn.JS.OrderedConsumer(ctx, queue.StreamResults, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{queue.ResultSubject(c.id)},
+			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:    c.State().LastSeq + 1,
+		})
+		if err != nil {
+			return fmt.Errorf("read results of job %s: %w", c.id, err)
+		}
+		cc, err = cons.Consume(func(m jetstream.Msg) { msgs <- resultMsg{m, g} },
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				c.opts.Log.Debug("results consumer", "job", c.id, "err", err)
+			}))
+		if err != nil {
+			return fmt.Errorf("read results of job %s: %w", c.id, err)
+		}
+		return nil
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m })
-	if err != nil {
-		return c.State(), fmt.Errorf("read results of job %s: %w", c.id, err)
+	if err := subscribe(); err != nil {
+		return c.State(), err
 	}
-	defer cc.Stop()
+	defer func() {
+		if cc != nil {
+			cc.Stop()
+		}
+	}()
+	applyMsg := func(rm resultMsg) error {
+		if rm.gen != gen {
+			return nil
+		}
+		md, err := rm.m.Metadata()
+		if err != nil {
+			return fmt.Errorf("result metadata: %w", err)
+		}
+		if md.Sequence.Stream <= c.State().LastSeq {
+			return nil // already applied (a resubscription overlaps)
+		}
+		return c.applyRecord(ctx, md.Sequence.Stream, rm.m.Data())
+	}
+	lastMsg, lastCheck := time.Now(), time.Now()
 
 	tick := time.NewTicker(c.opts.Tick)
 	defer tick.Stop()
 	dirty := true
 	for {
+		// Watchdog: a consumer that went quiet while the stream holds
+		// results not applied (its server lost, a reset that failed) is
+		// replaced.
+		if time.Since(lastMsg) > resubscribeAfter && time.Since(lastCheck) > resubscribeAfter {
+			lastCheck = time.Now()
+			if behind, err := c.behind(ctx); err == nil && behind {
+				c.opts.Log.Warn("results consumer stalled: reading again", "job", c.id, "after_seq", c.State().LastSeq)
+				if err := subscribe(); err != nil {
+					c.opts.Log.Warn("results consumer", "job", c.id, "err", err)
+				}
+			}
+		}
 		select {
 		case <-lease.Done():
 			c.interrupted()
@@ -404,7 +452,8 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 			c.interrupted()
 			return c.State(), ctx.Err()
 		case m := <-msgs:
-			if err := c.apply(ctx, m); err != nil {
+			lastMsg = time.Now()
+			if err := applyMsg(m); err != nil {
 				return c.State(), err
 			}
 			dirty = true
@@ -412,7 +461,7 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 			for more := true; more; {
 				select {
 				case m := <-msgs:
-					if err := c.apply(ctx, m); err != nil {
+					if err := applyMsg(m); err != nil {
 						return c.State(), err
 					}
 				default:
@@ -448,6 +497,29 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 	}
 }
 
+// resubscribeAfter is how long the results consumer may stay quiet while
+// results wait on the stream before the coordinator reads them again.
+const resubscribeAfter = 5 * time.Second
+
+type resultMsg struct {
+	m   jetstream.Msg
+	gen int
+}
+
+// behind reports whether the results stream holds a record of the job
+// after the last one applied.
+func (c *Coordinator) behind(ctx context.Context) (bool, error) {
+	rs, err := c.conn.JS.Stream(ctx, queue.StreamResults)
+	if err != nil {
+		return false, err
+	}
+	last, err := rs.GetLastMsgForSubject(ctx, queue.ResultSubject(c.id))
+	if err != nil {
+		return false, err
+	}
+	return last.Sequence > c.State().LastSeq, nil
+}
+
 // interrupted saves the state of a run that stops before the job ended.
 func (c *Coordinator) interrupted() {
 	c.mu.Lock()
@@ -461,14 +533,6 @@ func (c *Coordinator) interrupted() {
 
 // apply applies one record of the results stream: through the ledger, and
 // when it is the first Final of its item, to the counters and audit log.
-func (c *Coordinator) apply(ctx context.Context, m jetstream.Msg) error {
-	md, err := m.Metadata()
-	if err != nil {
-		return fmt.Errorf("result metadata: %w", err)
-	}
-	return c.applyRecord(ctx, md.Sequence.Stream, m.Data())
-}
-
 // applyRecord applies the record data found at stream sequence seq.
 func (c *Coordinator) applyRecord(ctx context.Context, seq uint64, data []byte) error {
 	f, err := DecodeFinal(data)
