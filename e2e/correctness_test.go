@@ -631,10 +631,8 @@ func TestClusterReadmeOrderReplicas(t *testing.T) {
 		keys = append(keys, fmt.Sprintf("k%02d", i))
 	}
 	putKeys(t, w.a, src, keys)
-	var workers []*procOut
 	for range 3 {
 		p := w.startProc("worker", "--nats", natsURL, "--concurrency", "4")
-		workers = append(workers, p)
 		waitFor(t, 30*time.Second, 20*time.Millisecond, "the worker to start", func() bool {
 			return strings.Contains(p.err.String(), "worker started")
 		}, p.err)

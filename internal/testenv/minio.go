@@ -262,8 +262,12 @@ func (m *MinIO) health(client *http.Client, what string) bool {
 }
 
 // LogTail returns up to the last n bytes of the server's log.
-func (m *MinIO) LogTail(n int) string {
-	b, err := os.ReadFile(m.logFile)
+func (m *MinIO) LogTail(n int) string { return tailFile(m.logFile, n) }
+
+// tailFile returns up to the last n bytes of a server's log file, from a
+// line start.
+func tailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}
@@ -296,12 +300,18 @@ func (m *MinIO) httpClient() *http.Client {
 // credentials and path-style addressing, trusting its CA. It is meant for
 // test assertions that bypass ferry's stores.
 func (m *MinIO) Client() *s3.Client {
+	return newS3Client(m.Endpoint, m.Region, m.AccessKey, m.SecretKey, m.httpClient())
+}
+
+// newS3Client is a path-style client with static credentials that computes
+// and checks checksums only when required (as ferry's stores do).
+func newS3Client(endpoint, region, accessKey, secretKey string, hc *http.Client) *s3.Client {
 	return s3.New(s3.Options{
-		Region:                     m.Region,
-		BaseEndpoint:               aws.String(m.Endpoint),
+		Region:                     region,
+		BaseEndpoint:               aws.String(endpoint),
 		UsePathStyle:               true,
-		Credentials:                credentials.NewStaticCredentialsProvider(m.AccessKey, m.SecretKey, ""),
-		HTTPClient:                 m.httpClient(),
+		Credentials:                credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
+		HTTPClient:                 hc,
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 	})
@@ -310,11 +320,16 @@ func (m *MinIO) Client() *s3.Client {
 // CreateBucket creates bucket name on the server.
 func (m *MinIO) CreateBucket(t testing.TB, name string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := m.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+	if err := createBucket(m.Client(), name); err != nil {
 		t.Fatalf("testenv: create bucket %s: %v", name, err)
 	}
+}
+
+func createBucket(c *s3.Client, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
+	return err
 }
 
 // WriteCredentialsFile writes an AWS shared credentials file and a shared

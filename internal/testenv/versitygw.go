@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -152,37 +149,19 @@ func (v *VersityGW) start(t testing.TB, bin string, port int) error {
 }
 
 // LogTail returns up to the last n bytes of the server's log.
-func (v *VersityGW) LogTail(n int) string {
-	b, err := os.ReadFile(v.logFile)
-	if err != nil {
-		return "(no log: " + err.Error() + ")"
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
+func (v *VersityGW) LogTail(n int) string { return tailFile(v.logFile, n) }
 
 // Client returns an aws-sdk-go-v2 S3 client for the server with its root
 // credentials and path-style addressing, for test assertions that bypass
 // ferry's stores.
 func (v *VersityGW) Client() *s3.Client {
-	return s3.New(s3.Options{
-		Region:                     v.Region,
-		BaseEndpoint:               aws.String(v.Endpoint),
-		UsePathStyle:               true,
-		Credentials:                credentials.NewStaticCredentialsProvider(v.AccessKey, v.SecretKey, ""),
-		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
-		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
-	})
+	return newS3Client(v.Endpoint, v.Region, v.AccessKey, v.SecretKey, nil)
 }
 
 // CreateBucket creates bucket name on the server.
 func (v *VersityGW) CreateBucket(t testing.TB, name string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := v.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+	if err := createBucket(v.Client(), name); err != nil {
 		t.Fatalf("testenv: create bucket %s on versitygw: %v", name, err)
 	}
 }
