@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/ferry-dev/ferry/internal/cli.Version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build tools test lint demo fuzz clean
+.PHONY: build tools test lint demo fuzz clean test-node-loss
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ferry
@@ -17,6 +17,11 @@ tools:
 # The whole test suite against real servers. CI runs exactly this.
 test: tools lint
 	$(GO) test -race -timeout 40m ./...
+
+# The 3-node cluster node-loss end-to-end test, five times (known to fail
+# intermittently: see issue 8 and docs/design.md "Known problems").
+test-node-loss: tools
+	FERRY_E2E_NODE_LOSS=1 $(GO) test -count=5 -run 'TestClusterThreeWorkersNodeKilled$$' -v ./e2e
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }

@@ -306,15 +306,18 @@ func (m *MinIO) Client() *s3.Client {
 // newS3Client is a path-style client with static credentials that computes
 // and checks checksums only when required (as ferry's stores do).
 func newS3Client(endpoint, region, accessKey, secretKey string, hc *http.Client) *s3.Client {
-	return s3.New(s3.Options{
+	o := s3.Options{
 		Region:                     region,
 		BaseEndpoint:               aws.String(endpoint),
 		UsePathStyle:               true,
 		Credentials:                credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
-		HTTPClient:                 hc,
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
-	})
+	}
+	if hc != nil { // a nil *http.Client in the interface field would be called
+		o.HTTPClient = hc
+	}
+	return s3.New(o)
 }
 
 // CreateBucket creates bucket name on the server.
