@@ -164,7 +164,9 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		return nil, fmt.Errorf("connect to NATS %s: %w", displayURL(o.URL), err)
 	}
 	c.NC = nc
-	js, err := jetstream.New(nc)
+	// An async publish whose ack is lost (a node lost mid-publish) must
+	// fail, not wait for ever: callers resend it with its ID.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(PublishAckTimeout))
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
@@ -369,6 +371,9 @@ func (c *Conn) checkReplicas(name string, have, want int, explicit bool) {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%s has %d replica(s); --nats-replicas %d ignored (streams keep the replica count they were created with)", name, have, want))
 	}
 }
+
+// PublishAckTimeout bounds the wait for a stored message's ack.
+const PublishAckTimeout = 10 * time.Second
 
 // DefaultReplicas is the replica count ferry gives the streams it creates
 // when --nats-replicas is not set: 3 on a cluster of 3 or more servers (so

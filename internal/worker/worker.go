@@ -533,13 +533,20 @@ func (p *publisher) wait(ctx context.Context) error {
 	}
 	for _, m := range p.pending {
 		if m.ack != nil {
+			// An ack lost with a node must not block for ever: after the
+			// timeout the message is resent (its ID makes that safe).
+			t := time.NewTimer(2 * queue.PublishAckTimeout)
 			select {
 			case <-m.ack.Ok():
+				t.Stop()
 				continue
 			case <-m.ack.Err():
+			case <-t.C:
 			case <-ctx.Done():
+				t.Stop()
 				return ctx.Err()
 			}
+			t.Stop()
 		}
 		if err := p.resend(ctx, m); err != nil {
 			p.err = err
