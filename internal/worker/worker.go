@@ -441,14 +441,16 @@ func (jr *jobRun) handle(msg jetstream.Msg) {
 			return
 		}
 	}
-	// A redelivered message whose Final the coordinator applied needs
-	// nothing more.
-	if done, err := job.WorkFinished(w.workCtx, w.conn.Ledger, work.Job, work.ID); err == nil && done {
-		_ = msg.Ack()
-		return
-	}
 	md, _ := msg.Metadata()
 	redelivered := md != nil && (md.NumDelivered > 1 || jr.queuedBeforeResume(md.Timestamp))
+	// A redelivered message whose Final the coordinator applied needs
+	// nothing more (asked only on redelivery: a first delivery has none).
+	if redelivered {
+		if done, err := job.WorkFinished(w.workCtx, w.conn.Ledger, work.Job, work.ID); err == nil && done {
+			_ = msg.Ack()
+			return
+		}
+	}
 
 	// Keep the message alive while working on it.
 	hb, stopHB := context.WithCancel(context.Background())
