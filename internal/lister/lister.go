@@ -283,7 +283,7 @@ func (r *run) pair(ctx context.Context, p plan.Pair) error {
 	if p.Dst != nil {
 		r.stats.DstListed++
 	}
-	if !r.opts.Plan.Filter.Match(p.Key) {
+	if !r.opts.Plan.Selected(p) {
 		return nil
 	}
 	a, ok := plan.Decide(p, r.opts.Plan)

@@ -19,7 +19,19 @@
 // "check" means the listings cannot prove the destination holds this version
 // of the source (different ETag schemes: multipart, encryption, local files);
 // the transfer engine reads the destination's provenance metadata to decide.
-// Keys excluded by the filter are neither copied nor deleted.
+//
+// Two other comparison modes ([Options.Compare]) replace the rows between
+// "sizes differ" and "otherwise":
+//
+//	CompareSizeOnly (--size-only): sizes equal                  skip    size
+//	CompareChecksum (--checksum):  both ETags set and equal     skip    etag
+//	                               otherwise                    check   checksum
+//
+// With --checksum, modification times are never looked at; the "check" asks
+// the engine to compare checksums (transfer.Options.CompareChecksum).
+//
+// An object the filter excludes is neither copied nor deleted (see
+// [Options.Selected]).
 package plan
 
 import (
@@ -75,9 +87,25 @@ type Action struct {
 	Reason string
 }
 
+// Compare is how a source object is compared with the destination object
+// of the same key.
+type Compare string
+
+const (
+	// CompareDefault: size, ETag, modification time, then provenance.
+	CompareDefault Compare = ""
+	// CompareSizeOnly: equal sizes mean the same object (--size-only).
+	CompareSizeOnly Compare = "size-only"
+	// CompareChecksum: size and checksums, never modification times
+	// (--checksum).
+	CompareChecksum Compare = "checksum"
+)
+
 // Options tune the plan. The zero value copies what is missing or different
 // and deletes nothing.
 type Options struct {
+	// Compare selects the comparison mode (default: CompareDefault).
+	Compare Compare
 	// Filter selects keys; nil selects all.
 	Filter *filter.Filter
 	// Delete emits Delete actions for destination keys absent at the source.
@@ -86,6 +114,22 @@ type Options struct {
 	// modification time as its own (local directories): equal times mean
 	// the same version.
 	DstKeepsMTime bool
+}
+
+// Selected reports whether the filter selects the pair: by its source
+// object when there is one, else by its destination object. So a source
+// object the filter excludes is neither copied nor (its destination
+// counterpart) deleted, and a destination-only object is deleted (with
+// Delete) only when the filter would select it: excluded objects are never
+// deleted, as in rclone without --delete-excluded.
+func (o Options) Selected(p Pair) bool {
+	if p.Src != nil {
+		return o.Filter.MatchObject(*p.Src)
+	}
+	if p.Dst != nil {
+		return o.Filter.MatchObject(*p.Dst)
+	}
+	return false
 }
 
 // Pair is one key of a merged listing; Src or Dst is nil when the key is
@@ -193,7 +237,7 @@ func Plan(ctx context.Context, src, dst iter.Seq2[store.Object, error], opts Opt
 				yield(Action{}, err)
 				return
 			}
-			if !opts.Filter.Match(p.Key) {
+			if !opts.Selected(p) {
 				continue
 			}
 			a, ok := Decide(p, opts)
@@ -228,6 +272,16 @@ func Decide(p Pair, opts Options) (a Action, ok bool) {
 		a.Kind, a.Reason = Copy, "new"
 	case s.Size != d.Size:
 		a.Kind, a.Reason = Copy, "size"
+	case opts.Compare == CompareSizeOnly:
+		a.Kind, a.Reason = Skip, "size"
+	case opts.Compare == CompareChecksum:
+		if s.ETag != "" && s.ETag == d.ETag {
+			a.Kind, a.Reason = Skip, "etag"
+		} else {
+			// Different ETags may still be the same bytes (multipart
+			// layouts, encryption): the engine compares checksums.
+			a.Kind, a.Reason = Check, "checksum"
+		}
 	case s.ETag != "" && s.ETag == d.ETag:
 		a.Kind, a.Reason = Skip, "etag"
 	case opts.DstKeepsMTime && sameSecond(s.LastModified, d.LastModified):

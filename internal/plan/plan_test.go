@@ -45,6 +45,23 @@ func TestDecide(t *testing.T) {
 		{"extra no delete", nil, obj("k", 1, md5a, t0), Options{}, 0, "", true},
 		{"extra delete", nil, obj("k", 1, md5a, t0), Options{Delete: true}, Delete, "extra", false},
 		{"marker new", obj("d/", 0, "d41d8cd98f00b204e9800998ecf8427e", t0), nil, Options{}, Copy, "new", false},
+
+		// --size-only: equal sizes are enough, whatever the ETags and times.
+		{"size-only new", obj("k", 1, md5a, t0), nil, Options{Compare: CompareSizeOnly}, Copy, "new", false},
+		{"size-only size differs", obj("k", 1, md5a, t0), obj("k", 2, md5a, t0), Options{Compare: CompareSizeOnly}, Copy, "size", false},
+		{"size-only newer source same size", obj("k", 1, md5b, t0.Add(time.Hour)), obj("k", 1, md5a, t0), Options{Compare: CompareSizeOnly}, Skip, "size", false},
+		{"size-only local dst mtime differs", obj("k", 1, md5a, t0.Add(time.Hour)), obj("k", 1, "", t0), Options{Compare: CompareSizeOnly, DstKeepsMTime: true}, Skip, "size", false},
+		{"size-only extra delete", nil, obj("k", 1, md5a, t0), Options{Compare: CompareSizeOnly, Delete: true}, Delete, "extra", false},
+
+		// --checksum: never modification times.
+		{"checksum new", obj("k", 1, md5a, t0), nil, Options{Compare: CompareChecksum}, Copy, "new", false},
+		{"checksum size differs", obj("k", 1, md5a, t0), obj("k", 2, md5a, t0), Options{Compare: CompareChecksum}, Copy, "size", false},
+		{"checksum etag equal, source newer", obj("k", 1, md5a, t0.Add(time.Hour)), obj("k", 1, md5a, t0), Options{Compare: CompareChecksum}, Skip, "etag", false},
+		{"checksum md5s differ, source newer", obj("k", 1, md5b, t0.Add(time.Hour)), obj("k", 1, md5a, t0), Options{Compare: CompareChecksum}, Check, "checksum", false},
+		{"checksum local dst equal mtime", obj("k", 1, md5a, t0), obj("k", 1, "", t0), Options{Compare: CompareChecksum, DstKeepsMTime: true}, Check, "checksum", false},
+		{"checksum local dst mtime differs", obj("k", 1, md5a, t0.Add(time.Hour)), obj("k", 1, "", t0), Options{Compare: CompareChecksum, DstKeepsMTime: true}, Check, "checksum", false},
+		{"checksum multipart", obj("k", 1, md5a+"-3", t0), obj("k", 1, md5b+"-2", t0), Options{Compare: CompareChecksum}, Check, "checksum", false},
+		{"checksum no etags", obj("k", 1, "", t0), obj("k", 1, "", t0), Options{Compare: CompareChecksum}, Check, "checksum", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,6 +107,75 @@ func TestPlanMerge(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s:%s", a.Kind, a.Key))
 	}
 	want := "skip:a copy:a-b skip:a/b copy:b delete:zz copy:é"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("plan = %s\nwant   %s", strings.Join(got, " "), want)
+	}
+}
+
+// TestPlanFilterObjects: size and age filters select by the source object;
+// a destination-only object is deleted only when the filter selects it,
+// and the destination counterpart of an excluded source object is kept.
+func TestPlanFilterObjects(t *testing.T) {
+	minSize, maxSize := int64(2), int64(10)
+	f, err := filter.FromSpec(filter.Spec{MinSize: &minSize, MaxSize: &maxSize, ModifiedAfter: t0.Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(objs ...*store.Object) iter.Seq2[store.Object, error] {
+		return func(yield func(store.Object, error) bool) {
+			for _, o := range objs {
+				if !yield(*o, nil) {
+					return
+				}
+			}
+		}
+	}
+	old := t0.Add(-2 * time.Hour)
+	src := list(
+		obj("a-ok", 5, "s1", t0),
+		obj("b-small", 1, "s2", t0), // excluded by size: not copied
+		obj("c-big", 11, "s3", t0),  // excluded: its destination is kept
+		obj("d-old", 5, "s4", old),  // excluded by age: its destination is kept
+		obj("e-edge", 10, "s5", t0), // inclusive bound
+		obj("f-edge", 2, "s6", t0.Add(-time.Hour)),
+	)
+	dst := list(
+		obj("c-big", 3, "x", t0),
+		obj("d-old", 3, "x", t0),
+		obj("x-extra", 5, "x", t0),      // selected: deleted
+		obj("y-extra-old", 5, "x", old), // excluded: kept
+		obj("z-extra-big", 50, "x", t0), // excluded: kept
+	)
+	var got []string
+	for a, err := range Plan(context.Background(), src, dst, Options{Delete: true, Filter: f}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s:%s", a.Kind, a.Key))
+	}
+	want := "copy:a-ok copy:e-edge copy:f-edge delete:x-extra"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("plan = %s\nwant   %s", strings.Join(got, " "), want)
+	}
+}
+
+// TestPlanFilesFrom: only listed keys are planned; unlisted destination
+// objects are not deleted.
+func TestPlanFilesFrom(t *testing.T) {
+	f, err := filter.FromSpec(filter.Spec{FilesFrom: &filter.KeyList{Keys: []string{"a", "c/x.tmp", "zz"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := seq([]string{"a", "a-b", "b", "c/x.tmp"}, -1)
+	dst := seq([]string{"b-extra", "zz"}, -1)
+	var got []string
+	for a, err := range Plan(context.Background(), src, dst, Options{Delete: true, Filter: f}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s:%s", a.Kind, a.Key))
+	}
+	want := "copy:a copy:c/x.tmp delete:zz"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("plan = %s\nwant   %s", strings.Join(got, " "), want)
 	}

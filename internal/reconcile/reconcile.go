@@ -27,6 +27,9 @@ type Options struct {
 	Filter *filter.Filter
 	// DstKeepsMTime: the destination is a local directory (plan.Options).
 	DstKeepsMTime bool
+	// Compare is the job's comparison mode (plan.Options): with
+	// --size-only, equal sizes are no gap.
+	Compare plan.Compare
 	// Since, when set, skips source objects modified at or after it: they
 	// appeared or changed while the job ran, so the job may not have seen
 	// them. A destination object of the same size written at or after it
@@ -112,14 +115,14 @@ func Run(ctx context.Context, src, dst store.Store, opts Options) (Report, error
 			return nil
 		})
 	}
-	popts := plan.Options{Filter: opts.Filter, DstKeepsMTime: opts.DstKeepsMTime}
+	popts := plan.Options{Filter: opts.Filter, DstKeepsMTime: opts.DstKeepsMTime, Compare: opts.Compare}
 	var listErr error
 	for p, err := range plan.Merge(gctx, src.List(gctx, store.ListOptions{}), dst.List(gctx, store.ListOptions{})) {
 		if err != nil {
 			listErr = err
 			break
 		}
-		if p.Src == nil || !opts.Filter.Match(p.Key) {
+		if p.Src == nil || !popts.Selected(p) {
 			continue
 		}
 		if !opts.Since.IsZero() && !p.Src.LastModified.Before(opts.Since) {
