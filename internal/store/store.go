@@ -55,6 +55,9 @@ type Attrs struct {
 	VersionID string
 	// SSE is the server-side encryption of the object: "", "AES256", "aws:kms".
 	SSE string
+	// StorageClass is the object's storage class as the store reports it
+	// ("" for the default, or for stores without classes).
+	StorageClass string
 }
 
 // PutInput describes an object to write. The store writes exactly Size bytes.
@@ -90,6 +93,10 @@ type PutInput struct {
 	// SSE and SSEKMSKeyID request server-side encryption (S3 only).
 	SSE         string
 	SSEKMSKeyID string
+	// StorageClass, when set, is the storage class to write the object in
+	// (S3 only: PutObject, CreateMultipartUpload, CopyObject); other stores
+	// ignore it.
+	StorageClass string
 }
 
 // PutResult is what the store reports about a completed write.

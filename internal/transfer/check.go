@@ -2,10 +2,13 @@ package transfer
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -43,7 +46,80 @@ func (e *Engine) UpToDate(ctx context.Context, src store.Object, dst store.Objec
 	if err != nil {
 		return false, &ObjectError{Op: "stat destination", Key: src.Key, Err: err}
 	}
+	if e.opts.CompareChecksum {
+		return e.sameChecksum(ctx, src, attrs)
+	}
 	return upToDate(src, attrs), nil
+}
+
+// sameChecksum is UpToDate with [Options.CompareChecksum] (--checksum):
+// modification times are never looked at. First matching row wins:
+//
+//	destination size != src.Size                                → false
+//	provenance: ferry copied this source ETag, verified then     → true
+//	destination has no checksum (full-object CRC32C stated by
+//	  the server or recorded by ferry, or a plain MD5 ETag)      → false
+//	the source states the same kind of checksum (HEAD)           → equal?
+//	otherwise the source is read and hashed                      → equal?
+//
+// So ferry copies, rather than skips, an object when there is nothing to
+// compare checksums with (rclone would compare sizes only).
+func (e *Engine) sameChecksum(ctx context.Context, src store.Object, dst store.Attrs) (bool, error) {
+	if dst.Size != src.Size {
+		return false, nil
+	}
+	p, hasProv := ParseProvenance(dst.Metadata)
+	if hasProv && src.ETag != "" && p.SrcETag == src.ETag && p.SrcSize == src.Size {
+		return true, nil
+	}
+	dstCRC := fullObjectCRC(dst.ChecksumCRC32C)
+	if dstCRC == "" && hasProv && p.SrcSize == dst.Size {
+		dstCRC = fullObjectCRC(p.CRC32C)
+	}
+	dstMD5 := sourceMD5(dst)
+	if dstCRC == "" && dstMD5 == "" {
+		return false, nil
+	}
+	sattrs, err := e.src.Stat(ctx, src.Key)
+	if err != nil {
+		return false, &ObjectError{Op: "stat source", Key: src.Key, Err: err}
+	}
+	if sattrs.Size != dst.Size {
+		return false, nil
+	}
+	if c := fullObjectCRC(sattrs.ChecksumCRC32C); dstCRC != "" && c != "" {
+		return c == dstCRC, nil
+	}
+	if m := sourceMD5(sattrs); dstMD5 != "" && m != "" {
+		return strings.EqualFold(m, dstMD5), nil
+	}
+	sum, err := e.sumSource(ctx, sattrs)
+	if err != nil {
+		return false, err
+	}
+	if sum.size != dst.Size {
+		return false, nil
+	}
+	if dstCRC != "" {
+		return sum.crc == dstCRC, nil
+	}
+	return strings.EqualFold(sum.md5, dstMD5), nil
+}
+
+// sumSource reads the version attrs of a source object (through the
+// bandwidth limit) and returns its size, CRC32C and MD5.
+func (e *Engine) sumSource(ctx context.Context, attrs store.Attrs) (objectSum, error) {
+	r, _, err := e.openSource(ctx, attrs.Key, 0, -1, &attrs)
+	if err != nil {
+		return objectSum{}, err
+	}
+	defer r.Close()
+	crc, m := crc32.New(castagnoli), md5.New()
+	n, err := io.CopyBuffer(io.MultiWriter(crc, m), r, make([]byte, 32<<10))
+	if err != nil {
+		return objectSum{}, &ObjectError{Op: "checksum source", Key: attrs.Key, Err: err}
+	}
+	return objectSum{size: n, crc: crc32cBase64(crc.Sum32()), md5: hex.EncodeToString(m.Sum(nil))}, nil
 }
 
 func upToDate(src store.Object, dst store.Attrs) bool {
@@ -118,6 +194,7 @@ func (e *Engine) Verify(ctx context.Context, src store.Object, dst store.Object)
 type objectSum struct {
 	size int64
 	crc  string
+	md5  string // hex; only from sumSource
 }
 
 func sumObject(ctx context.Context, s store.Store, key string) (objectSum, error) {

@@ -167,6 +167,7 @@ func (e *Engine) putInput(attrs store.Attrs, dstKey string, tags map[string]stri
 		ModTime:            attrs.LastModified,
 		SSE:                e.opts.SSE,
 		SSEKMSKeyID:        e.opts.SSEKMSKeyID,
+		StorageClass:       e.opts.StorageClass,
 	}
 }
 

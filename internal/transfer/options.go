@@ -45,6 +45,18 @@ type Options struct {
 	// SSE and SSEKMSKeyID request server-side encryption of the written
 	// objects (see [store.PutInput]).
 	SSE, SSEKMSKeyID string
+	// StorageClass is the storage class of the written objects, server
+	// copies included ("": the destination's default; see
+	// [store.PutInput]).
+	StorageClass string
+	// Limiter, when set, bounds the rate at which the source's bytes are
+	// read through ferry (and so uploaded); engines sharing one Limiter
+	// share its rate. Server-side copies do not pass through ferry and are
+	// not limited. Nil: no limit.
+	Limiter *Limiter
+	// CompareChecksum makes [Engine.UpToDate] compare checksums instead of
+	// provenance (--checksum; see there).
+	CompareChecksum bool
 	// DisableServerSideCopy makes every copy stream through ferry.
 	DisableServerSideCopy bool
 	// RequireVerified makes a copy whose bytes cannot be checked against

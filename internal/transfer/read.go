@@ -140,9 +140,14 @@ func (r *sourceReader) Read(p []byte) (int, error) {
 		if r.timer != nil {
 			r.timer.Reset(r.e.opts.StallTimeout)
 		}
-		n, err := r.rc.Read(p)
+		n, err := r.rc.Read(r.e.opts.Limiter.chunk(p))
 		if r.timer != nil {
 			r.timer.Stop()
+		}
+		if werr := r.e.opts.Limiter.wait(r.ctx, n); werr != nil {
+			r.closeBody()
+			r.err = werr
+			return n, werr
 		}
 		r.off += int64(n)
 		if n > 0 {

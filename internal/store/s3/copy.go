@@ -94,6 +94,7 @@ func (s *Store) CopyFrom(ctx context.Context, src store.Store, srcKey string, in
 			ChecksumAlgorithm:    types.ChecksumAlgorithmCrc32c,
 			ServerSideEncryption: types.ServerSideEncryption(in.SSE),
 			SSEKMSKeyId:          optional(in.SSEKMSKeyID),
+			StorageClass:         types.StorageClass(in.StorageClass),
 		}, withExpires(in.Expires))
 		if err != nil {
 			return store.PutResult{}, wrap("copy "+o.url(srcKey)+" to", s.url(in.Key), objectOp, err)

@@ -41,6 +41,7 @@ func (s *Store) createInput(full string, in store.PutInput, tags map[string]stri
 		ChecksumType:         types.ChecksumTypeFullObject,
 		ServerSideEncryption: types.ServerSideEncryption(in.SSE),
 		SSEKMSKeyId:          optional(in.SSEKMSKeyID),
+		StorageClass:         types.StorageClass(in.StorageClass),
 	}
 }
 

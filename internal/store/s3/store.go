@@ -332,6 +332,7 @@ func (s *Store) Stat(ctx context.Context, key string) (store.Attrs, error) {
 		ChecksumSHA1:       fullObjectCRC32C(aws.ToString(out.ChecksumSHA1), out.ChecksumType),
 		VersionID:          aws.ToString(out.VersionId),
 		SSE:                string(out.ServerSideEncryption),
+		StorageClass:       string(out.StorageClass),
 	}
 	return a, nil
 }
@@ -487,6 +488,7 @@ func (s *Store) Open(ctx context.Context, key string, offset, length int64) (io.
 		ChecksumSHA1:       fullObjectCRC32C(aws.ToString(out.ChecksumSHA1), out.ChecksumType),
 		VersionID:          aws.ToString(out.VersionId),
 		SSE:                string(out.ServerSideEncryption),
+		StorageClass:       string(out.StorageClass),
 	}
 	return &checkedBody{ReadCloser: out.Body, url: s.url(key)}, a, nil
 }
@@ -536,6 +538,7 @@ func (s *Store) Put(ctx context.Context, in store.PutInput, body io.Reader) (sto
 		ContentMD5:           optional(in.ContentMD5),
 		ServerSideEncryption: types.ServerSideEncryption(in.SSE),
 		SSEKMSKeyId:          optional(in.SSEKMSKeyID),
+		StorageClass:         types.StorageClass(in.StorageClass),
 	}, unsignedPayload, withExpires(in.Expires))
 	if err != nil {
 		return store.PutResult{}, wrap("put", s.url(in.Key), objectOp, err)
