@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -39,6 +40,11 @@ type jobFlags struct {
 	sse, sseKMSKeyID string
 	// verify
 	exact bool
+	// rclone's transfer options (xferopts.go); fspec and compare are
+	// their parsed values, set by runJob
+	xfer    xferFlags
+	fspec   filter.Spec
+	compare plan.Compare
 	// durable jobs (copy, sync)
 	qf      *queueFlags
 	durable durableFlags
@@ -63,6 +69,7 @@ func (f *jobFlags) register(c *cobra.Command, cmd string) {
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every object")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress display")
 	f.sec.register(c, cmd)
+	f.xfer.register(fl, cmd)
 	if cmd == "verify" {
 		fl.BoolVar(&f.exact, "exact", false, "also count destination objects absent at the source as differences")
 		return
@@ -175,9 +182,21 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 	if f.concurrency < 1 || f.concurrency > 4096 {
 		return usageErr("--concurrency %d: want 1 to 4096", f.concurrency)
 	}
-	flt, err := filter.New(f.include, f.exclude)
+	if f.fspec, err = f.xfer.filterSpec(f.include, f.exclude, time.Now()); err != nil {
+		return err
+	}
+	flt, err := filter.FromSpec(f.fspec)
 	if err != nil {
 		return usageErr("%v", err)
+	}
+	if f.compare, err = f.xfer.compare(); err != nil {
+		return err
+	}
+	if err := f.xfer.checkStorageClass(dstLoc); err != nil {
+		return err
+	}
+	if err := f.durable.checkBWLimit(); err != nil {
+		return err
 	}
 	var partSize int64
 	if f.partSize != "" {
@@ -259,9 +278,11 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 	log := slog.New(slog.NewTextHandler(console, &slog.HandlerOptions{Level: level}))
 
 	eng := transfer.New(src.store, dst.store, transfer.Options{
-		PartSize:    partSize,
-		SSE:         f.sse,
-		SSEKMSKeyID: f.sseKMSKeyID,
+		PartSize:        partSize,
+		SSE:             f.sse,
+		SSEKMSKeyID:     f.sseKMSKeyID,
+		StorageClass:    f.xfer.storageClass,
+		CompareChecksum: f.compare == plan.CompareChecksum,
 	})
 	opts := runner.Options{
 		Concurrency:      f.concurrency,
@@ -271,6 +292,7 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 		Force:            f.force,
 		Filter:           flt,
 		DstKeepsMTime:    dstLoc.Kind == location.Local,
+		Compare:          f.compare,
 		Exact:            f.exact,
 		Log:              log,
 	}

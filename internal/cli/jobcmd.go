@@ -188,6 +188,9 @@ func resumeJob(ctx context.Context, stdio Stdio, qf *queueFlags, id string, f jo
 	if err := job.ValidID(id); err != nil {
 		return asUsage(err)
 	}
+	if err := d.checkBWLimit(); err != nil {
+		return err
+	}
 	if f.concurrency <= 0 {
 		f.concurrency = 32
 	}
@@ -365,6 +368,7 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	var drain time.Duration
 	var jobs []string
 	var verbose bool
+	var bwlimit string
 	c := &cobra.Command{
 		Use:   "worker",
 		Short: "Work on every running job of a NATS cluster (--nats URL) until interrupted",
@@ -376,6 +380,10 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 			if concurrency < 1 {
 				return usageErr("--concurrency %d: want at least 1", concurrency)
 			}
+			limiter, err := parseBWLimit(bwlimit)
+			if err != nil {
+				return err
+			}
 			ctx := c.Context()
 			conn, err := qf.connect(ctx)
 			if err != nil {
@@ -385,7 +393,7 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 			log := newLogger(stdio.Err, verbose)
 			abort, stopSignals := signalStages(ctx, stdio.Err, drain)
 			defer stopSignals()
-			w := worker.New(conn, worker.Options{Concurrency: concurrency, Jobs: jobs, Log: log, Open: openSpec, DrainTimeout: drain, Abort: abort})
+			w := worker.New(conn, worker.Options{Concurrency: concurrency, Jobs: jobs, Log: log, Open: openSpec, DrainTimeout: drain, Abort: abort, Limiter: limiter})
 			log.Info("worker started", "nats", qf.url, "concurrency", concurrency)
 			err = w.Run(ctx)
 			log.Info("worker stopped")
@@ -396,5 +404,6 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	c.Flags().DurationVar(&drain, "drain-timeout", 30*time.Second, "on interrupt, how long in-flight objects may finish")
 	c.Flags().StringArrayVar(&jobs, "job", nil, "work only on this job (repeatable)")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every object")
+	c.Flags().StringVar(&bwlimit, "bwlimit", "", "limit the bytes this worker reads from sources to this rate, all jobs together (e.g. 10M = 10 MiB/s)")
 	return c
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ferry-dev/ferry/internal/filter"
+	"github.com/ferry-dev/ferry/internal/plan"
 	"github.com/ferry-dev/ferry/internal/job"
 	"github.com/ferry-dev/ferry/internal/location"
 	"github.com/ferry-dev/ferry/internal/queue"
@@ -135,6 +136,14 @@ type durableFlags struct {
 	workers         int
 	maxAttempts     int
 	drainTimeout    time.Duration
+	bwlimit         string
+	limiter         *transfer.Limiter // parsed --bwlimit (checkBWLimit)
+}
+
+// checkBWLimit parses --bwlimit (a usage error when it is bad).
+func (d *durableFlags) checkBWLimit() (err error) {
+	d.limiter, err = parseBWLimit(d.bwlimit)
+	return err
 }
 
 func (d *durableFlags) register(c *cobra.Command) {
@@ -142,6 +151,7 @@ func (d *durableFlags) register(c *cobra.Command) {
 	fl.IntVar(&d.workers, "workers", 1, "in-process workers (0: plan and monitor only, external `ferry worker`s do the work)")
 	fl.IntVar(&d.maxAttempts, "max-attempts", 3, "attempts per object before it goes to the dead-letter queue")
 	fl.DurationVar(&d.drainTimeout, "drain-timeout", 30*time.Second, "on interrupt, how long in-flight objects may finish")
+	fl.StringVar(&d.bwlimit, "bwlimit", "", "limit the bytes read from the source to this rate, all objects of this process together (e.g. 10M = 10 MiB/s)")
 }
 
 // registerCreate registers the flags that only a new job takes.
@@ -178,6 +188,7 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 			DrainTimeout: d.drainTimeout,
 			Abort:        abort,
 			Stats:        wstats,
+			Limiter:      d.limiter,
 		})
 		wg.Add(1)
 		go func() {
@@ -279,7 +290,7 @@ func reconcileFunc(conn *queue.Conn, spec job.Spec, log *slog.Logger) func(conte
 		if err != nil {
 			return job.Reconciliation{}, err
 		}
-		flt, err := filter.New(spec.Include, spec.Exclude)
+		flt, err := filter.FromSpec(spec.Spec)
 		if err != nil {
 			return job.Reconciliation{}, err
 		}
@@ -298,10 +309,10 @@ func reconcileFunc(conn *queue.Conn, spec job.Spec, log *slog.Logger) func(conte
 				}
 			}
 		}
-		eng := transfer.New(src, dst, transfer.Options{})
+		eng := transfer.New(src, dst, transfer.Options{CompareChecksum: spec.Compare == plan.CompareChecksum})
 		start := time.Now()
 		rep, err := reconcile.Run(ctx, src, dst, reconcile.Options{
-			Filter: flt, DstKeepsMTime: spec.DstKeepsMTime, Since: spec.Created,
+			Filter: flt, DstKeepsMTime: spec.DstKeepsMTime, Since: spec.Created, Compare: spec.Compare,
 			Known: func(k string) bool { return known[k] },
 			Check: eng.UpToDate,
 		})
@@ -388,7 +399,7 @@ func runDurable(ctx context.Context, stdio Stdio, conn *queue.Conn, cmd string, 
 		Command: cmd,
 		Src:     specSide(srcLoc, f.src, f.sec.srcCA),
 		Dst:     specSide(dstLoc, f.dst, f.sec.dstCA),
-		Include: f.include, Exclude: f.exclude,
+		Spec: f.fspec, Compare: f.compare, StorageClass: f.xfer.storageClass,
 		Delete: f.del, MaxDelete: maxDel, MaxDeletePercent: maxDelPct, Force: f.force,
 		PartSize: partSize, SSE: f.sse, SSEKMSKeyID: f.sseKMSKeyID,
 		MaxAttempts: d.maxAttempts,

@@ -14,6 +14,9 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/ferry-dev/ferry/internal/filter"
+	"github.com/ferry-dev/ferry/internal/plan"
 )
 
 // WireVersion is the version of specs, states and queue messages. A job
@@ -47,8 +50,12 @@ type Spec struct {
 	Src     Side      `json:"src"`
 	Dst     Side      `json:"dst"`
 
-	Include []string `json:"include,omitempty"`
-	Exclude []string `json:"exclude,omitempty"`
+	// Filter selects the objects of the job (--include, --exclude,
+	// --files-from, --min/max-size, --min/max-age), its fields inline in
+	// the JSON. Every worker and the reconciliation apply it.
+	filter.Spec
+	// Compare is the comparison mode (--size-only, --checksum).
+	Compare plan.Compare `json:"compare,omitempty"`
 
 	Delete           bool    `json:"delete,omitempty"`
 	MaxDelete        int64   `json:"max_delete,omitempty"`
@@ -58,6 +65,9 @@ type Spec struct {
 	PartSize    int64  `json:"part_size,omitempty"`
 	SSE         string `json:"sse,omitempty"`
 	SSEKMSKeyID string `json:"sse_kms_key_id,omitempty"`
+	// StorageClass of the objects written (S3 destinations; "": the
+	// bucket's default).
+	StorageClass string `json:"storage_class,omitempty"`
 
 	// MaxAttempts before an object or listing task goes to the dead-letter
 	// queue (default 3).

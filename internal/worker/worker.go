@@ -78,6 +78,10 @@ type Options struct {
 	RetryBase time.Duration
 	// Stats, when set, receives live byte counts for progress displays.
 	Stats *Stats
+	// Limiter, when set, bounds the rate of the bytes this worker reads
+	// from sources, all its jobs and objects together (--bwlimit; each
+	// worker process has its own).
+	Limiter *transfer.Limiter
 }
 
 // Stats are live counters of this worker.
@@ -352,17 +356,21 @@ func (jr *jobRun) loop() {
 		case <-time.After(backoff(w.opts.RetryBase, attempt+1)):
 		}
 	}
-	jr.flt, err = filter.New(jr.spec.Include, jr.spec.Exclude)
+	jr.flt, err = filter.FromSpec(jr.spec.Spec)
 	if err != nil {
 		jr.log().Error("filter", "err", err)
 		return
 	}
 	jr.eng = transfer.New(jr.src, jr.dst, transfer.Options{
-		PartSize:    jr.spec.PartSize,
-		SSE:         jr.spec.SSE,
-		SSEKMSKeyID: jr.spec.SSEKMSKeyID,
-		Attempts:    1, // the queue retries, with its own attempt count
-		Resumer:     &kvResumer{kv: w.conn.Uploads, job: jr.spec.ID},
+		PartSize:     jr.spec.PartSize,
+		SSE:          jr.spec.SSE,
+		SSEKMSKeyID:  jr.spec.SSEKMSKeyID,
+		StorageClass: jr.spec.StorageClass,
+		Limiter:      w.opts.Limiter,
+		Attempts:     1, // the queue retries, with its own attempt count
+
+		CompareChecksum: jr.spec.Compare == plan.CompareChecksum,
+		Resumer:         &kvResumer{kv: w.conn.Uploads, job: jr.spec.ID},
 
 		RequireVerified: jr.spec.RequireVerified,
 	})
@@ -660,7 +668,7 @@ func (jr *jobRun) handleList(work job.Work) bool {
 	pub := &publisher{js: w.conn.JS}
 	em := &emitter{jr: jr, work: work, pub: pub}
 	stats, err := lister.Run(ctx, jr.src, jr.dst, *work.Task, lister.Options{
-		Plan:         plan.Options{Filter: jr.flt, Delete: jr.spec.Delete, DstKeepsMTime: jr.spec.DstKeepsMTime},
+		Plan:         plan.Options{Filter: jr.flt, Delete: jr.spec.Delete, DstKeepsMTime: jr.spec.DstKeepsMTime, Compare: jr.spec.Compare},
 		BatchObjects: w.opts.BatchObjects,
 		BatchBytes:   w.opts.BatchBytes,
 		SplitKeys:    w.opts.SplitKeys,
