@@ -17,9 +17,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ferry-dev/ferry/internal/filter"
-	"github.com/ferry-dev/ferry/internal/plan"
 	"github.com/ferry-dev/ferry/internal/job"
 	"github.com/ferry-dev/ferry/internal/location"
+	"github.com/ferry-dev/ferry/internal/plan"
 	"github.com/ferry-dev/ferry/internal/queue"
 	"github.com/ferry-dev/ferry/internal/reconcile"
 	"github.com/ferry-dev/ferry/internal/store"
@@ -399,7 +399,7 @@ func runDurable(ctx context.Context, stdio Stdio, conn *queue.Conn, cmd string, 
 		Command: cmd,
 		Src:     specSide(srcLoc, f.src, f.sec.srcCA),
 		Dst:     specSide(dstLoc, f.dst, f.sec.dstCA),
-		Spec: f.fspec, Compare: f.compare, StorageClass: f.xfer.storageClass,
+		Spec:    f.fspec, Compare: f.compare, StorageClass: f.xfer.storageClass,
 		Delete: f.del, MaxDelete: maxDel, MaxDeletePercent: maxDelPct, Force: f.force,
 		PartSize: partSize, SSE: f.sse, SSEKMSKeyID: f.sseKMSKeyID,
 		MaxAttempts: d.maxAttempts,
