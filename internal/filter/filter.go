@@ -26,7 +26,9 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -67,6 +69,7 @@ type Filter struct {
 	hasMax           bool
 	after, before    time.Time
 	files            map[string]struct{} // nil: no --files-from
+	sorted           []string            // the keys of files, sorted
 }
 
 // FromSpec compiles a filter spec.
@@ -103,8 +106,20 @@ func FromSpec(s Spec) (*Filter, error) {
 			}
 			f.files[k] = struct{}{}
 		}
+		f.sorted = slices.Sorted(maps.Keys(f.files))
 	}
 	return f, nil
+}
+
+// MayMatchPrefix reports whether any key under prefix can be selected:
+// false only when --files-from lists no key under it, so a lister need
+// not list it at all.
+func (f *Filter) MayMatchPrefix(prefix string) bool {
+	if f == nil || f.files == nil {
+		return true
+	}
+	i, _ := slices.BinarySearch(f.sorted, prefix)
+	return i < len(f.sorted) && strings.HasPrefix(f.sorted[i], prefix)
 }
 
 // MatchObject reports whether the object o is selected: its key (see

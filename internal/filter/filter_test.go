@@ -157,3 +157,19 @@ func TestReadKeys(t *testing.T) {
 		t.Error("a 2 MiB line: no error")
 	}
 }
+
+func TestMayMatchPrefix(t *testing.T) {
+	f, err := FromSpec(Spec{FilesFrom: &KeyList{Keys: []string{"a/b/c", "d", "e/"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{"a/": true, "a/b/": true, "a/c/": false, "b/": false, "d": true, "e/": true, "z/": false, "": true} {
+		if got := f.MayMatchPrefix(p); got != want {
+			t.Errorf("MayMatchPrefix(%q) = %v, want %v", p, got, want)
+		}
+	}
+	g, _ := New([]string{"*.jpg"}, nil)
+	if !g.MayMatchPrefix("x/") || !(*Filter)(nil).MayMatchPrefix("x/") {
+		t.Error("without --files-from every prefix may match")
+	}
+}

@@ -250,7 +250,10 @@ func (r *run) runLevel(ctx context.Context) error {
 		if !r.inRange(p.key) {
 			break
 		}
-		if p.isPrefix {
+		if p.isPrefix && !r.opts.Plan.Filter.MayMatchPrefix(p.key) {
+			// --files-from lists nothing below it: nothing to list.
+			r.pos = afterPrefix(p.key)
+		} else if p.isPrefix {
 			sub := Task{Prefix: p.key, Level: true}
 			if strings.HasPrefix(r.task.StartAfter, p.key) {
 				sub.StartAfter = r.task.StartAfter

@@ -461,3 +461,43 @@ func TestCanceled(t *testing.T) {
 		t.Error("Run with a canceled context succeeded")
 	}
 }
+
+// TestRunFilesFrom: with --files-from, a level listing does not descend
+// into prefixes that hold no listed key, and plans exactly what the
+// single-pass plan does (unlisted destination objects are not deleted).
+func TestRunFilesFrom(t *testing.T) {
+	var src, dst []string
+	for i := range 20 {
+		src = append(src, fmt.Sprintf("big/%02d/x", i), fmt.Sprintf("other/%02d", i))
+		dst = append(dst, fmt.Sprintf("big/%02d/old", i))
+	}
+	src = append(src, "want/a", "want/deep/b", "top")
+	dst = append(dst, "want/gone", "unlisted")
+	f, err := filter.FromSpec(filter.Spec{FilesFrom: &filter.KeyList{Keys: []string{"want/a", "want/deep/b", "want/gone", "top", "big/03/x", "nowhere/x"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	popts := plan.Options{Delete: true, Filter: f}
+	for _, level := range []bool{true, false} {
+		t.Run(fmt.Sprintf("level=%v", level), func(t *testing.T) {
+			s, d := mem.New("src"), mem.New("dst")
+			put(t, s, src...)
+			put(t, d, dst...)
+			w := oracle(t, s, d, popts)
+			res := drain(t, s, d, lister.Task{Level: level}, lister.Options{Plan: popts, BatchObjects: 3}, 2)
+			if got := slices.Sorted(maps.Keys(res.copies)); !slices.Equal(got, w.copies) {
+				t.Errorf("copies:\n got %q\nwant %q", got, w.copies)
+			}
+			if got := slices.Sorted(maps.Keys(res.deletes)); !slices.Equal(got, w.deletes) {
+				t.Errorf("deletes:\n got %q\nwant %q", got, w.deletes)
+			}
+			if want := "big/03/x top want/a want/deep/b"; strings.Join(w.copies, " ") != want {
+				t.Errorf("oracle copies %q, want %s", w.copies, want)
+			}
+			// Level listings skip other/ and every big/NN/ but big/03/.
+			if level && res.stats.SrcListed != 4 {
+				t.Errorf("level listing listed %d source objects, want 4 (pruned)", res.stats.SrcListed)
+			}
+		})
+	}
+}
