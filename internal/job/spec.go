@@ -23,6 +23,28 @@ import (
 // written by another version is refused with ErrIncompatible.
 const WireVersion = 2
 
+// FilterVersion is the version of the spec and state of a job that uses
+// options a WireVersion-only ferry would silently ignore (size, age and
+// --files-from filters, a comparison mode, a storage class): such a worker
+// would copy, and with sync --delete delete, objects the job excludes. An
+// older worker skips jobs of another version, so it leaves these alone;
+// this ferry reads both. Queue messages stay at WireVersion.
+const FilterVersion = 3
+
+// StateVersionOK reports whether this ferry reads a spec or state of
+// version v.
+func StateVersionOK(v int) bool { return v == WireVersion || v == FilterVersion }
+
+// Version is the version a job with this spec is recorded with.
+func (s *Spec) Version() int {
+	f := s.Spec
+	if f.MinSize != nil || f.MaxSize != nil || !f.ModifiedAfter.IsZero() || !f.ModifiedBefore.IsZero() ||
+		f.FilesFrom != nil || s.Compare != "" || s.StorageClass != "" {
+		return FilterVersion
+	}
+	return WireVersion
+}
+
 // ErrIncompatible: the job was created by an incompatible ferry version.
 var ErrIncompatible = errors.New("job was created by an incompatible ferry version")
 
@@ -230,8 +252,8 @@ func decodeState(b []byte) (State, error) {
 	if err := json.Unmarshal(b, &probe); err != nil {
 		return State{}, fmt.Errorf("decode job state: %w", err)
 	}
-	if probe.V != WireVersion {
-		return State{}, fmt.Errorf("%w (job format v%d, this ferry reads v%d)", ErrIncompatible, probe.V, WireVersion)
+	if !StateVersionOK(probe.V) {
+		return State{}, fmt.Errorf("%w (job format v%d, this ferry reads v%d and v%d)", ErrIncompatible, probe.V, WireVersion, FilterVersion)
 	}
 	var s State
 	if err := json.Unmarshal(b, &s); err != nil {
