@@ -56,8 +56,12 @@ func (f *jobFlags) register(c *cobra.Command, cmd string) {
 	fl.StringVar(&f.dst.profile, "dst-profile", "", "AWS shared config profile for the destination")
 	registerSecretFlags(fl, &f.src, &f.dst)
 	fl.StringVar(&f.caBundle, "ca-bundle", "", "PEM file of extra CA certificates to trust for both endpoints")
-	fl.StringArrayVar(&f.include, "include", nil, "copy only keys matching this glob (repeatable)")
-	fl.StringArrayVar(&f.exclude, "exclude", nil, "skip keys matching this glob (repeatable)")
+	verb := cmd
+	if cmd == "verify" {
+		verb = "compare"
+	}
+	fl.StringArrayVar(&f.include, "include", nil, verb+" only keys matching this glob (repeatable; see 'Globs' in the README)")
+	fl.StringArrayVar(&f.exclude, "exclude", nil, "leave out keys matching this glob (repeatable)")
 	fl.IntVar(&f.concurrency, "concurrency", 32, "objects in flight")
 	fl.BoolVar(&f.jsonOut, "json", false, "print a JSON summary as the last line of stdout")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every object")
@@ -192,6 +196,12 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	if !f.del && f.maxDelete != "" {
+		return usageErr("--max-delete %s needs --delete (sync deletes nothing without it)", f.maxDelete)
+	}
+	if !f.del && f.force {
+		return usageErr("--force needs --delete (it only lifts --max-delete)")
+	}
 	switch f.sse {
 	case "", "AES256", "aws:kms":
 	default:
@@ -311,12 +321,16 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 		fmt.Fprintf(stdio.Err, "differs: %q: %s\n", p.Key, p.Reason)
 	}
 	if f.jsonOut {
-		b, err := json.Marshal(struct {
+		var v any = struct {
 			Command     string `json:"command"`
 			Source      string `json:"source"`
 			Destination string `json:"destination"`
 			runner.Summary
-		}{cmd, srcLoc.String(), dstLoc.String(), sum})
+		}{cmd, srcLoc.String(), dstLoc.String(), sum}
+		if cmd == "verify" {
+			v = newVerifyJSON(srcLoc.String(), dstLoc.String(), sum)
+		}
+		b, err := json.Marshal(v)
 		if err != nil {
 			return fmt.Errorf("summary: %w", err)
 		}
@@ -331,6 +345,29 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 		return errFailed
 	}
 	return nil
+}
+
+// verifyJSON is verify's JSON summary. Every count is always present;
+// differences is a count and differences_list names them.
+type verifyJSON struct {
+	Command       string           `json:"command"`
+	Source        string           `json:"source"`
+	Destination   string           `json:"destination"`
+	Listed        int64            `json:"objects_listed"`
+	Identical     int64            `json:"objects_identical"`
+	Differences   int64            `json:"differences"`
+	Failed        int64            `json:"objects_failed"`
+	BytesVerified int64            `json:"bytes_verified"`
+	Duration      float64          `json:"duration_seconds"`
+	Error         string           `json:"error,omitempty"`
+	Failures      []runner.Problem `json:"failures,omitempty"`
+	Diffs         []runner.Problem `json:"differences_list,omitempty"`
+}
+
+func newVerifyJSON(src, dst string, s runner.Summary) verifyJSON {
+	return verifyJSON{Command: "verify", Source: src, Destination: dst,
+		Listed: s.ObjectsListed, Identical: s.Identical, Differences: s.Differences, Failed: s.ObjectsFailed,
+		BytesVerified: s.BytesCopied, Duration: s.Duration, Error: s.Error, Failures: s.Failures, Diffs: s.Diffs}
 }
 
 func printAction(w io.Writer, a plan.Action) {
@@ -349,7 +386,7 @@ func printSummary(w io.Writer, cmd string, s runner.Summary) {
 	switch cmd {
 	case "verify":
 		fmt.Fprintf(w, "verified %d objects (%s) in %.1fs: %d identical, %d differences, %d failed\n",
-			s.ObjectsListed, humanBytes(s.BytesCopied), s.Duration, s.ObjectsListed-s.Differences-s.ObjectsFailed, s.Differences, s.ObjectsFailed)
+			s.ObjectsListed, humanBytes(s.BytesCopied), s.Duration, s.Identical, s.Differences, s.ObjectsFailed)
 	default:
 		printCounts(w, prefix, counts{copied: s.ObjectsCopied, bytesCopied: s.BytesCopied, skipped: s.ObjectsSkipped,
 			bytesSkipped: s.BytesSkipped, deleted: s.ObjectsDeleted, failed: s.ObjectsFailed, unsafe: s.ObjectsUnsafe,

@@ -96,7 +96,11 @@ func ferryJSON(t *testing.T, wantCode int, args ...string) summary {
 	if err := json.Unmarshal([]byte(last), &s.Raw); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"objects_copied", "objects_skipped", "objects_failed", "objects_deleted", "bytes_copied", "duration_seconds"} {
+	want := []string{"objects_copied", "objects_skipped", "objects_failed", "objects_deleted", "bytes_copied", "duration_seconds"}
+	if len(args) > 0 && args[0] == "verify" {
+		want = []string{"objects_listed", "objects_identical", "differences", "objects_failed", "bytes_verified", "duration_seconds"}
+	}
+	for _, k := range want {
 		if _, ok := s.Raw[k]; !ok {
 			t.Fatalf("summary lacks %s: %s", k, last)
 		}
@@ -476,7 +480,9 @@ func TestBadInput(t *testing.T) {
 		{"one argument", []string{"copy", "s3://" + src}, "SRC and DST"},
 		{"unknown flag", with("copy", "s3://"+src, "s3://"+dst, "--bogus"), "unknown flag"},
 		{"bad concurrency", with("copy", "s3://"+src, "s3://"+dst, "--concurrency", "0"), "--concurrency"},
-		{"bad max-delete", with("sync", "s3://"+src, "s3://"+dst, "--max-delete", "lots"), "--max-delete"},
+		{"bad max-delete", with("sync", "s3://"+src, "s3://"+dst, "--delete", "--max-delete", "lots"), "--max-delete"},
+		{"max-delete without delete", with("sync", "s3://"+src, "s3://"+dst, "--max-delete", "5"), "--max-delete 5 needs --delete"},
+		{"force without delete", with("sync", "s3://"+src, "s3://"+dst, "--force"), "--force needs --delete"},
 		{"bad glob", with("copy", "s3://"+src, "s3://"+dst, "--include", "[abc"), "--include"},
 	}
 	for _, tt := range tests {

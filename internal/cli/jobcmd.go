@@ -326,7 +326,10 @@ func newDLQCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 			}
 			for _, e := range entries {
 				if jsonOut {
-					b, _ := json.Marshal(e)
+					b, err := json.Marshal(dlqJSON(e))
+					if err != nil {
+						return fmt.Errorf("dead-letter entry: %w", err)
+					}
 					fmt.Fprintf(stdio.Out, "%s\n", b)
 					continue
 				}
@@ -358,6 +361,43 @@ func newDLQCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	d.register(redrive)
 	c.AddCommand(list, redrive)
 	return c
+}
+
+// dlqEntryJSON is one line of 'ferry dlq list --json': the entry in the
+// names users read, not the queue's short wire names.
+type dlqEntryJSON struct {
+	Job      string     `json:"job_id"`
+	Kind     string     `json:"kind"` // copy, delete or list
+	Key      string     `json:"key,omitempty"`
+	Size     *int64     `json:"size,omitempty"`
+	ETag     string     `json:"etag,omitempty"`
+	MTime    *time.Time `json:"mtime,omitempty"`
+	Listing  *dlqTask   `json:"listing,omitempty"`
+	Error    string     `json:"error"`
+	Attempts int        `json:"attempts"`
+	Time     time.Time  `json:"time"`
+}
+
+// dlqTask is a failed listing task's key range.
+type dlqTask struct {
+	Prefix     string `json:"prefix"`
+	StartAfter string `json:"start_after,omitempty"`
+	End        string `json:"end,omitempty"`
+}
+
+func dlqJSON(e job.DLQEntry) dlqEntryJSON {
+	out := dlqEntryJSON{Job: e.Job, Kind: e.Kind, Error: e.Error, Attempts: e.Attempts, Time: e.Time}
+	if e.Obj != nil {
+		o := e.Obj.Src()
+		out.Key, out.Size, out.ETag = o.Key, &o.Size, o.ETag
+		if !o.LastModified.IsZero() {
+			out.MTime = &o.LastModified
+		}
+	}
+	if e.Task != nil {
+		out.Listing = &dlqTask{Prefix: e.Task.Prefix, StartAfter: e.Task.StartAfter, End: e.Task.End}
+	}
+	return out
 }
 
 func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {

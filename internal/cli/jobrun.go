@@ -139,7 +139,7 @@ type durableFlags struct {
 
 func (d *durableFlags) register(c *cobra.Command) {
 	fl := c.Flags()
-	fl.IntVar(&d.workers, "workers", 1, "in-process workers (0: plan and monitor only, external `ferry worker`s do the work)")
+	fl.IntVar(&d.workers, "workers", 1, "workers in this process (0: only plan and monitor, while 'ferry worker' processes elsewhere do the work)")
 	fl.IntVar(&d.maxAttempts, "max-attempts", 3, "attempts per object before it goes to the dead-letter queue")
 	fl.DurationVar(&d.drainTimeout, "drain-timeout", 30*time.Second, "on interrupt, how long in-flight objects may finish")
 }
