@@ -254,9 +254,16 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 	if err != nil && errors.Is(err, context.Canceled) && drainCtx.Err() != nil {
 		fmt.Fprintf(stdio.Err, "job %s interrupted: %d objects copied so far; resume with: ferry job resume %s\n", id, st.Counters.Copied, id)
 		if f.jsonOut {
+			// The job is still running as far as the queue knows (so
+			// resume continues it); this process reports it interrupted,
+			// with the time this run took.
+			st.Status = Interrupted
+			if !st.Started.IsZero() {
+				st.Duration = time.Since(st.Started).Seconds()
+			}
 			printJobJSON(stdio, st)
 		}
-		return nil
+		return errInterrupted
 	}
 	if err != nil {
 		return &exitError{code: ExitFailed, err: fmt.Errorf("job %s: %w", id, err)}
