@@ -3,12 +3,13 @@
 //
 // Glob syntax, matched against keys relative to the location:
 //
-//   - any run of characters except "/"
-//     **       any run of characters, "/" included
-//     ?        one character except "/"
-//     [abc]    one character of a class ([!abc] or [^abc] negates)
-//     {a,b}    either alternative
-//     \x       the character x literally
+//	glob     matches
+//	*        any run of characters except "/"
+//	**       any run of characters, "/" included
+//	?        one character except "/"
+//	[abc]    one character of a class ([!abc] or [^abc] negates)
+//	{a,b}    either alternative
+//	\x       the character x literally
 //
 // "*" never crosses a "/", but a pattern that does not start with "/" is
 // matched against the end of the key, from the start of any path segment:
