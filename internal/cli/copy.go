@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/plan"
 	"github.com/ferry-dev/ferry/internal/queue"
 	"github.com/ferry-dev/ferry/internal/runner"
+	"github.com/ferry-dev/ferry/internal/store/mem"
 	"github.com/ferry-dev/ferry/internal/transfer"
 )
 
@@ -39,6 +41,8 @@ type jobFlags struct {
 	sse, sseKMSKeyID string
 	// verify
 	exact bool
+	// errorOnNoTransfer: exit 9 when nothing was copied or deleted.
+	errorOnNoTransfer bool
 	// durable jobs (copy, sync)
 	qf      *queueFlags
 	durable durableFlags
@@ -72,6 +76,7 @@ func (f *jobFlags) register(c *cobra.Command, cmd string) {
 		return
 	}
 	fl.BoolVar(&f.dryRun, "dry-run", false, "show what would be copied, skipped and deleted; change nothing")
+	fl.BoolVar(&f.errorOnNoTransfer, "error-on-no-transfer", false, "exit 9 when nothing was copied or deleted (nothing matched, or everything was up to date)")
 	fl.StringVar(&f.partSize, "part-size", "", "multipart part size, e.g. 16MiB (default 16MiB, grown to stay within 10,000 parts)")
 	fl.StringVar(&f.sse, "sse", "", "server-side encryption at the destination: AES256 or aws:kms")
 	fl.StringVar(&f.sseKMSKeyID, "sse-kms-key-id", "", "KMS key for --sse aws:kms")
@@ -219,8 +224,12 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 		}
 	}
 	sameService := endpointKey(f.src.endpoint) == endpointKey(f.dst.endpoint)
-	if location.Overlaps(srcLoc, dstLoc, sameService) {
-		return usageErr("source %s and destination %s are the same location or one is inside the other", srcLoc, dstLoc)
+	// A source that may be one object (no trailing slash) is checked for
+	// overlap once resolveSides knows.
+	if hasTrailingSlash(srcArg) || (srcLoc.Kind == location.S3 && srcLoc.Prefix == "") {
+		if location.Overlaps(srcLoc, dstLoc, sameService) {
+			return usageErr("source %s and destination %s are the same location or one is inside the other", srcLoc, dstLoc)
+		}
 	}
 
 	// A durable job needs its queue: connect first, so a bad state
@@ -234,13 +243,20 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 		defer conn.Close()
 	}
 
-	src, err := openSide(ctx, "source", srcLoc, f.src, f.sec.srcCA, f.concurrency)
+	sides, err := resolveSides(ctx, f, srcArg, dstArg, srcLoc, dstLoc)
 	if err != nil {
 		return err
 	}
-	dst, err := openSide(ctx, "destination", dstLoc, f.dst, f.sec.dstCA, f.concurrency)
-	if err != nil {
-		return err
+	src, dst := sides.src, sides.dst
+	srcLoc, dstLoc = src.loc, dst.loc
+	srcName, dstName := srcLoc.String(), dstLoc.String()
+	if sides.single() {
+		srcName, dstName = describeObject(srcLoc, sides.srcKey), describeObject(dstLoc, sides.dstKey)
+		if location.Overlaps(objectLocation(srcLoc, sides.srcKey), objectLocation(dstLoc, sides.dstKey), sameService) {
+			return usageErr("source %s and destination %s are the same object", srcName, dstName)
+		}
+	} else if location.Overlaps(srcLoc, dstLoc, sameService) {
+		return usageErr("source %s and destination %s are the same location or one is inside the other", srcLoc, dstLoc)
 	}
 	if err := autoPreflight(ctx, stdio, cmd, f, src, dst); err != nil {
 		return err
@@ -258,7 +274,16 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 
 	if durable {
 		// copy and sync run as durable jobs on the queue.
-		return runDurable(ctx, stdio, conn, cmd, f, srcLoc, dstLoc)
+		return runDurable(ctx, stdio, conn, cmd, f, srcLoc, dstLoc, sides.srcKey, sides.dstKey)
+	}
+	if sides.single() {
+		dstStore := dst.store
+		if _, empty := dstStore.(emptyStore); empty {
+			dstStore = mem.New(dstName) // a dry run's missing directory: lists nothing
+		}
+		if src.store, dst.store, err = objectViews(src.store, dstStore, sides.srcKey, sides.dstKey); err != nil {
+			return err
+		}
 	}
 	level := slog.LevelInfo
 	if f.verbose {
@@ -326,9 +351,9 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 			Source      string `json:"source"`
 			Destination string `json:"destination"`
 			runner.Summary
-		}{cmd, srcLoc.String(), dstLoc.String(), sum}
+		}{cmd, srcName, dstName, sum}
 		if cmd == "verify" {
-			v = newVerifyJSON(srcLoc.String(), dstLoc.String(), sum)
+			v = newVerifyJSON(srcName, dstName, sum)
 		}
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -344,7 +369,27 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 	case sum.ObjectsFailed > 0 || sum.ObjectsUnsafe > 0 || sum.Differences > 0:
 		return errFailed
 	}
+	if sum.ObjectsListed == 0 {
+		warnNothingMatched(stdio, srcName, f)
+	}
+	if cmd != "verify" && f.errorOnNoTransfer && sum.ObjectsCopied+sum.ObjectsDeleted == 0 {
+		return errNoTransfer
+	}
 	return nil
+}
+
+// errNoTransfer is --error-on-no-transfer's exit.
+var errNoTransfer = &exitError{code: ExitNoTransfer, err: errors.New("")}
+
+// warnNothingMatched says, in one line, that the source selected nothing:
+// a key that is neither an object nor a prefix with objects, an empty
+// directory, or filters that leave nothing.
+func warnNothingMatched(stdio Stdio, src string, f jobFlags) {
+	why := "no object or file at or under it"
+	if len(f.include)+len(f.exclude) > 0 {
+		why += " that --include/--exclude select"
+	}
+	fmt.Fprintf(stdio.Err, "ferry: warning: nothing matched: source %s has %s\n", src, why)
 }
 
 // verifyJSON is verify's JSON summary. Every count is always present;

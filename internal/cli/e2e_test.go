@@ -470,7 +470,6 @@ func TestBadInput(t *testing.T) {
 		{"missing source bucket", with("copy", "s3://no-such-bucket-ferry", "s3://"+dst), "does not exist"},
 		{"missing destination bucket", append(append([]string{"copy", "s3://" + src, "s3://no-such-bucket-ferry"}, A...), e.dstA()...), "does not exist"},
 		{"missing local source", append([]string{"copy", filepath.Join(dir, "nope"), "s3://" + dst}, B...), "no such file"},
-		{"local source is a file", append([]string{"copy", file, "s3://" + dst}, B...), "not a directory"},
 		{"local destination parent missing", append([]string{"copy", "s3://" + src, filepath.Join(dir, "a", "b", "c")}, A...), "does not exist"},
 		{"rejected credentials", append([]string{"copy", "s3://" + src, "s3://" + dst, "--src-endpoint", e.a.Endpoint, "--src-profile", "bad"}, B...), "access denied"},
 		{"tls without ca", append(append([]string{"copy", "s3://" + src, "s3://" + dst}, A...), "--dst-endpoint", e.b.Endpoint, "--dst-profile", "b"), "destination"},

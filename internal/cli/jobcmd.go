@@ -79,7 +79,7 @@ func newJobCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 				fmt.Fprintf(stdio.Out, "%-16s  %-9s  %-7s  %10s  %10s  %8s  %s\n", "JOB", "STATUS", "COMMAND", "COPIED", "SKIPPED", "FAILED", "SOURCE -> DESTINATION")
 				for _, st := range states {
 					k := st.Counters
-					fmt.Fprintf(stdio.Out, "%-16s  %-9s  %-7s  %10d  %10d  %8d  %s -> %s\n", st.Spec.ID, st.Status, st.Spec.Command, k.Copied, k.Skipped, k.Failed, st.Spec.Src.Location, st.Spec.Dst.Location)
+					fmt.Fprintf(stdio.Out, "%-16s  %-9s  %-7s  %10d  %10d  %8d  %s -> %s\n", st.Spec.ID, st.Status, st.Spec.Command, k.Copied, k.Skipped, k.Failed, sideString(st.Spec.Src), sideString(st.Spec.Dst))
 				}
 				return nil
 			})
@@ -280,7 +280,7 @@ func printStatus(w io.Writer, st job.State) {
 		fmt.Fprintf(w, " (%s)", st.Message)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "command:      ferry %s %s %s\n", st.Spec.Command, st.Spec.Src.Location, st.Spec.Dst.Location)
+	fmt.Fprintf(w, "command:      ferry %s %s %s\n", st.Spec.Command, sideString(st.Spec.Src), sideString(st.Spec.Dst))
 	fmt.Fprintf(w, "created:      %s\n", st.Spec.Created.Format(time.RFC3339))
 	listing := "in progress"
 	if st.ListingComplete() {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/queue"
 	"github.com/ferry-dev/ferry/internal/reconcile"
 	"github.com/ferry-dev/ferry/internal/store"
+	"github.com/ferry-dev/ferry/internal/store/onekey"
 	"github.com/ferry-dev/ferry/internal/transfer"
 	"github.com/ferry-dev/ferry/internal/worker"
 )
@@ -268,7 +270,29 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 	if err != nil {
 		return &exitError{code: ExitFailed, err: fmt.Errorf("job %s: %w", id, err)}
 	}
-	return reportJob(ctx, stdio, conn, st, f.jsonOut)
+	if err := reportJob(ctx, stdio, conn, st, f.jsonOut); err != nil {
+		return err
+	}
+	k := st.Counters
+	if k.Listed == 0 {
+		warnNothingMatched(stdio, sideString(st.Spec.Src), f)
+	}
+	if f.errorOnNoTransfer && k.Copied+k.Deleted == 0 {
+		return errNoTransfer
+	}
+	return nil
+}
+
+// sideString names a job's side for people: its location, and the object
+// of a single-object job.
+func sideString(s job.Side) string {
+	if s.Key == "" {
+		return s.Location
+	}
+	if strings.HasPrefix(s.Location, "s3://") {
+		return s.Location + s.Key
+	}
+	return filepath.Join(s.Location, s.Key)
 }
 
 func st0(c *job.Coordinator) job.Spec { return c.State().Spec }
@@ -346,7 +370,17 @@ func openSpec(ctx context.Context, spec job.Spec) (store.Store, store.Store, err
 	if err != nil {
 		return nil, nil, err
 	}
-	return src, dst, nil
+	return objectViews(src, dst, spec.Src.Key, spec.Dst.Key)
+}
+
+// openSpecDst opens a job's destination (a one-object view for a
+// single-object job).
+func openSpecDst(ctx context.Context, spec job.Spec) (store.Store, error) {
+	dst, err := openSpecSide(ctx, "destination", spec.Dst)
+	if err != nil || spec.Src.Key == "" {
+		return dst, err
+	}
+	return onekey.New(dst, spec.Src.Key, spec.Dst.Key)
 }
 
 func openSpecSide(ctx context.Context, role string, s job.Side) (store.Store, error) {
@@ -381,7 +415,7 @@ func sideFromSpec(s job.Side) side {
 
 // runDurable creates a copy or sync job from checked flags and runs it in
 // the foreground.
-func runDurable(ctx context.Context, stdio Stdio, conn *queue.Conn, cmd string, f jobFlags, srcLoc, dstLoc location.Location) error {
+func runDurable(ctx context.Context, stdio Stdio, conn *queue.Conn, cmd string, f jobFlags, srcLoc, dstLoc location.Location, srcKey, dstKey string) error {
 	d := f.durable
 	if d.workers < 0 {
 		return usageErr("--workers %d: want 0 or more", d.workers)
@@ -405,6 +439,7 @@ func runDurable(ctx context.Context, stdio Stdio, conn *queue.Conn, cmd string, 
 		RequireVerified: d.requireVerified || (f.del && (d.flags == nil || !d.flags.Changed("require-verified"))),
 		DstKeepsMTime:   dstLoc.Kind == location.Local,
 	}
+	spec.Src.Key, spec.Dst.Key = srcKey, dstKey
 	spec.ID = job.NewID()
 	spec.AuditLog = d.auditLog
 	if spec.AuditLog == "" {

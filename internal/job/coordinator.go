@@ -129,7 +129,10 @@ func RootID(jobID string) string { return ContentID(jobID, "root") }
 
 // Create records a new job and queues its first listing task.
 func Create(ctx context.Context, conn *queue.Conn, spec Spec) (*Coordinator, error) {
-	spec.V = WireVersion
+	spec.V = stateVersion(spec)
+	if (spec.Src.Key == "") != (spec.Dst.Key == "") {
+		return nil, fmt.Errorf("create job: a single-object job names the object at both sides (source key %q, destination key %q)", spec.Src.Key, spec.Dst.Key)
+	}
 	if spec.ID == "" {
 		spec.ID = NewID()
 	}
@@ -140,7 +143,7 @@ func Create(ctx context.Context, conn *queue.Conn, spec Spec) (*Coordinator, err
 		spec.MaxAttempts = 3
 	}
 	now := time.Now().UTC()
-	st := State{V: WireVersion, Spec: spec, Status: Running, Updated: now, Started: now}
+	st := State{V: spec.V, Spec: spec, Status: Running, Updated: now, Started: now}
 	c := &Coordinator{conn: conn, id: spec.ID, ledger: &ledger{kv: kvLedger{conn.Ledger}, job: spec.ID}}
 	root := Work{V: WireVersion, Job: spec.ID, Kind: KindList, Attempt: 1, Task: &lister.Task{Level: true}, ID: RootID(spec.ID)}
 	if err := c.ledger.registerRoot(ctx, root.ID, KindList, &st.Counters); err != nil {

@@ -20,6 +20,24 @@ import (
 // written by another version is refused with ErrIncompatible.
 const WireVersion = 2
 
+// ObjectVersion is the version of the spec and state of a job whose sides
+// name one object each ([Side.Key]): a ferry that reads only version 2
+// refuses such a job instead of copying the whole location around the
+// object. Its queue messages are [WireVersion] like any job's.
+const ObjectVersion = 3
+
+// Readable reports whether this ferry reads job states and specs of
+// version v.
+func Readable(v int) bool { return v == WireVersion || v == ObjectVersion }
+
+// stateVersion is the version a job's spec and state are written with.
+func stateVersion(spec Spec) int {
+	if spec.Src.Key != "" || spec.Dst.Key != "" {
+		return ObjectVersion
+	}
+	return WireVersion
+}
+
 // ErrIncompatible: the job was created by an incompatible ferry version.
 var ErrIncompatible = errors.New("job was created by an incompatible ferry version")
 
@@ -36,6 +54,12 @@ type Side struct {
 	Secret            string `json:"secret,omitempty"`
 	CABundle          string `json:"ca_bundle,omitempty"`
 	AllowInsecureHTTP bool   `json:"allow_insecure_http,omitempty"`
+	// Key, when set, makes the side one object: the key (relative to
+	// Location, which is then its parent prefix or directory) of the
+	// source object, or the destination's target name. A job with keys
+	// holds that one object, listed under the source's Key at both sides
+	// (package onekey), so the destination may give it another name.
+	Key string `json:"key,omitempty"`
 }
 
 // Spec is what a job was created with.
@@ -220,7 +244,7 @@ func decodeState(b []byte) (State, error) {
 	if err := json.Unmarshal(b, &probe); err != nil {
 		return State{}, fmt.Errorf("decode job state: %w", err)
 	}
-	if probe.V != WireVersion {
+	if !Readable(probe.V) {
 		return State{}, fmt.Errorf("%w (job format v%d, this ferry reads v%d)", ErrIncompatible, probe.V, WireVersion)
 	}
 	var s State

@@ -250,7 +250,7 @@ func (w *Worker) onJobUpdate(ctx context.Context, e jetstream.KeyValueEntry) {
 	running := false
 	var st job.State
 	if e.Operation() == jetstream.KeyValuePut {
-		if err := json.Unmarshal(e.Value(), &st); err == nil && st.V == job.WireVersion {
+		if err := json.Unmarshal(e.Value(), &st); err == nil && job.Readable(st.V) {
 			running = st.Status == job.Running
 		}
 	}
