@@ -131,6 +131,23 @@ source, and recorded with its provenance.`,
 	root.AddCommand(newPolicyCmd(stdio), newPreflightCmd(stdio))
 	root.AddCommand(newSecretCmd(stdio), newAuditCmd(stdio), newVersionCmd(stdio))
 	refuseArgvCredentials(root)
+	refuse := root.PersistentPreRunE
+	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
+		if err := refuse(c, args); err != nil {
+			return err
+		}
+		if !usesConfig(c) {
+			return nil
+		}
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		if err := checkDefaults(root, cfg); err != nil {
+			return err
+		}
+		return applyEnvAndConfig(c, cfg)
+	}
 	root.SetOut(stdio.Out) // before the completion command captures it
 	root.SetErr(stdio.Err)
 	root.InitDefaultHelpCmd()
@@ -138,6 +155,19 @@ source, and recorded with its provenance.`,
 	registerCompletions(root, qf)
 	setExamples(root)
 	return root
+}
+
+// usesConfig reports whether c takes flag values from the environment and
+// the configuration file: every command but help, version and completion,
+// which work even when the configuration file is broken.
+func usesConfig(c *cobra.Command) bool {
+	for p := c; p != nil; p = p.Parent() {
+		switch p.Name() {
+		case "help", "version", "completion", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+			return false
+		}
+	}
+	return true
 }
 
 // isTerminal reports whether w is a terminal.

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ferry-dev/ferry/internal/filter"
 	"github.com/ferry-dev/ferry/internal/location"
@@ -43,6 +44,8 @@ type jobFlags struct {
 	exact bool
 	// errorOnNoTransfer: exit 9 when nothing was copied or deleted.
 	errorOnNoTransfer bool
+	// flags is the command's flag set (to tell where a value came from).
+	flags *pflag.FlagSet
 	// durable jobs (copy, sync)
 	qf      *queueFlags
 	durable durableFlags
@@ -52,6 +55,7 @@ type jobFlags struct {
 
 func (f *jobFlags) register(c *cobra.Command, cmd string) {
 	fl := c.Flags()
+	f.flags = fl
 	fl.StringVar(&f.src.endpoint, "src-endpoint", "", "S3 endpoint URL of the source (default: AWS)")
 	fl.StringVar(&f.dst.endpoint, "dst-endpoint", "", "S3 endpoint URL of the destination (default: AWS)")
 	fl.StringVar(&f.src.region, "src-region", "", "region of the source bucket")
@@ -201,8 +205,14 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	// --max-delete without --delete is a mistake on the command line; from
+	// the environment or the config file it is a limit for syncs that
+	// delete, and this one does not.
 	if !f.del && f.maxDelete != "" {
-		return usageErr("--max-delete %s needs --delete (sync deletes nothing without it)", f.maxDelete)
+		if f.flags == nil || fromCommandLine(f.flags, "max-delete") {
+			return usageErr("--max-delete %s needs --delete (sync deletes nothing without it)", f.maxDelete)
+		}
+		f.maxDelete = ""
 	}
 	if !f.del && f.force {
 		return usageErr("--force needs --delete (it only lifts --max-delete)")
