@@ -209,6 +209,14 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 		st job.State
 	}
 	snap.st = coord.State()
+	if d.workers == 0 {
+		stopWatch := watchNoWorker(drainCtx, conn, id, console, func() job.Status {
+			snap.Lock()
+			defer snap.Unlock()
+			return snap.st.Status
+		})
+		defer stopWatch()
+	}
 	var stop func()
 	if !f.noProgress {
 		stop = startProgressFunc(console, func() progressSnap {
@@ -258,9 +266,9 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 		if f.jsonOut {
 			// The job is still running as far as the queue knows (so
 			// resume continues it); this process reports it interrupted,
-			// with the time this run took.
+			// with the time it ran (the coordinator added this run's).
 			st.Status = Interrupted
-			if !st.Started.IsZero() {
+			if st.Duration == 0 && !st.Started.IsZero() {
 				st.Duration = time.Since(st.Started).Seconds()
 			}
 			printJobJSON(stdio, st)
@@ -293,6 +301,60 @@ func sideString(s job.Side) string {
 		return s.Location + s.Key
 	}
 	return filepath.Join(s.Location, s.Key)
+}
+
+// noWorkerWarnAfter is how long a job with --workers 0 may have queued
+// work that no worker takes before ferry says so.
+var noWorkerWarnAfter = 15 * time.Second
+
+// watchNoWorker warns once, on w, when the job's work consumer has had
+// work pending for noWorkerWarnAfter while it was running, and no worker
+// was waiting for work or holding any (no pull request, nothing
+// unacknowledged): with --workers 0 the job would otherwise wait silently
+// forever. stop ends the watch and waits for it.
+func watchNoWorker(ctx context.Context, conn *queue.Conn, id string, w io.Writer, status func() job.Status) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(noWorkerWarnAfter / 5)
+		defer t.Stop()
+		var idleSince time.Time
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				if !noWorker(ctx, conn, id) || status() != job.Running {
+					idleSince = time.Time{}
+					continue
+				}
+				if idleSince.IsZero() {
+					idleSince = now
+				}
+				if now.Sub(idleSince) >= noWorkerWarnAfter {
+					fmt.Fprintf(w, "ferry: warning: no worker has taken work of job %s for %s (it runs with --workers 0): start 'ferry worker' with the same --nats where the stores can be reached\n",
+						id, noWorkerWarnAfter.Round(time.Second))
+					return
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// noWorker reports whether the job's work consumer has pending work and
+// no worker waiting for or holding any.
+func noWorker(ctx context.Context, conn *queue.Conn, id string) bool {
+	cons, err := conn.JS.Consumer(ctx, queue.StreamWork, job.WorkConsumer(id))
+	if err != nil {
+		return false
+	}
+	ci, err := cons.Info(ctx)
+	if err != nil {
+		return false
+	}
+	return ci.NumPending > 0 && ci.NumWaiting == 0 && ci.NumAckPending == 0
 }
 
 func st0(c *job.Coordinator) job.Spec { return c.State().Spec }
