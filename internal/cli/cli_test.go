@@ -3,14 +3,19 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/ferry-dev/ferry/internal/job"
+	"github.com/ferry-dev/ferry/internal/lister"
 )
 
 // runNoEnv runs ferry without the test environment the e2e helpers set up.
@@ -103,5 +108,74 @@ func TestCompletion(t *testing.T) {
 	}
 	if r := runNoEnv(t, "completion", "bash"); r.code != 0 || !strings.Contains(r.out, "__ferry") {
 		t.Errorf("completion bash: exit %d", r.code)
+	}
+}
+
+// TestDLQJSONNames: 'dlq list --json' uses the names people read, not the
+// queue's wire names.
+func TestDLQJSONNames(t *testing.T) {
+	mtime := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	e := job.DLQEntry{V: job.WireVersion, Job: "abcdefghijk234567", Kind: job.KindCopy, Error: "boom", Attempts: 3,
+		Obj: &job.Obj{K: "photos/a.jpg", S: 42, E: "etag", M: mtime.UnixNano()}}
+	b, err := json.Marshal(dlqJSON(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"key": "photos/a.jpg", "size": 42.0, "etag": "etag", "mtime": "2024-05-01T12:00:00Z", "kind": "copy", "attempts": 3.0, "error": "boom"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v (%s)", k, got[k], v, b)
+		}
+	}
+	for _, wire := range []string{"k", "s", "e", "m", "obj"} {
+		if _, ok := got[wire]; ok {
+			t.Errorf("wire name %q in %s", wire, b)
+		}
+	}
+	b, _ = json.Marshal(dlqJSON(job.DLQEntry{Kind: job.KindList, Task: &lister.Task{Prefix: "p/", End: "p/z"}}))
+	if !strings.Contains(string(b), `"listing":{"prefix":"p/","end":"p/z"}`) {
+		t.Errorf("listing entry: %s", b)
+	}
+}
+
+// TestVerifyIncludeCounts: verify with --include counts and compares only
+// the selected keys, names each difference once, and its JSON always has
+// differences, objects_identical and bytes_verified.
+func TestVerifyIncludeCounts(t *testing.T) {
+	secretEnv(t)
+	noAWSEnv(t)
+	src := writeTree(t, map[string]string{"a.jpg": "a", "d/b.jpg": "b", "c.txt": "c", "d/e.txt": "e"})
+	dst := writeTree(t, map[string]string{"c.txt": "c"})
+	mustRun(t, 0, "", "copy", src, dst, "--no-progress", "--include", "a.jpg")
+	if err := os.MkdirAll(filepath.Join(dst, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dst, "d", "b.jpg"), []byte("B"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "", "verify", src, dst, "--no-progress", "--include", "*.jpg", "--json")
+	if r.code != ExitFailed || strings.Count(r.err, "d/b.jpg") != 1 {
+		t.Fatalf("exit %d, want 1 naming d/b.jpg once; stderr:\n%s", r.code, r.err)
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(lastLine(r.out)), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v["objects_listed"] != 2.0 || v["objects_identical"] != 1.0 || v["differences"] != 1.0 || v["bytes_verified"] != 1.0 {
+		t.Fatalf("summary %v", v)
+	}
+	if _, ok := v["bytes_copied"]; ok {
+		t.Fatalf("verify says bytes_copied: %v", v)
+	}
+	r = run(t, "", "verify", src, dst, "--no-progress", "--include", "a.jpg", "--json")
+	if err := json.Unmarshal([]byte(lastLine(r.out)), &v); err != nil || r.code != 0 || v["differences"] != 0.0 || v["objects_identical"] != 1.0 {
+		t.Fatalf("identical: exit %d %v %v", r.code, v, err)
+	}
+	if r := run(t, "", "verify", src, dst, "--no-progress", "--include", "*.jpg"); !strings.Contains(r.out, "verified 2 objects") || !strings.Contains(r.out, "1 identical, 1 differences") {
+		t.Fatalf("text summary: %q", r.out)
 	}
 }
