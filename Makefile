@@ -1,8 +1,11 @@
 # ferry: the two set-up commands are `make demo` and `make test` (see README.md).
 GO       ?= go
 BIN      ?= bin/ferry
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X github.com/ferry-dev/ferry/internal/cli.Version=$(VERSION)
+# A semantic version from the latest vX.Y.Z tag (v0.0.0-dev without one);
+# the commit is printed beside it by 'ferry version'.
+VERSION  ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || echo v0.0.0-dev)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -s -w -X github.com/ferry-dev/ferry/internal/cli.Version=$(VERSION) -X github.com/ferry-dev/ferry/internal/cli.Commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
 
 .PHONY: build tools test lint demo fuzz clean test-node-loss

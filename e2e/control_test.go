@@ -41,15 +41,15 @@ func startSlowJob(t *testing.T, w *world, src, dst string, extra ...string) (*pr
 	return nil, ""
 }
 
-// TestInterruptDrainResume: SIGINT stops taking work, exits 0 with a
-// resume hint; resume completes; a second process on the same job and
+// TestInterruptDrainResume: SIGINT stops taking work, exits 3 with a
+// resume hint (JSON status "interrupted"); resume completes; a second process on the same job and
 // other bad inputs are refused with exit 2.
 func TestInterruptDrainResume(t *testing.T) {
 	w := newWorld(t)
 	src, dst := mkBucket(t, w.a, "int-src"), mkBucket(t, w.b, "int-dst")
 	const n = 600
 	seed(t, w.a, src, n, 1024)
-	p, id := startSlowJob(t, w, src, dst)
+	p, id := startSlowJob(t, w, src, dst, "--json")
 
 	// While it runs: status from another process works (the embedded
 	// server is locked by the running job).
@@ -90,11 +90,19 @@ func TestInterruptDrainResume(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	// SIGINT: drain and exit 0 with a resume hint.
+	// SIGINT: drain and exit 3 (interrupted, resumable) with a resume
+	// hint, and a JSON summary saying so, with the run's real duration.
 	_ = syscall.Kill(p.c.Process.Pid, syscall.SIGINT)
 	code = p.wait()
-	if code != 0 || !strings.Contains(p.err.String(), "ferry job resume "+id) {
-		t.Fatalf("after SIGINT: exit %d\n%s", code, p.err.String())
+	if code != 3 || !strings.Contains(p.err.String(), "ferry job resume "+id) {
+		t.Fatalf("after SIGINT: exit %d, want 3\n%s", code, p.err.String())
+	}
+	var isum struct {
+		Status   string  `json:"status"`
+		Duration float64 `json:"duration_seconds"`
+	}
+	if err := json.Unmarshal([]byte(lastLine(p.out.String())), &isum); err != nil || isum.Status != "interrupted" || isum.Duration <= 0 {
+		t.Fatalf("interrupted summary %q: %v", p.out.String(), err)
 	}
 	if got := countKeys(t, w.b, dst); got >= n {
 		t.Fatalf("the job finished before the interrupt (%d objects): test too fast", got)

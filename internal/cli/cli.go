@@ -1,13 +1,16 @@
 // Package cli is ferry's command line: it parses flags, opens the stores the
 // locations name, runs the job and maps the outcome to an exit code.
 //
-// Exit codes (one place, documented in docs/usage.md):
+// Exit codes (one place, documented in README.md, "Exit codes"):
 //
 //	0  everything done
 //	1  finished, but some objects failed, differ or were unsafe; or the run
 //	   stopped after transfers began (a listing failed, cancelled)
 //	2  usage, configuration or access error before any transfer; nothing
 //	   was written
+//	3  interrupted (SIGINT, SIGTERM): the job stays resumable with
+//	   'ferry job resume ID'
+//	9  --error-on-no-transfer and the run copied and deleted nothing
 package cli
 
 import (
@@ -25,13 +28,13 @@ import (
 
 // Exit codes.
 const (
-	ExitOK     = 0
-	ExitFailed = 1
-	ExitUsage  = 2
+	ExitOK          = 0
+	ExitFailed      = 1
+	ExitUsage       = 2
+	ExitInterrupted = 3
+	// ExitNoTransfer is rclone's code for --error-on-no-transfer.
+	ExitNoTransfer = 9
 )
-
-// Version is set by the build (-ldflags "-X ...cli.Version=...").
-var Version = "dev"
 
 // Stdio are the streams a command uses.
 type Stdio struct {
@@ -70,6 +73,10 @@ func asUsage(err error) error {
 // summary already said everything, so nothing more is printed.
 var errFailed = &exitError{code: ExitFailed, err: errors.New("")}
 
+// errInterrupted: the run stopped at an interrupt; what to do next was
+// already printed.
+var errInterrupted = &exitError{code: ExitInterrupted, err: errors.New("")}
+
 // Main runs ferry with args (without the program name) and returns the exit
 // code.
 func Main(ctx context.Context, args []string, stdio Stdio) int {
@@ -87,7 +94,13 @@ func Main(ctx context.Context, args []string, stdio Stdio) int {
 	if errors.As(err, &ee) {
 		code = ee.code
 	}
-	if msg := logtext.OneLine(err.Error()); msg != "" {
+	msg := logtext.OneLine(err.Error())
+	if code != ExitInterrupted && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Stopped by SIGINT or SIGTERM (main's root context), whatever
+		// the step that noticed.
+		code, msg = ExitInterrupted, "interrupted"
+	}
+	if msg != "" {
 		fmt.Fprintf(stdio.Err, "ferry: %s\n", msg)
 	}
 	return code
@@ -102,8 +115,12 @@ checksummed while it streams, checked by the destination and against the
 source, and recorded with its provenance.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		Version:       Version,
+		Version:       readBuildInfo().Version,
 	}
+	// -v is --verbose on every command (those that log per object define
+	// their own); the version is --version or 'ferry version'.
+	root.PersistentFlags().BoolP("verbose", "v", false, "more output")
+	root.SetVersionTemplate(versionTemplate())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%s (see 'ferry %s --help')", err, c.Name())
 	})
@@ -112,9 +129,45 @@ source, and recorded with its provenance.`,
 	root.AddCommand(newCopyCmd(stdio, "copy", qf), newCopyCmd(stdio, "sync", qf), newVerifyCmd(stdio))
 	root.AddCommand(newJobCmd(stdio, qf), newDLQCmd(stdio, qf), newWorkerCmd(stdio, qf))
 	root.AddCommand(newPolicyCmd(stdio), newPreflightCmd(stdio))
-	root.AddCommand(newSecretCmd(stdio), newAuditCmd(stdio))
+	root.AddCommand(newSecretCmd(stdio), newAuditCmd(stdio), newVersionCmd(stdio))
 	refuseArgvCredentials(root)
+	refuse := root.PersistentPreRunE
+	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
+		if err := refuse(c, args); err != nil {
+			return err
+		}
+		if !usesConfig(c) {
+			return nil
+		}
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		if err := checkDefaults(root, cfg); err != nil {
+			return err
+		}
+		return applyEnvAndConfig(c, cfg)
+	}
+	root.SetOut(stdio.Out) // before the completion command captures it
+	root.SetErr(stdio.Err)
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	registerCompletions(root, qf)
+	setExamples(root)
 	return root
+}
+
+// usesConfig reports whether c takes flag values from the environment and
+// the configuration file: every command but help, version and completion,
+// which work even when the configuration file is broken.
+func usesConfig(c *cobra.Command) bool {
+	for p := c; p != nil; p = p.Parent() {
+		switch p.Name() {
+		case "help", "version", "completion", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+			return false
+		}
+	}
+	return true
 }
 
 // isTerminal reports whether w is a terminal.

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,12 +12,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ferry-dev/ferry/internal/filter"
 	"github.com/ferry-dev/ferry/internal/location"
 	"github.com/ferry-dev/ferry/internal/plan"
 	"github.com/ferry-dev/ferry/internal/queue"
 	"github.com/ferry-dev/ferry/internal/runner"
+	"github.com/ferry-dev/ferry/internal/store/mem"
 	"github.com/ferry-dev/ferry/internal/transfer"
 )
 
@@ -45,6 +48,10 @@ type jobFlags struct {
 	xfer    xferFlags
 	fspec   filter.Spec
 	compare plan.Compare
+	// errorOnNoTransfer: exit 9 when nothing was copied or deleted.
+	errorOnNoTransfer bool
+	// flags is the command's flag set (to tell where a value came from).
+	flags *pflag.FlagSet
 	// durable jobs (copy, sync)
 	qf      *queueFlags
 	durable durableFlags
@@ -54,6 +61,7 @@ type jobFlags struct {
 
 func (f *jobFlags) register(c *cobra.Command, cmd string) {
 	fl := c.Flags()
+	f.flags = fl
 	fl.StringVar(&f.src.endpoint, "src-endpoint", "", "S3 endpoint URL of the source (default: AWS)")
 	fl.StringVar(&f.dst.endpoint, "dst-endpoint", "", "S3 endpoint URL of the destination (default: AWS)")
 	fl.StringVar(&f.src.region, "src-region", "", "region of the source bucket")
@@ -62,8 +70,12 @@ func (f *jobFlags) register(c *cobra.Command, cmd string) {
 	fl.StringVar(&f.dst.profile, "dst-profile", "", "AWS shared config profile for the destination")
 	registerSecretFlags(fl, &f.src, &f.dst)
 	fl.StringVar(&f.caBundle, "ca-bundle", "", "PEM file of extra CA certificates to trust for both endpoints")
-	fl.StringArrayVar(&f.include, "include", nil, "copy only keys matching this glob (repeatable)")
-	fl.StringArrayVar(&f.exclude, "exclude", nil, "skip keys matching this glob (repeatable)")
+	verb := cmd
+	if cmd == "verify" {
+		verb = "compare"
+	}
+	fl.StringArrayVar(&f.include, "include", nil, verb+" only keys matching this glob (repeatable; see 'Globs' in the README)")
+	fl.StringArrayVar(&f.exclude, "exclude", nil, "leave out keys matching this glob (repeatable)")
 	fl.IntVar(&f.concurrency, "concurrency", 32, "objects in flight")
 	fl.BoolVar(&f.jsonOut, "json", false, "print a JSON summary as the last line of stdout")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every object")
@@ -75,6 +87,7 @@ func (f *jobFlags) register(c *cobra.Command, cmd string) {
 		return
 	}
 	fl.BoolVar(&f.dryRun, "dry-run", false, "show what would be copied, skipped and deleted; change nothing")
+	fl.BoolVar(&f.errorOnNoTransfer, "error-on-no-transfer", false, "exit 9 when nothing was copied or deleted (nothing matched, or everything was up to date)")
 	fl.StringVar(&f.partSize, "part-size", "", "multipart part size, e.g. 16MiB (default 16MiB, grown to stay within 10,000 parts)")
 	fl.StringVar(&f.sse, "sse", "", "server-side encryption at the destination: AES256 or aws:kms")
 	fl.StringVar(&f.sseKMSKeyID, "sse-kms-key-id", "", "KMS key for --sse aws:kms")
@@ -211,6 +224,18 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	// --max-delete without --delete is a mistake on the command line; from
+	// the environment or the config file it is a limit for syncs that
+	// delete, and this one does not.
+	if !f.del && f.maxDelete != "" {
+		if f.flags == nil || fromCommandLine(f.flags, "max-delete") {
+			return usageErr("--max-delete %s needs --delete (sync deletes nothing without it)", f.maxDelete)
+		}
+		f.maxDelete = ""
+	}
+	if !f.del && f.force {
+		return usageErr("--force needs --delete (it only lifts --max-delete)")
+	}
 	switch f.sse {
 	case "", "AES256", "aws:kms":
 	default:
@@ -228,8 +253,12 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 		}
 	}
 	sameService := endpointKey(f.src.endpoint) == endpointKey(f.dst.endpoint)
-	if location.Overlaps(srcLoc, dstLoc, sameService) {
-		return usageErr("source %s and destination %s are the same location or one is inside the other", srcLoc, dstLoc)
+	// A source that may be one object (no trailing slash) is checked for
+	// overlap once resolveSides knows.
+	if hasTrailingSlash(srcArg) || (srcLoc.Kind == location.S3 && srcLoc.Prefix == "") {
+		if location.Overlaps(srcLoc, dstLoc, sameService) {
+			return usageErr("source %s and destination %s are the same location or one is inside the other", srcLoc, dstLoc)
+		}
 	}
 
 	// A durable job needs its queue: connect first, so a bad state
@@ -243,13 +272,20 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 		defer conn.Close()
 	}
 
-	src, err := openSide(ctx, "source", srcLoc, f.src, f.sec.srcCA, f.concurrency)
+	sides, err := resolveSides(ctx, f, srcArg, dstArg, srcLoc, dstLoc)
 	if err != nil {
 		return err
 	}
-	dst, err := openSide(ctx, "destination", dstLoc, f.dst, f.sec.dstCA, f.concurrency)
-	if err != nil {
-		return err
+	src, dst := sides.src, sides.dst
+	srcLoc, dstLoc = src.loc, dst.loc
+	srcName, dstName := srcLoc.String(), dstLoc.String()
+	if sides.single() {
+		srcName, dstName = describeObject(srcLoc, sides.srcKey), describeObject(dstLoc, sides.dstKey)
+		if location.Overlaps(objectLocation(srcLoc, sides.srcKey), objectLocation(dstLoc, sides.dstKey), sameService) {
+			return usageErr("source %s and destination %s are the same object", srcName, dstName)
+		}
+	} else if location.Overlaps(srcLoc, dstLoc, sameService) {
+		return usageErr("source %s and destination %s are the same location or one is inside the other", srcLoc, dstLoc)
 	}
 	if err := autoPreflight(ctx, stdio, cmd, f, src, dst); err != nil {
 		return err
@@ -267,7 +303,16 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 
 	if durable {
 		// copy and sync run as durable jobs on the queue.
-		return runDurable(ctx, stdio, conn, cmd, f, srcLoc, dstLoc)
+		return runDurable(ctx, stdio, conn, cmd, f, srcLoc, dstLoc, sides.srcKey, sides.dstKey)
+	}
+	if sides.single() {
+		dstStore := dst.store
+		if _, empty := dstStore.(emptyStore); empty {
+			dstStore = mem.New(dstName) // a dry run's missing directory: lists nothing
+		}
+		if src.store, dst.store, err = objectViews(src.store, dstStore, sides.srcKey, sides.dstKey); err != nil {
+			return err
+		}
 	}
 	level := slog.LevelInfo
 	if f.verbose {
@@ -333,12 +378,16 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 		fmt.Fprintf(stdio.Err, "differs: %q: %s\n", p.Key, p.Reason)
 	}
 	if f.jsonOut {
-		b, err := json.Marshal(struct {
+		var v any = struct {
 			Command     string `json:"command"`
 			Source      string `json:"source"`
 			Destination string `json:"destination"`
 			runner.Summary
-		}{cmd, srcLoc.String(), dstLoc.String(), sum})
+		}{cmd, srcName, dstName, sum}
+		if cmd == "verify" {
+			v = newVerifyJSON(srcName, dstName, sum)
+		}
+		b, err := json.Marshal(v)
 		if err != nil {
 			return fmt.Errorf("summary: %w", err)
 		}
@@ -352,7 +401,50 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 	case sum.ObjectsFailed > 0 || sum.ObjectsUnsafe > 0 || sum.Differences > 0:
 		return errFailed
 	}
+	if sum.ObjectsListed == 0 {
+		warnNothingMatched(stdio, srcName, f)
+	}
+	if cmd != "verify" && f.errorOnNoTransfer && sum.ObjectsCopied+sum.ObjectsDeleted == 0 {
+		return errNoTransfer
+	}
 	return nil
+}
+
+// errNoTransfer is --error-on-no-transfer's exit.
+var errNoTransfer = &exitError{code: ExitNoTransfer, err: errors.New("")}
+
+// warnNothingMatched says, in one line, that the source selected nothing:
+// a key that is neither an object nor a prefix with objects, an empty
+// directory, or filters that leave nothing.
+func warnNothingMatched(stdio Stdio, src string, f jobFlags) {
+	why := "no object or file at or under it"
+	if len(f.include)+len(f.exclude) > 0 {
+		why += " that --include/--exclude select"
+	}
+	fmt.Fprintf(stdio.Err, "ferry: warning: nothing matched: source %s has %s\n", src, why)
+}
+
+// verifyJSON is verify's JSON summary. Every count is always present;
+// differences is a count and differences_list names them.
+type verifyJSON struct {
+	Command       string           `json:"command"`
+	Source        string           `json:"source"`
+	Destination   string           `json:"destination"`
+	Listed        int64            `json:"objects_listed"`
+	Identical     int64            `json:"objects_identical"`
+	Differences   int64            `json:"differences"`
+	Failed        int64            `json:"objects_failed"`
+	BytesVerified int64            `json:"bytes_verified"`
+	Duration      float64          `json:"duration_seconds"`
+	Error         string           `json:"error,omitempty"`
+	Failures      []runner.Problem `json:"failures,omitempty"`
+	Diffs         []runner.Problem `json:"differences_list,omitempty"`
+}
+
+func newVerifyJSON(src, dst string, s runner.Summary) verifyJSON {
+	return verifyJSON{Command: "verify", Source: src, Destination: dst,
+		Listed: s.ObjectsListed, Identical: s.Identical, Differences: s.Differences, Failed: s.ObjectsFailed,
+		BytesVerified: s.BytesCopied, Duration: s.Duration, Error: s.Error, Failures: s.Failures, Diffs: s.Diffs}
 }
 
 func printAction(w io.Writer, a plan.Action) {
@@ -371,7 +463,7 @@ func printSummary(w io.Writer, cmd string, s runner.Summary) {
 	switch cmd {
 	case "verify":
 		fmt.Fprintf(w, "verified %d objects (%s) in %.1fs: %d identical, %d differences, %d failed\n",
-			s.ObjectsListed, humanBytes(s.BytesCopied), s.Duration, s.ObjectsListed-s.Differences-s.ObjectsFailed, s.Differences, s.ObjectsFailed)
+			s.ObjectsListed, humanBytes(s.BytesCopied), s.Duration, s.Identical, s.Differences, s.ObjectsFailed)
 	default:
 		printCounts(w, prefix, counts{copied: s.ObjectsCopied, bytesCopied: s.BytesCopied, skipped: s.ObjectsSkipped,
 			bytesSkipped: s.BytesSkipped, deleted: s.ObjectsDeleted, failed: s.ObjectsFailed, unsafe: s.ObjectsUnsafe,

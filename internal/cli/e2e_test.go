@@ -96,7 +96,11 @@ func ferryJSON(t *testing.T, wantCode int, args ...string) summary {
 	if err := json.Unmarshal([]byte(last), &s.Raw); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"objects_copied", "objects_skipped", "objects_failed", "objects_deleted", "bytes_copied", "duration_seconds"} {
+	want := []string{"objects_copied", "objects_skipped", "objects_failed", "objects_deleted", "bytes_copied", "duration_seconds"}
+	if len(args) > 0 && args[0] == "verify" {
+		want = []string{"objects_listed", "objects_identical", "differences", "objects_failed", "bytes_verified", "duration_seconds"}
+	}
+	for _, k := range want {
 		if _, ok := s.Raw[k]; !ok {
 			t.Fatalf("summary lacks %s: %s", k, last)
 		}
@@ -466,7 +470,6 @@ func TestBadInput(t *testing.T) {
 		{"missing source bucket", with("copy", "s3://no-such-bucket-ferry", "s3://"+dst), "does not exist"},
 		{"missing destination bucket", append(append([]string{"copy", "s3://" + src, "s3://no-such-bucket-ferry"}, A...), e.dstA()...), "does not exist"},
 		{"missing local source", append([]string{"copy", filepath.Join(dir, "nope"), "s3://" + dst}, B...), "no such file"},
-		{"local source is a file", append([]string{"copy", file, "s3://" + dst}, B...), "not a directory"},
 		{"local destination parent missing", append([]string{"copy", "s3://" + src, filepath.Join(dir, "a", "b", "c")}, A...), "does not exist"},
 		{"rejected credentials", append([]string{"copy", "s3://" + src, "s3://" + dst, "--src-endpoint", e.a.Endpoint, "--src-profile", "bad"}, B...), "access denied"},
 		{"tls without ca", append(append([]string{"copy", "s3://" + src, "s3://" + dst}, A...), "--dst-endpoint", e.b.Endpoint, "--dst-profile", "b"), "destination"},
@@ -476,7 +479,9 @@ func TestBadInput(t *testing.T) {
 		{"one argument", []string{"copy", "s3://" + src}, "SRC and DST"},
 		{"unknown flag", with("copy", "s3://"+src, "s3://"+dst, "--bogus"), "unknown flag"},
 		{"bad concurrency", with("copy", "s3://"+src, "s3://"+dst, "--concurrency", "0"), "--concurrency"},
-		{"bad max-delete", with("sync", "s3://"+src, "s3://"+dst, "--max-delete", "lots"), "--max-delete"},
+		{"bad max-delete", with("sync", "s3://"+src, "s3://"+dst, "--delete", "--max-delete", "lots"), "--max-delete"},
+		{"max-delete without delete", with("sync", "s3://"+src, "s3://"+dst, "--max-delete", "5"), "--max-delete 5 needs --delete"},
+		{"force without delete", with("sync", "s3://"+src, "s3://"+dst, "--force"), "--force needs --delete"},
 		{"bad glob", with("copy", "s3://"+src, "s3://"+dst, "--include", "[abc"), "--include"},
 	}
 	for _, tt := range tests {

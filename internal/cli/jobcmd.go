@@ -79,7 +79,7 @@ func newJobCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 				fmt.Fprintf(stdio.Out, "%-16s  %-9s  %-7s  %10s  %10s  %8s  %s\n", "JOB", "STATUS", "COMMAND", "COPIED", "SKIPPED", "FAILED", "SOURCE -> DESTINATION")
 				for _, st := range states {
 					k := st.Counters
-					fmt.Fprintf(stdio.Out, "%-16s  %-9s  %-7s  %10d  %10d  %8d  %s -> %s\n", st.Spec.ID, st.Status, st.Spec.Command, k.Copied, k.Skipped, k.Failed, st.Spec.Src.Location, st.Spec.Dst.Location)
+					fmt.Fprintf(stdio.Out, "%-16s  %-9s  %-7s  %10d  %10d  %8d  %s -> %s\n", st.Spec.ID, st.Status, st.Spec.Command, k.Copied, k.Skipped, k.Failed, sideString(st.Spec.Src), sideString(st.Spec.Dst))
 				}
 				return nil
 			})
@@ -283,7 +283,7 @@ func printStatus(w io.Writer, st job.State) {
 		fmt.Fprintf(w, " (%s)", st.Message)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "command:      ferry %s %s %s\n", st.Spec.Command, st.Spec.Src.Location, st.Spec.Dst.Location)
+	fmt.Fprintf(w, "command:      ferry %s %s %s\n", st.Spec.Command, sideString(st.Spec.Src), sideString(st.Spec.Dst))
 	fmt.Fprintf(w, "created:      %s\n", st.Spec.Created.Format(time.RFC3339))
 	listing := "in progress"
 	if st.ListingComplete() {
@@ -329,7 +329,10 @@ func newDLQCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 			}
 			for _, e := range entries {
 				if jsonOut {
-					b, _ := json.Marshal(e)
+					b, err := json.Marshal(dlqJSON(e))
+					if err != nil {
+						return fmt.Errorf("dead-letter entry: %w", err)
+					}
 					fmt.Fprintf(stdio.Out, "%s\n", b)
 					continue
 				}
@@ -361,6 +364,43 @@ func newDLQCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	d.register(redrive)
 	c.AddCommand(list, redrive)
 	return c
+}
+
+// dlqEntryJSON is one line of 'ferry dlq list --json': the entry in the
+// names users read, not the queue's short wire names.
+type dlqEntryJSON struct {
+	Job      string     `json:"job_id"`
+	Kind     string     `json:"kind"` // copy, delete or list
+	Key      string     `json:"key,omitempty"`
+	Size     *int64     `json:"size,omitempty"`
+	ETag     string     `json:"etag,omitempty"`
+	MTime    *time.Time `json:"mtime,omitempty"`
+	Listing  *dlqTask   `json:"listing,omitempty"`
+	Error    string     `json:"error"`
+	Attempts int        `json:"attempts"`
+	Time     time.Time  `json:"time"`
+}
+
+// dlqTask is a failed listing task's key range.
+type dlqTask struct {
+	Prefix     string `json:"prefix"`
+	StartAfter string `json:"start_after,omitempty"`
+	End        string `json:"end,omitempty"`
+}
+
+func dlqJSON(e job.DLQEntry) dlqEntryJSON {
+	out := dlqEntryJSON{Job: e.Job, Kind: e.Kind, Error: e.Error, Attempts: e.Attempts, Time: e.Time}
+	if e.Obj != nil {
+		o := e.Obj.Src()
+		out.Key, out.Size, out.ETag = o.Key, &o.Size, o.ETag
+		if !o.LastModified.IsZero() {
+			out.MTime = &o.LastModified
+		}
+	}
+	if e.Task != nil {
+		out.Listing = &dlqTask{Prefix: e.Task.Prefix, StartAfter: e.Task.StartAfter, End: e.Task.End}
+	}
+	return out
 }
 
 func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {

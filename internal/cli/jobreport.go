@@ -70,7 +70,7 @@ func summarize(st job.State) jobSummary {
 	k := st.Counters
 	s := jobSummary{
 		Job: st.Spec.ID, Status: string(st.Status), Command: st.Spec.Command,
-		Source: st.Spec.Src.Location, Destination: st.Spec.Dst.Location,
+		Source: sideString(st.Spec.Src), Destination: sideString(st.Spec.Dst),
 		Listed: k.Listed, BytesListed: k.ListedBytes, Excluded: k.Excluded,
 		Copied: k.Copied, Skipped: k.Skipped, Failed: k.Failed, Deleted: k.Deleted, DeleteFail: k.DeleteFailed,
 		UnsafeN: k.Unsafe, Reconciled: k.Reconciled, Gaps: k.ReconcileGaps, TasksFailed: k.TasksFailed,
@@ -151,7 +151,7 @@ func abortUploadFunc(ctx context.Context, spec job.Spec) func(context.Context, s
 		if err := json.Unmarshal(state, &st); err != nil {
 			return fmt.Errorf("decode upload state: %w", err)
 		}
-		once.Do(func() { dst, openErr = openSpecSide(ctx, "destination", spec.Dst) })
+		once.Do(func() { dst, openErr = openSpecDst(ctx, spec) })
 		if openErr != nil {
 			return openErr
 		}

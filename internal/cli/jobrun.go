@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/queue"
 	"github.com/ferry-dev/ferry/internal/reconcile"
 	"github.com/ferry-dev/ferry/internal/store"
+	"github.com/ferry-dev/ferry/internal/store/onekey"
 	"github.com/ferry-dev/ferry/internal/transfer"
 	"github.com/ferry-dev/ferry/internal/worker"
 )
@@ -148,7 +150,7 @@ func (d *durableFlags) checkBWLimit() (err error) {
 
 func (d *durableFlags) register(c *cobra.Command) {
 	fl := c.Flags()
-	fl.IntVar(&d.workers, "workers", 1, "in-process workers (0: plan and monitor only, external `ferry worker`s do the work)")
+	fl.IntVar(&d.workers, "workers", 1, "workers in this process (0: only plan and monitor, while 'ferry worker' processes elsewhere do the work)")
 	fl.IntVar(&d.maxAttempts, "max-attempts", 3, "attempts per object before it goes to the dead-letter queue")
 	fl.DurationVar(&d.drainTimeout, "drain-timeout", 30*time.Second, "on interrupt, how long in-flight objects may finish")
 	fl.StringVar(&d.bwlimit, "bwlimit", "", "limit the bytes read from the source to this rate, all objects of this process together (e.g. 10M = 10 MiB/s)")
@@ -218,6 +220,14 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 		st job.State
 	}
 	snap.st = coord.State()
+	if d.workers == 0 {
+		stopWatch := watchNoWorker(drainCtx, conn, id, console, func() job.Status {
+			snap.Lock()
+			defer snap.Unlock()
+			return snap.st.Status
+		})
+		defer stopWatch()
+	}
 	var stop func()
 	if !f.noProgress {
 		stop = startProgressFunc(console, func() progressSnap {
@@ -265,14 +275,97 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 	if err != nil && errors.Is(err, context.Canceled) && drainCtx.Err() != nil {
 		fmt.Fprintf(stdio.Err, "job %s interrupted: %d objects copied so far; resume with: ferry job resume %s\n", id, st.Counters.Copied, id)
 		if f.jsonOut {
+			// The job is still running as far as the queue knows (so
+			// resume continues it); this process reports it interrupted,
+			// with the time it ran (the coordinator added this run's).
+			st.Status = Interrupted
+			if st.Duration == 0 && !st.Started.IsZero() {
+				st.Duration = time.Since(st.Started).Seconds()
+			}
 			printJobJSON(stdio, st)
 		}
-		return nil
+		return errInterrupted
 	}
 	if err != nil {
 		return &exitError{code: ExitFailed, err: fmt.Errorf("job %s: %w", id, err)}
 	}
-	return reportJob(ctx, stdio, conn, st, f.jsonOut)
+	if err := reportJob(ctx, stdio, conn, st, f.jsonOut); err != nil {
+		return err
+	}
+	k := st.Counters
+	if k.Listed == 0 {
+		warnNothingMatched(stdio, sideString(st.Spec.Src), f)
+	}
+	if f.errorOnNoTransfer && k.Copied+k.Deleted == 0 {
+		return errNoTransfer
+	}
+	return nil
+}
+
+// sideString names a job's side for people: its location, and the object
+// of a single-object job.
+func sideString(s job.Side) string {
+	if s.Key == "" {
+		return s.Location
+	}
+	if strings.HasPrefix(s.Location, "s3://") {
+		return s.Location + s.Key
+	}
+	return filepath.Join(s.Location, s.Key)
+}
+
+// noWorkerWarnAfter is how long a job with --workers 0 may have queued
+// work that no worker takes before ferry says so.
+var noWorkerWarnAfter = 15 * time.Second
+
+// watchNoWorker warns once, on w, when the job's work consumer has had
+// work pending for noWorkerWarnAfter while it was running, and no worker
+// was waiting for work or holding any (no pull request, nothing
+// unacknowledged): with --workers 0 the job would otherwise wait silently
+// forever. stop ends the watch and waits for it.
+func watchNoWorker(ctx context.Context, conn *queue.Conn, id string, w io.Writer, status func() job.Status) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(noWorkerWarnAfter / 5)
+		defer t.Stop()
+		var idleSince time.Time
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				if !noWorker(ctx, conn, id) || status() != job.Running {
+					idleSince = time.Time{}
+					continue
+				}
+				if idleSince.IsZero() {
+					idleSince = now
+				}
+				if now.Sub(idleSince) >= noWorkerWarnAfter {
+					fmt.Fprintf(w, "ferry: warning: no worker has taken work of job %s for %s (it runs with --workers 0): start 'ferry worker' with the same --nats where the stores can be reached\n",
+						id, noWorkerWarnAfter.Round(time.Second))
+					return
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// noWorker reports whether the job's work consumer has pending work and
+// no worker waiting for or holding any.
+func noWorker(ctx context.Context, conn *queue.Conn, id string) bool {
+	cons, err := conn.JS.Consumer(ctx, queue.StreamWork, job.WorkConsumer(id))
+	if err != nil {
+		return false
+	}
+	ci, err := cons.Info(ctx)
+	if err != nil {
+		return false
+	}
+	return ci.NumPending > 0 && ci.NumWaiting == 0 && ci.NumAckPending == 0
 }
 
 func st0(c *job.Coordinator) job.Spec { return c.State().Spec }
@@ -350,7 +443,17 @@ func openSpec(ctx context.Context, spec job.Spec) (store.Store, store.Store, err
 	if err != nil {
 		return nil, nil, err
 	}
-	return src, dst, nil
+	return objectViews(src, dst, spec.Src.Key, spec.Dst.Key)
+}
+
+// openSpecDst opens a job's destination (a one-object view for a
+// single-object job).
+func openSpecDst(ctx context.Context, spec job.Spec) (store.Store, error) {
+	dst, err := openSpecSide(ctx, "destination", spec.Dst)
+	if err != nil || spec.Src.Key == "" {
+		return dst, err
+	}
+	return onekey.New(dst, spec.Src.Key, spec.Dst.Key)
 }
 
 func openSpecSide(ctx context.Context, role string, s job.Side) (store.Store, error) {
@@ -385,7 +488,7 @@ func sideFromSpec(s job.Side) side {
 
 // runDurable creates a copy or sync job from checked flags and runs it in
 // the foreground.
-func runDurable(ctx context.Context, stdio Stdio, conn *queue.Conn, cmd string, f jobFlags, srcLoc, dstLoc location.Location) error {
+func runDurable(ctx context.Context, stdio Stdio, conn *queue.Conn, cmd string, f jobFlags, srcLoc, dstLoc location.Location, srcKey, dstKey string) error {
 	d := f.durable
 	if d.workers < 0 {
 		return usageErr("--workers %d: want 0 or more", d.workers)
@@ -409,6 +512,7 @@ func runDurable(ctx context.Context, stdio Stdio, conn *queue.Conn, cmd string, 
 		RequireVerified: d.requireVerified || (f.del && (d.flags == nil || !d.flags.Changed("require-verified"))),
 		DstKeepsMTime:   dstLoc.Kind == location.Local,
 	}
+	spec.Src.Key, spec.Dst.Key = srcKey, dstKey
 	spec.ID = job.NewID()
 	spec.AuditLog = d.auditLog
 	if spec.AuditLog == "" {

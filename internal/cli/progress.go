@@ -126,14 +126,21 @@ func progressLine(s progressSnap, verb string, rate float64, elapsed time.Durati
 	if s.status != "" {
 		fmt.Fprintf(&sb, "[%s] ", s.status)
 	}
-	fmt.Fprintf(&sb, "%s %d/%d objects, %s/%s, %s/s", verb, s.done, s.todo, humanBytes(s.bytes), humanBytes(s.totalBytes), humanBytes(int64(rate)))
-	if s.planDone {
-		if rate > 0 && s.totalBytes > s.bytes {
+	if !s.planDone {
+		// The totals are not known until the listing completes: no
+		// "N/0 objects", no ETA.
+		fmt.Fprintf(&sb, "listing… %d objects found", s.listed)
+		if s.done > 0 || s.bytes > 0 {
+			fmt.Fprintf(&sb, ", %s %d (%s), %s/s", verb, s.done, humanBytes(s.bytes), humanBytes(int64(rate)))
+		}
+	} else {
+		fmt.Fprintf(&sb, "%s %d/%d objects, %s/%s, %s/s", verb, s.done, s.todo, humanBytes(s.bytes), humanBytes(s.totalBytes), humanBytes(int64(rate)))
+		// An ETA only while the job runs (not paused, waiting for
+		// credentials or a worker).
+		if s.status == "" && rate > 0 && s.totalBytes > s.bytes {
 			eta := time.Duration(float64(s.totalBytes-s.bytes)/rate) * time.Second
 			fmt.Fprintf(&sb, ", ETA %s", eta.Round(time.Second))
 		}
-	} else {
-		fmt.Fprintf(&sb, ", listing (%d source objects so far)", s.listed)
 	}
 	if s.skipped > 0 {
 		fmt.Fprintf(&sb, ", skipped %d", s.skipped)

@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -66,12 +69,35 @@ func loadConfig() (*config.Config, error) {
 func parseLocations(cfg *config.Config, srcArg, dstArg string) (src, dst location.Location, err error) {
 	isRemote := func(name string) bool { _, ok := cfg.Remote(name); return ok }
 	if src, err = location.ParseWith(srcArg, isRemote); err != nil {
-		return src, dst, usageErr("source: %v", err)
+		return src, dst, locationErr("source", cfg, err)
 	}
 	if dst, err = location.ParseWith(dstArg, isRemote); err != nil {
-		return src, dst, usageErr("destination: %v", err)
+		return src, dst, locationErr("destination", cfg, err)
 	}
 	return src, dst, nil
+}
+
+// locationErr is the usage error for a location argument; an undefined
+// remote says where remotes are defined.
+func locationErr(role string, cfg *config.Config, err error) error {
+	var ue *location.UndefinedRemoteError
+	if !errors.As(err, &ue) {
+		return usageErr("%s: %v", role, err)
+	}
+	where := cfg.Path
+	if where == "" {
+		dir, derr := config.Dir()
+		if derr != nil {
+			return usageErr("%s: %v", role, err)
+		}
+		where = filepath.Join(dir, config.FileName) + ", which does not exist"
+	}
+	defined := "none is"
+	if names := cfg.Names(); len(names) > 0 {
+		defined = strings.Join(names, ", ")
+	}
+	return usageErr("%s %q: no remote named %q; remotes are defined under 'remotes:' in %s (defined: %s); for a local path write ./%s",
+		role, ue.Arg, ue.Name, where, defined, ue.Arg)
 }
 
 // applyRemote fills the settings of sd that no flag set from the remote loc

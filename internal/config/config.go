@@ -30,7 +30,42 @@ type Config struct {
 	Path string `yaml:"-"`
 	// Remotes are the named remotes by name.
 	Remotes map[string]Remote `yaml:"remotes"`
+	// Defaults are flag values by long flag name ("concurrency": 64), for
+	// every command that has the flag. A flag on the command line, then
+	// its environment variable (FERRY_CONCURRENCY), take precedence. Which
+	// names are flags is the command line's business (package cli).
+	Defaults map[string]FlagValue `yaml:"defaults"`
 }
+
+// FlagValue is the value of a flag in [Config.Defaults]: a scalar, or a
+// list of scalars for a repeatable flag (include: ["*.jpg", "*.png"]).
+type FlagValue struct {
+	Values []string
+	// Line is the line of the flag's name in the file, for messages.
+	Line int
+}
+
+// UnmarshalYAML decodes a scalar or a sequence of scalars.
+func (v *FlagValue) UnmarshalYAML(n *yaml.Node) error {
+	v.Line = n.Line
+	switch n.Kind {
+	case yaml.ScalarNode:
+		v.Values = []string{n.Value}
+		return nil
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				return fmt.Errorf("line %d: want a value or a list of values", c.Line)
+			}
+			v.Values = append(v.Values, c.Value)
+		}
+		return nil
+	}
+	return fmt.Errorf("line %d: want a value or a list of values", n.Line)
+}
+
+// flagNameRE is the syntax of a long flag's name.
+var flagNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 
 // Remote is a named S3 endpoint and how to reach it. Every field is
 // optional; a command line flag overrides the field it corresponds to.
@@ -169,6 +204,16 @@ func Parse(name string, data []byte) (*Config, error) {
 }
 
 func (c *Config) validate(file string, root *yaml.Node) error {
+	names := make([]string, 0, len(c.Defaults))
+	for n := range c.Defaults {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if !flagNameRE.MatchString(n) {
+			return fmt.Errorf("%s:%d: defaults: %q is not a flag name (write concurrency, not --concurrency)", file, c.Defaults[n].Line, n)
+		}
+	}
 	for _, n := range c.Names() {
 		r := c.Remotes[n]
 		errf := func(field, format string, a ...any) error {

@@ -146,3 +146,27 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse("config.yaml", []byte("defaults:\n  concurrency: 64\n  include: ['*.jpg', '*.png']\n  no-progress: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := c.Defaults["concurrency"]; len(v.Values) != 1 || v.Values[0] != "64" || v.Line != 2 {
+		t.Fatalf("concurrency = %+v", v)
+	}
+	if v := c.Defaults["include"]; strings.Join(v.Values, ",") != "*.jpg,*.png" {
+		t.Fatalf("include = %+v", v)
+	}
+	for data, want := range map[string]string{
+		"defaults:\n  --concurrency: 4\n": `config.yaml:2: defaults: "--concurrency" is not a flag name`,
+		"defaults:\n  include: {a: b}\n":  "config.yaml",
+		"defaults:\n  include: [[a]]\n":   "want a value or a list of values",
+		"defaults:\n  a: 1\n  a: 2\n":     `mapping key "a" already defined`,
+		"defaults: [concurrency]\n":       "config.yaml:1:",
+	} {
+		if _, err := Parse("config.yaml", []byte(data)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", data, err, want)
+		}
+	}
+}

@@ -4,16 +4,20 @@
 //
 // Glob syntax, matched against keys relative to the location:
 //
-//   - any run of characters except "/"
-//     **       any run of characters, "/" included
-//     ?        one character except "/"
-//     [abc]    one character of a class ([!abc] or [^abc] negates)
-//     {a,b}    either alternative
-//     \x       the character x literally
+//	glob     matches
+//	*        any run of characters except "/"
+//	**       any run of characters, "/" included
+//	?        one character except "/"
+//	[abc]    one character of a class ([!abc] or [^abc] negates)
+//	{a,b}    either alternative
+//	\x       the character x literally
 //
-// A pattern starting with "/" is anchored at the start of the key; any other
-// pattern matches at the start of any path segment ("*.jpg" matches
-// "a/b/c.jpg"). A pattern ending with "/" matches everything below such a
+// "*" never crosses a "/", but a pattern that does not start with "/" is
+// matched against the end of the key, from the start of any path segment:
+// "*.jpg" matches "c.jpg" and "a/b/c.jpg" (each a whole last segment), and
+// "b/*.jpg" matches "a/b/c.jpg" but not "b/x/c.jpg". A pattern starting
+// with "/" is anchored at the location's root: "/*.jpg" matches "c.jpg" only
+// at the top level. A pattern ending with "/" matches everything below such a
 // directory ("tmp/" matches "x/tmp/y"). A key is selected when it matches at
 // least one include (or there are none) and no exclude.
 //

@@ -130,6 +130,9 @@ func RootID(jobID string) string { return ContentID(jobID, "root") }
 // Create records a new job and queues its first listing task.
 func Create(ctx context.Context, conn *queue.Conn, spec Spec) (*Coordinator, error) {
 	spec.V = spec.Version()
+	if (spec.Src.Key == "") != (spec.Dst.Key == "") {
+		return nil, fmt.Errorf("create job: a single-object job names the object at both sides (source key %q, destination key %q)", spec.Src.Key, spec.Dst.Key)
+	}
 	if spec.ID == "" {
 		spec.ID = NewID()
 	}

@@ -25,8 +25,10 @@ const WireVersion = 2
 
 // FilterVersion is the version of the spec and state of a job that uses
 // options a WireVersion-only ferry would silently ignore (size, age and
-// --files-from filters, a comparison mode, a storage class): such a worker
-// would copy, and with sync --delete delete, objects the job excludes. An
+// --files-from filters, a comparison mode, a storage class, a single
+// object named by [Side.Key]): such a worker would copy, and with sync
+// --delete delete, objects the job excludes, or the whole location around
+// a single object. An
 // older worker skips jobs of another version, so it leaves these alone;
 // this ferry reads both. Queue messages stay at WireVersion.
 const FilterVersion = 3
@@ -39,7 +41,8 @@ func StateVersionOK(v int) bool { return v == WireVersion || v == FilterVersion 
 func (s *Spec) Version() int {
 	f := s.Spec
 	if f.MinSize != nil || f.MaxSize != nil || !f.ModifiedAfter.IsZero() || !f.ModifiedBefore.IsZero() ||
-		f.FilesFrom != nil || s.Compare != "" || s.StorageClass != "" {
+		f.FilesFrom != nil || s.Compare != "" || s.StorageClass != "" ||
+		s.Src.Key != "" || s.Dst.Key != "" {
 		return FilterVersion
 	}
 	return WireVersion
@@ -61,6 +64,12 @@ type Side struct {
 	Secret            string `json:"secret,omitempty"`
 	CABundle          string `json:"ca_bundle,omitempty"`
 	AllowInsecureHTTP bool   `json:"allow_insecure_http,omitempty"`
+	// Key, when set, makes the side one object: the key (relative to
+	// Location, which is then its parent prefix or directory) of the
+	// source object, or the destination's target name. A job with keys
+	// holds that one object, listed under the source's Key at both sides
+	// (package onekey), so the destination may give it another name.
+	Key string `json:"key,omitempty"`
 }
 
 // Spec is what a job was created with.

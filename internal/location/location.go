@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"unicode/utf8"
 )
@@ -65,16 +66,34 @@ func (l Location) Canonical() string {
 var (
 	schemeRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*)://`)
 	remoteRE = regexp.MustCompile(`^([a-z][a-z0-9_-]*):`)
+	// remoteLikeRE is what a user may have meant as a remote name.
+	remoteLikeRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9_-]*):`)
 )
+
+// UndefinedRemoteError is the error for "name:rest" when no remote called
+// name is defined: a typo or a missing configuration, never silently a
+// local directory "./name:rest".
+type UndefinedRemoteError struct {
+	Arg  string
+	Name string
+}
+
+func (e *UndefinedRemoteError) Error() string {
+	return fmt.Sprintf("location %q: no remote named %q is defined (for a local path, write ./%s)", e.Arg, e.Name, e.Arg)
+}
 
 // Parse parses a location argument. Errors are one line naming the input and
 // what is wrong with it.
 func Parse(arg string) (Location, error) { return ParseWith(arg, nil) }
 
 // ParseWith is [Parse] that also accepts "remote:bucket[/prefix]" when
-// isRemote(remote) reports that the remote is defined. The name must match
-// ^[a-z][a-z0-9_-]*$; an argument whose part before the first ':' is not a
-// defined remote ("./a:b", "/x:y", "notes:2024") is a local path.
+// isRemote(remote) reports that the remote is defined (isRemote nil: none
+// is). The name must match ^[a-z][a-z0-9_-]*$. An argument that starts like
+// a remote ("name:", a letter then letters, digits, '-' or '_') but names
+// none is an [*UndefinedRemoteError], not a local path: "minio:dst" with no
+// remote "minio" is a mistake, like in rclone. Paths that do not start that
+// way stay local ("./a:b", "/x/a:b", "2024:notes"), and so does a drive
+// letter on Windows ("C:\data").
 func ParseWith(arg string, isRemote func(name string) bool) (Location, error) {
 	if arg == "" {
 		return Location{}, fmt.Errorf("empty location: want s3://bucket[/prefix] or a local path")
@@ -94,6 +113,9 @@ func ParseWith(arg string, isRemote func(name string) bool) (Location, error) {
 		return l, nil
 	}
 	m := schemeRE.FindStringSubmatch(arg)
+	if r := remoteLikeRE.FindStringSubmatch(arg); m == nil && r != nil && !(runtime.GOOS == "windows" && len(r[1]) == 1) {
+		return Location{}, &UndefinedRemoteError{Arg: arg, Name: r[1]}
+	}
 	if m == nil {
 		abs, err := filepath.Abs(arg)
 		if err != nil {

@@ -1,6 +1,7 @@
 package location
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,12 +148,18 @@ func TestParseRemote(t *testing.T) {
 		{arg: "backup:bkt/photos", want: Location{Kind: S3, Bucket: "bkt", Prefix: "photos/", Remote: "backup"}},
 		{arg: "lab_2:bkt", want: Location{Kind: S3, Bucket: "bkt", Remote: "lab_2"}},
 		{arg: "a:bkt/x/y/", want: Location{Kind: S3, Bucket: "bkt", Prefix: "x/y/", Remote: "a"}},
-		// Not a defined remote, or not a remote's syntax: a local path.
-		{arg: "other:bkt/x", want: Location{Kind: Local, Path: filepath.Join(wd, "other:bkt/x")}},
+		// Not a remote's syntax: a local path.
 		{arg: "./a:b", want: Location{Kind: Local, Path: filepath.Join(wd, "a:b")}},
 		{arg: "/x:y", want: Location{Kind: Local, Path: "/x:y"}},
+		{arg: "/x/a:b", want: Location{Kind: Local, Path: "/x/a:b"}},
 		{arg: "/a:bkt", want: Location{Kind: Local, Path: "/a:bkt"}},
-		{arg: "Backup:bkt", want: Location{Kind: Local, Path: filepath.Join(wd, "Backup:bkt")}},
+		{arg: "2024:notes", want: Location{Kind: Local, Path: filepath.Join(wd, "2024:notes")}},
+		{arg: "dir/a:b", want: Location{Kind: Local, Path: filepath.Join(wd, "dir/a:b")}},
+		// A remote's syntax without such a remote: an error, not "./other:bkt".
+		{arg: "other:bkt/x", err: `no remote named "other" is defined (for a local path, write ./other:bkt/x)`},
+		{arg: "minio:dst", err: `no remote named "minio"`},
+		{arg: "Backup:bkt", err: `no remote named "Backup"`},
+		{arg: "s3:bkt", err: `no remote named "s3"`},
 		{arg: "s3://bkt/p", want: Location{Kind: S3, Bucket: "bkt", Prefix: "p/"}},
 		// A defined remote with a bad bucket is an error, not a local path.
 		{arg: "backup:", err: "missing bucket name (want backup:bucket[/prefix])"},
@@ -179,8 +186,10 @@ func TestParseRemote(t *testing.T) {
 	if l, _ := ParseWith("backup:bkt/p", defined); l.String() != "backup:bkt/p/" {
 		t.Errorf("String() = %q", l.String())
 	}
-	// Without remotes, Parse never makes one.
-	if l, err := Parse("backup:bkt"); err != nil || l.Kind != Local {
-		t.Errorf("Parse(backup:bkt) = %+v, %v", l, err)
+	// Without remotes, Parse never makes one, and never a directory
+	// "./backup:bkt" either.
+	var ue *UndefinedRemoteError
+	if _, err := Parse("backup:bkt"); !errors.As(err, &ue) || ue.Name != "backup" {
+		t.Errorf("Parse(backup:bkt): %v, want an UndefinedRemoteError", err)
 	}
 }

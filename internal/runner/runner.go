@@ -68,7 +68,7 @@ func (o *Options) applyDefaults() {
 
 // Stats are live counters, safe to read while a run is going on.
 type Stats struct {
-	Listed        atomic.Int64 // source objects planned
+	Listed        atomic.Int64 // source objects the filter selected
 	ListedBytes   atomic.Int64
 	DstListed     atomic.Int64
 	ToCopy        atomic.Int64 // actions that need a copy or check
@@ -94,17 +94,19 @@ type Problem struct {
 
 // Summary is the outcome of a run.
 type Summary struct {
-	ObjectsListed  int64   `json:"objects_listed"`
-	ObjectsCopied  int64   `json:"objects_copied"`
-	ObjectsSkipped int64   `json:"objects_skipped"`
-	ObjectsFailed  int64   `json:"objects_failed"`
-	ObjectsDeleted int64   `json:"objects_deleted"`
-	ObjectsUnsafe  int64   `json:"objects_skipped_unsafe"`
-	BytesCopied    int64   `json:"bytes_copied"`
-	BytesSkipped   int64   `json:"bytes_skipped"`
-	Differences    int64   `json:"differences,omitempty"`
-	Duration       float64 `json:"duration_seconds"`
-	DryRun         bool    `json:"dry_run,omitempty"`
+	ObjectsListed  int64 `json:"objects_listed"`
+	ObjectsCopied  int64 `json:"objects_copied"`
+	ObjectsSkipped int64 `json:"objects_skipped"`
+	ObjectsFailed  int64 `json:"objects_failed"`
+	ObjectsDeleted int64 `json:"objects_deleted"`
+	ObjectsUnsafe  int64 `json:"objects_skipped_unsafe"`
+	BytesCopied    int64 `json:"bytes_copied"`
+	BytesSkipped   int64 `json:"bytes_skipped"`
+	// Identical counts the objects Verify found identical on both sides.
+	Identical   int64   `json:"-"`
+	Differences int64   `json:"differences,omitempty"`
+	Duration    float64 `json:"duration_seconds"`
+	DryRun      bool    `json:"dry_run,omitempty"`
 	// Failures, Unsafe and Diffs name at most MaxListed keys each.
 	Failures []Problem `json:"failures,omitempty"`
 	Unsafe   []Problem `json:"skipped_unsafe,omitempty"`
@@ -168,7 +170,7 @@ func (r *Runner) DryRun(ctx context.Context) (Summary, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.opts.Concurrency)
 
-	srcList := counted(r.src.List(ctx, store.ListOptions{}), &st.Listed, &st.ListedBytes)
+	srcList := r.src.List(ctx, store.ListOptions{})
 	dstList := counted(r.dst.List(ctx, store.ListOptions{}), &st.DstListed, nil)
 	var planErr error
 	for a, err := range plan.Plan(gctx, srcList, dstList, plan.Options{
@@ -177,6 +179,10 @@ func (r *Runner) DryRun(ctx context.Context) (Summary, error) {
 		if err != nil {
 			planErr = err
 			break
+		}
+		if a.Kind != plan.Delete {
+			st.Listed.Add(1)
+			st.ListedBytes.Add(a.Src.Size)
 		}
 		if r.opts.OnAction != nil && a.Kind != plan.Check {
 			r.opts.OnAction(a)
@@ -258,12 +264,12 @@ func (r *Runner) fail(key string, err error) {
 	if errors.Is(err, store.ErrUnsafeKey) || errors.Is(err, store.ErrInvalidKey) {
 		r.Stats.Unsafe.Add(1)
 		r.note(&r.unsafe, key, err)
-		r.opts.Log.Warn("skipped unsafe key", "key", key, "err", logtext.OneLine(err.Error()))
+		r.opts.Log.Debug("skipped unsafe key", "key", key, "err", logtext.OneLine(err.Error()))
 		return
 	}
 	r.Stats.Failed.Add(1)
 	r.note(&r.failures, key, err)
-	r.opts.Log.Error("copy failed", "key", key, "err", logtext.OneLine(err.Error()))
+	r.opts.Log.Debug("failed", "key", key, "err", logtext.OneLine(err.Error()))
 }
 
 // Verify compares both sides: every selected source key must exist at the
@@ -276,9 +282,9 @@ func (r *Runner) Verify(ctx context.Context) (Summary, error) {
 	diff := func(key, reason string) {
 		st.Differences.Add(1)
 		r.note(&r.diffs, key, errors.New(reason))
-		r.opts.Log.Warn("differs", "key", key, "reason", reason)
+		r.opts.Log.Debug("differs", "key", key, "reason", reason)
 	}
-	srcList := counted(r.src.List(ctx, store.ListOptions{}), &st.Listed, &st.ListedBytes)
+	srcList := r.src.List(ctx, store.ListOptions{})
 	dstList := counted(r.dst.List(ctx, store.ListOptions{}), &st.DstListed, nil)
 	var listErr error
 	for p, err := range plan.Merge(gctx, srcList, dstList) {
@@ -288,6 +294,10 @@ func (r *Runner) Verify(ctx context.Context) (Summary, error) {
 		}
 		if !(plan.Options{Filter: r.opts.Filter}).Selected(p) {
 			continue
+		}
+		if p.Src != nil {
+			st.Listed.Add(1)
+			st.ListedBytes.Add(p.Src.Size)
 		}
 		switch {
 		case p.Src == nil:
@@ -347,6 +357,7 @@ func (r *Runner) summary(start time.Time) Summary {
 		ObjectsUnsafe:  st.Unsafe.Load(),
 		BytesCopied:    st.CopiedBytes.Load(),
 		BytesSkipped:   st.SkippedBytes.Load(),
+		Identical:      st.Verified.Load(),
 		Differences:    st.Differences.Load(),
 		Duration:       time.Since(start).Seconds(),
 		Failures:       append([]Problem(nil), r.failures...),

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-dev/ferry/internal/filter"
 	"github.com/ferry-dev/ferry/internal/runner"
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/store/mem"
@@ -69,5 +70,36 @@ func TestVerifyNamesDifferences(t *testing.T) {
 	sum, err = runner.New(src, dst, eng, runner.Options{}).Verify(ctx)
 	if err != nil || sum.Differences != 2 || len(sum.Diffs) != 2 {
 		t.Fatalf("differences: %+v %v", sum, err)
+	}
+}
+
+// TestVerifyCountsOnlySelectedKeys: with a filter, verify counts the keys
+// it selected, not every key listed, and names each difference once.
+func TestVerifyCountsOnlySelectedKeys(t *testing.T) {
+	ctx := context.Background()
+	src, dst := mem.New("src"), mem.New("dst")
+	for _, k := range []string{"a.jpg", "b.jpg", "c.txt", "d/e.txt", "d/f.jpg"} {
+		put(t, src, k, "v-"+k)
+	}
+	eng := transfer.New(src, dst, transfer.Options{})
+	for _, k := range []string{"a.jpg", "c.txt", "d/e.txt"} {
+		if _, err := eng.Copy(ctx, store.Object{Key: k, Size: int64(len("v-" + k))}, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flt, err := filter.New([]string{"*.jpg"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := runner.New(src, dst, eng, runner.Options{Filter: flt}).Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.ObjectsListed != 3 || sum.Identical != 1 || sum.Differences != 2 || len(sum.Diffs) != 2 {
+		t.Fatalf("summary %+v: want 3 selected, 1 identical, 2 differences", sum)
+	}
+	dry, err := runner.New(src, dst, eng, runner.Options{Filter: flt}).DryRun(ctx)
+	if err != nil || dry.ObjectsListed != 3 || dry.ObjectsCopied != 2 || dry.ObjectsSkipped != 1 {
+		t.Fatalf("dry run %+v %v: want 3 selected, 2 to copy, 1 skipped", dry, err)
 	}
 }
