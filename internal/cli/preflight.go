@@ -18,6 +18,7 @@ import (
 // preflight checks unless --skip-preflight. A failed check stops the job
 // with exit 2; warnings are one line on stderr (the whole table with -v).
 func autoPreflight(ctx context.Context, stdio Stdio, cmd string, f jobFlags, src, dst opened) error {
+	printNotes(stdio, src, dst)
 	if cmd == "verify" {
 		return nil
 	}
@@ -29,7 +30,7 @@ func autoPreflight(ctx context.Context, stdio Stdio, cmd string, f jobFlags, src
 	if f.sec.skipPreflight {
 		return nil
 	}
-	rep := preflight.Run(ctx, preflight.Options{Src: preflightSide(src), Dst: preflightSide(dst), SSE: f.sse})
+	rep := preflight.Run(ctx, preflight.Options{Src: preflightSide(ctx, "source", src), Dst: preflightSide(ctx, "destination", dst), SSE: f.sse})
 	if f.verbose {
 		_ = rep.WriteTable(stdio.Err)
 	}
@@ -52,10 +53,20 @@ func autoPreflight(ctx context.Context, stdio Stdio, cmd string, f jobFlags, src
 	return nil
 }
 
+// printNotes prints the sides' info lines (a region the server named).
+func printNotes(stdio Stdio, sides ...opened) {
+	for _, o := range sides {
+		if o.note != "" {
+			fmt.Fprintf(stdio.Err, "ferry: %s\n", o.note)
+		}
+	}
+}
+
 // preflightSide describes an opened side for the checks.
-func preflightSide(o opened) preflight.Side {
+func preflightSide(ctx context.Context, role string, o opened) preflight.Side {
 	if st, ok := o.store.(*s3.Store); ok {
-		return preflight.Side{Client: st.Client(), Bucket: st.Bucket(), Prefix: st.Prefix()}
+		return preflight.Side{Client: st.Client(), Bucket: st.Bucket(), Prefix: st.Prefix(),
+			Explain: func(err error) string { return st.Explain(ctx, err, role) }}
 	}
 	d := "local directory " + o.loc.Path
 	if o.missing {
@@ -122,8 +133,9 @@ func runPreflight(ctx context.Context, stdio Stdio, f jobFlags, srcArg, dstArg s
 	if err != nil {
 		return err
 	}
+	printNotes(stdio, src, dst)
 	rep := preflight.Run(ctx, preflight.Options{
-		Src: preflightSide(src), Dst: preflightSide(dst),
+		Src: preflightSide(ctx, "source", src), Dst: preflightSide(ctx, "destination", dst),
 		AllowedRegions: f.sec.allowedRegions, SSE: f.sse,
 	})
 	if f.jsonOut {
@@ -162,5 +174,5 @@ func openForPreflight(ctx context.Context, role string, loc location.Location, s
 	if err := checkResolvedEndpoint(role, sd, st.Endpoint()); err != nil {
 		return opened{}, err
 	}
-	return opened{store: st, loc: loc}, nil
+	return opened{store: st, loc: loc, note: regionNote(role, loc, st)}, nil
 }

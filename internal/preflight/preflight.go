@@ -125,6 +125,9 @@ type Side struct {
 	Prefix string
 	// Local describes a local side for its single row.
 	Local string
+	// Explain, when set, tells a failed required request in words, with
+	// what to do (s3.Explain); "" leaves it to the checks' own wording.
+	Explain func(error) string
 }
 
 // Options are the inputs of [Run].
@@ -161,7 +164,7 @@ func sourceChecks(ctx context.Context, sd Side) []Check {
 	}
 	out, err := sd.Client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &sd.Bucket, Prefix: &sd.Prefix, MaxKeys: aws.Int32(1), EncodingType: types.EncodingTypeUrl})
 	if err != nil {
-		return append(checks, required(side, "list", "ListObjectsV2", err))
+		return append(checks, required(sd, side, "list", "ListObjectsV2", err))
 	}
 	checks = append(checks, Check{side, "list", Pass, "ListObjectsV2 under " + where(sd) + " allowed"})
 	if len(out.Contents) == 0 {
@@ -182,10 +185,10 @@ func sourceChecks(ctx context.Context, sd Side) []Check {
 	case apiCode(err) == "InvalidRange": // an empty object: authorized, nothing to read
 		checks = append(checks, Check{side, "read", Pass, fmt.Sprintf("GetObject of %q allowed", key)})
 	default:
-		checks = append(checks, required(side, "read", fmt.Sprintf("GetObject of %q", key), err))
+		checks = append(checks, required(sd, side, "read", fmt.Sprintf("GetObject of %q", key), err))
 	}
 	if _, err := sd.Client.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: &sd.Bucket, Key: &key}); err != nil {
-		c := required(side, "read tags", fmt.Sprintf("GetObjectTagging of %q", key), err)
+		c := required(sd, side, "read tags", fmt.Sprintf("GetObjectTagging of %q", key), err)
 		if s3store.MeaningOf(err) == s3store.Unsupported {
 			c.Status = Warn // tags are then not copied by this endpoint either
 		}
@@ -207,7 +210,7 @@ func destinationChecks(ctx context.Context, opts Options) []Check {
 		return checks
 	}
 	if _, err := sd.Client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &sd.Bucket, Prefix: &sd.Prefix, MaxKeys: aws.Int32(1)}); err != nil {
-		checks = append(checks, required(side, "list", "ListObjectsV2", err))
+		checks = append(checks, required(sd, side, "list", "ListObjectsV2", err))
 	} else {
 		checks = append(checks, Check{side, "list", Pass, "ListObjectsV2 under " + where(sd) + " allowed"})
 	}
@@ -244,7 +247,7 @@ func bucketCheck(ctx context.Context, side string, sd Side) Check {
 	if apiCode(err) == "NotFound" {
 		return Check{side, "bucket", Fail, "HeadBucket: bucket s3://" + sd.Bucket + " does not exist"}
 	}
-	return required(side, "bucket", "HeadBucket", err)
+	return required(sd, side, "bucket", "HeadBucket", err)
 }
 
 // Region returns the region of bucket from GetBucketLocation, with S3's
@@ -454,7 +457,12 @@ func hasFalse(v json.RawMessage) bool {
 func where(sd Side) string { return "s3://" + sd.Bucket + "/" + sd.Prefix }
 
 // required reports err of a request the job needs: a failure.
-func required(side, name, req string, err error) Check {
+func required(sd Side, side, name, req string, err error) Check {
+	if sd.Explain != nil {
+		if msg := sd.Explain(err); msg != "" {
+			return Check{side, name, Fail, req + ": " + msg}
+		}
+	}
 	return Check{side, name, Fail, req + ": " + describe(err)}
 }
 
