@@ -34,6 +34,7 @@ type API interface {
 	GetBucketEncryption(context.Context, *s3.GetBucketEncryptionInput, ...func(*s3.Options)) (*s3.GetBucketEncryptionOutput, error)
 	GetBucketPolicy(context.Context, *s3.GetBucketPolicyInput, ...func(*s3.Options)) (*s3.GetBucketPolicyOutput, error)
 	GetBucketVersioning(context.Context, *s3.GetBucketVersioningInput, ...func(*s3.Options)) (*s3.GetBucketVersioningOutput, error)
+	GetBucketLifecycleConfiguration(context.Context, *s3.GetBucketLifecycleConfigurationInput, ...func(*s3.Options)) (*s3.GetBucketLifecycleConfigurationOutput, error)
 }
 
 var _ API = (*s3.Client)(nil)
@@ -228,6 +229,7 @@ func destinationChecks(ctx context.Context, opts Options) []Check {
 		encryptionCheck(ctx, sd, opts.SSE),
 		tlsPolicyCheck(ctx, sd),
 		versioningCheck(ctx, sd),
+		lifecycleCheck(ctx, sd),
 	)
 	return checks
 }
@@ -384,6 +386,48 @@ func versioningCheck(ctx context.Context, sd Side) Check {
 		st = "never enabled"
 	}
 	return Check{"destination", name, Warn, st + ": an overwritten or deleted object cannot be recovered"}
+}
+
+// lifecycleCheck looks for an enabled lifecycle rule that aborts incomplete
+// multipart uploads under the job's prefix (a rule for the whole bucket, or
+// for a prefix of the job's). Uploads an interrupted copy leaves behind
+// cost storage until something removes them.
+func lifecycleCheck(ctx context.Context, sd Side) Check {
+	const name = "abort incomplete uploads"
+	out, err := sd.Client.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: &sd.Bucket})
+	if apiCode(err) == "NoSuchLifecycleConfiguration" {
+		return Check{"destination", name, Warn, "no lifecycle rule: parts of interrupted multipart uploads are kept (and billed) until aborted"}
+	}
+	if err != nil {
+		return optional("destination", name, "GetBucketLifecycleConfiguration", err, "")
+	}
+	if r, ok := abortRule(out.Rules, sd.Prefix); ok {
+		return Check{"destination", name, Pass, fmt.Sprintf("lifecycle rule %q aborts incomplete multipart uploads after %d days", aws.ToString(r.ID), aws.ToInt32(r.AbortIncompleteMultipartUpload.DaysAfterInitiation))}
+	}
+	return Check{"destination", name, Warn, "no enabled lifecycle rule aborts incomplete multipart uploads under " + where(sd)}
+}
+
+// abortRule returns an enabled rule that aborts incomplete multipart
+// uploads of every key under prefix.
+func abortRule(rules []types.LifecycleRule, prefix string) (types.LifecycleRule, bool) {
+	for _, r := range rules {
+		if r.Status != types.ExpirationStatusEnabled || r.AbortIncompleteMultipartUpload == nil ||
+			r.AbortIncompleteMultipartUpload.DaysAfterInitiation == nil {
+			continue
+		}
+		//lint:ignore SA1019 the legacy field, which some servers still send
+		p := aws.ToString(r.Prefix)
+		if f := r.Filter; f != nil {
+			if f.Tag != nil || f.And != nil || f.ObjectSizeGreaterThan != nil || f.ObjectSizeLessThan != nil {
+				continue // narrower than "every key under a prefix"
+			}
+			p = aws.ToString(f.Prefix)
+		}
+		if strings.HasPrefix(prefix, p) {
+			return r, true
+		}
+	}
+	return types.LifecycleRule{}, false
 }
 
 // DeniesInsecureTransport reports whether policy, an IAM policy document,

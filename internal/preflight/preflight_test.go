@@ -22,6 +22,7 @@ type fake struct {
 	calls   []string
 	pabOff  bool
 	version types.BucketVersioningStatus
+	rules   []types.LifecycleRule
 }
 
 func (f *fake) err(op string) error { f.calls = append(f.calls, op); return f.errs[op] }
@@ -66,6 +67,10 @@ func (f *fake) GetBucketPolicy(context.Context, *s3.GetBucketPolicyInput, ...fun
 }
 func (f *fake) GetBucketVersioning(context.Context, *s3.GetBucketVersioningInput, ...func(*s3.Options)) (*s3.GetBucketVersioningOutput, error) {
 	return &s3.GetBucketVersioningOutput{Status: f.version}, f.err("GetBucketVersioning")
+}
+
+func (f *fake) GetBucketLifecycleConfiguration(context.Context, *s3.GetBucketLifecycleConfigurationInput, ...func(*s3.Options)) (*s3.GetBucketLifecycleConfigurationOutput, error) {
+	return &s3.GetBucketLifecycleConfigurationOutput{Rules: f.rules}, f.err("GetBucketLifecycleConfiguration")
 }
 
 func apiErr(code string) error {
