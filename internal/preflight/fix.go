@@ -355,7 +355,7 @@ func mergeStatement(doc string, stmt statement) (merged map[string]json.RawMessa
 		if json.Unmarshal(raw, &stmts) != nil {
 			var one map[string]json.RawMessage
 			if err := json.Unmarshal(raw, &one); err != nil {
-				return nil, 0, errors.New("Statement is neither a list nor an object")
+				return nil, 0, errors.New("its Statement is neither a list nor an object")
 			}
 			stmts = []json.RawMessage{raw}
 		}
