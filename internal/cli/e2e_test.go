@@ -471,7 +471,7 @@ func TestBadInput(t *testing.T) {
 		{"missing destination bucket", append(append([]string{"copy", "s3://" + src, "s3://no-such-bucket-ferry"}, A...), e.dstA()...), "does not exist"},
 		{"missing local source", append([]string{"copy", filepath.Join(dir, "nope"), "s3://" + dst}, B...), "no such file"},
 		{"local destination parent missing", append([]string{"copy", "s3://" + src, filepath.Join(dir, "a", "b", "c")}, A...), "does not exist"},
-		{"rejected credentials", append([]string{"copy", "s3://" + src, "s3://" + dst, "--src-endpoint", e.a.Endpoint, "--src-profile", "bad"}, B...), "access denied"},
+		{"rejected credentials", append([]string{"copy", "s3://" + src, "s3://" + dst, "--src-endpoint", e.a.Endpoint, "--src-profile", "bad"}, B...), `rejected the request signature (SignatureDoesNotMatch): the secret key does not belong to the access key ID (credentials from profile "bad"`},
 		{"tls without ca", append(append([]string{"copy", "s3://" + src, "s3://" + dst}, A...), "--dst-endpoint", e.b.Endpoint, "--dst-profile", "b"), "destination"},
 		{"same location", append(append([]string{"copy", "s3://" + src + "/p", "s3://" + src + "/p"}, A...), e.dstA()...), "same location"},
 		{"nested location", append(append([]string{"copy", "s3://" + src + "/p", "s3://" + src + "/p/q"}, A...), e.dstA()...), "inside"},

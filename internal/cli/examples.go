@@ -35,6 +35,7 @@ var examples = map[string]string{
   ferry policy ./data s3://backup/data --delete`,
 	"ferry preflight": `  ferry preflight s3://photos/2024 s3://archive/2024
   ferry preflight ./data s3://backup/data --dst-profile backup`,
+	"ferry bucket": "  ferry bucket create s3://archive --secure --region eu-west-1",
 	"ferry secret": `  ferry secret set minio < minio-credentials.ini
   ferry secret list
   ferry copy ./data s3://backup/data --dst-secret minio`,

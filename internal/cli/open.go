@@ -61,7 +61,33 @@ type opened struct {
 	// missing is set for a local destination directory that does not exist
 	// yet; create it (after every check passed) with createDst.
 	missing bool
+	// note, when not "", is an info line for the user (regionNote).
+	note string
 }
+
+// regionNote says that an S3 store signs for the region its server named
+// rather than the configured or default one.
+func regionNote(role string, loc location.Location, st *s3.Store) string {
+	if !st.RegionDiscovered() {
+		return ""
+	}
+	flag := "--src-region"
+	if role == "destination" {
+		flag = "--dst-region"
+	}
+	return fmt.Sprintf("%s %s: bucket s3://%s is in region %s (the server says so); using it (%s %s skips asking)",
+		role, loc, st.Bucket(), st.Region(), flag, st.Region())
+}
+
+// explained is an error told in words (s3.Explain) in place of its raw
+// text, which stays in the chain for errors.Is and errors.As.
+type explained struct {
+	msg string
+	err error
+}
+
+func (e explained) Error() string { return e.msg }
+func (e explained) Unwrap() error { return e.err }
 
 // openSide opens the store for one location and checks, without writing
 // anything, that it can be used: the bucket exists and the credentials are
@@ -90,6 +116,9 @@ func openSide(ctx context.Context, role string, loc location.Location, sd side, 
 			return opened{}, err
 		}
 		if err := st.CheckBucket(ctx); err != nil {
+			if msg := st.Explain(ctx, err, role); msg != "" {
+				return opened{}, &exitError{code: ExitUsage, err: explained{fmt.Sprintf("%s %s: %s", role, loc, msg), err}}
+			}
 			switch {
 			case errors.Is(err, store.ErrBucketNotExist):
 				return opened{}, usageErr("%s %s: bucket %q does not exist", role, loc, loc.Bucket)
@@ -98,7 +127,7 @@ func openSide(ctx context.Context, role string, loc location.Location, sd side, 
 			}
 			return opened{}, usageErr("%s %s: %v", role, loc, err)
 		}
-		return opened{store: st, loc: loc}, nil
+		return opened{store: st, loc: loc, note: regionNote(role, loc, st)}, nil
 	default:
 		fi, err := os.Stat(loc.Path)
 		if role == "destination" && errors.Is(err, os.ErrNotExist) {

@@ -82,7 +82,7 @@ func TestCopyWithDstSecret(t *testing.T) {
 	// Rotated to a wrong key: the server refuses it, exit 2, before writing.
 	mustRun(t, 0, credLines(m.AccessKey, "wrong-secret-0123456789"), "secret", "set", "minio-b")
 	r := ferry(t, append([]string{"copy", src, dst, "--dst-secret", "minio-b"}, conn...)...)
-	if r.code != 2 || !strings.Contains(r.err, "access denied") {
+	if r.code != 2 || !strings.Contains(r.err, `(SignatureDoesNotMatch): the secret key does not belong to the access key ID (credentials from ferry secret "minio-b"`) {
 		t.Fatalf("wrong secret: exit %d: %s", r.code, r.err)
 	}
 }

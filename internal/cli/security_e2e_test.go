@@ -418,7 +418,8 @@ func TestPreflight(t *testing.T) {
 		{"destination", "default encryption", "warn", "none configured"},
 		{"destination", "tls-only policy", "warn", "no bucket policy"},
 		{"destination", "versioning", "warn"},
-		{"preflight: 7 pass, 5 warn, 0 fail"},
+		{"destination", "abort incomplete uploads", "warn", "no lifecycle rule"},
+		{"preflight: 7 pass, 6 warn, 0 fail"},
 	} {
 		if !regexpLine(r.out, row...) {
 			t.Errorf("no row %q", row)

@@ -17,8 +17,9 @@
 //	             s3:ListBucketMultipartUploads (orphaned upload clean-up and
 //	             preflight), s3:DeleteObject (sync --delete only)
 //	preflight    s3:GetBucketPublicAccessBlock, s3:GetEncryptionConfiguration,
-//	             s3:GetBucketPolicy, s3:GetBucketVersioning (posture reads;
-//	             a denied read is a warning, never a failure)
+//	             s3:GetBucketPolicy, s3:GetBucketVersioning,
+//	             s3:GetLifecycleConfiguration (posture reads; a denied read
+//	             is a warning, never a failure)
 //	regions      s3:GetBucketLocation (--allowed-regions)
 //	kms          kms:GenerateDataKey, kms:Decrypt (--sse aws:kms with a key)
 package policy

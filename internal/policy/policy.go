@@ -89,7 +89,7 @@ func For(j Job) Document {
 			bucket = append(bucket, "s3:GetBucketLocation")
 		}
 		if j.Preflight {
-			bucket = append(bucket, "s3:GetBucketPublicAccessBlock", "s3:GetEncryptionConfiguration", "s3:GetBucketPolicy", "s3:GetBucketVersioning")
+			bucket = append(bucket, "s3:GetBucketPublicAccessBlock", "s3:GetEncryptionConfiguration", "s3:GetBucketPolicy", "s3:GetBucketVersioning", "s3:GetLifecycleConfiguration")
 		}
 		write := []string{"s3:GetObject", "s3:PutObject"}
 		if j.CopyTags {

@@ -34,6 +34,7 @@ type API interface {
 	GetBucketEncryption(context.Context, *s3.GetBucketEncryptionInput, ...func(*s3.Options)) (*s3.GetBucketEncryptionOutput, error)
 	GetBucketPolicy(context.Context, *s3.GetBucketPolicyInput, ...func(*s3.Options)) (*s3.GetBucketPolicyOutput, error)
 	GetBucketVersioning(context.Context, *s3.GetBucketVersioningInput, ...func(*s3.Options)) (*s3.GetBucketVersioningOutput, error)
+	GetBucketLifecycleConfiguration(context.Context, *s3.GetBucketLifecycleConfigurationInput, ...func(*s3.Options)) (*s3.GetBucketLifecycleConfigurationOutput, error)
 }
 
 var _ API = (*s3.Client)(nil)
@@ -125,6 +126,9 @@ type Side struct {
 	Prefix string
 	// Local describes a local side for its single row.
 	Local string
+	// Explain, when set, tells a failed required request in words, with
+	// what to do (s3.Explain); "" leaves it to the checks' own wording.
+	Explain func(error) string
 }
 
 // Options are the inputs of [Run].
@@ -161,7 +165,7 @@ func sourceChecks(ctx context.Context, sd Side) []Check {
 	}
 	out, err := sd.Client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &sd.Bucket, Prefix: &sd.Prefix, MaxKeys: aws.Int32(1), EncodingType: types.EncodingTypeUrl})
 	if err != nil {
-		return append(checks, required(side, "list", "ListObjectsV2", err))
+		return append(checks, required(sd, side, "list", "ListObjectsV2", err))
 	}
 	checks = append(checks, Check{side, "list", Pass, "ListObjectsV2 under " + where(sd) + " allowed"})
 	if len(out.Contents) == 0 {
@@ -182,10 +186,10 @@ func sourceChecks(ctx context.Context, sd Side) []Check {
 	case apiCode(err) == "InvalidRange": // an empty object: authorized, nothing to read
 		checks = append(checks, Check{side, "read", Pass, fmt.Sprintf("GetObject of %q allowed", key)})
 	default:
-		checks = append(checks, required(side, "read", fmt.Sprintf("GetObject of %q", key), err))
+		checks = append(checks, required(sd, side, "read", fmt.Sprintf("GetObject of %q", key), err))
 	}
 	if _, err := sd.Client.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: &sd.Bucket, Key: &key}); err != nil {
-		c := required(side, "read tags", fmt.Sprintf("GetObjectTagging of %q", key), err)
+		c := required(sd, side, "read tags", fmt.Sprintf("GetObjectTagging of %q", key), err)
 		if s3store.MeaningOf(err) == s3store.Unsupported {
 			c.Status = Warn // tags are then not copied by this endpoint either
 		}
@@ -207,7 +211,7 @@ func destinationChecks(ctx context.Context, opts Options) []Check {
 		return checks
 	}
 	if _, err := sd.Client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &sd.Bucket, Prefix: &sd.Prefix, MaxKeys: aws.Int32(1)}); err != nil {
-		checks = append(checks, required(side, "list", "ListObjectsV2", err))
+		checks = append(checks, required(sd, side, "list", "ListObjectsV2", err))
 	} else {
 		checks = append(checks, Check{side, "list", Pass, "ListObjectsV2 under " + where(sd) + " allowed"})
 	}
@@ -225,6 +229,7 @@ func destinationChecks(ctx context.Context, opts Options) []Check {
 		encryptionCheck(ctx, sd, opts.SSE),
 		tlsPolicyCheck(ctx, sd),
 		versioningCheck(ctx, sd),
+		lifecycleCheck(ctx, sd),
 	)
 	return checks
 }
@@ -244,7 +249,7 @@ func bucketCheck(ctx context.Context, side string, sd Side) Check {
 	if apiCode(err) == "NotFound" {
 		return Check{side, "bucket", Fail, "HeadBucket: bucket s3://" + sd.Bucket + " does not exist"}
 	}
-	return required(side, "bucket", "HeadBucket", err)
+	return required(sd, side, "bucket", "HeadBucket", err)
 }
 
 // Region returns the region of bucket from GetBucketLocation, with S3's
@@ -383,6 +388,48 @@ func versioningCheck(ctx context.Context, sd Side) Check {
 	return Check{"destination", name, Warn, st + ": an overwritten or deleted object cannot be recovered"}
 }
 
+// lifecycleCheck looks for an enabled lifecycle rule that aborts incomplete
+// multipart uploads under the job's prefix (a rule for the whole bucket, or
+// for a prefix of the job's). Uploads an interrupted copy leaves behind
+// cost storage until something removes them.
+func lifecycleCheck(ctx context.Context, sd Side) Check {
+	const name = "abort incomplete uploads"
+	out, err := sd.Client.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: &sd.Bucket})
+	if apiCode(err) == "NoSuchLifecycleConfiguration" {
+		return Check{"destination", name, Warn, "no lifecycle rule: parts of interrupted multipart uploads are kept (and billed) until aborted"}
+	}
+	if err != nil {
+		return optional("destination", name, "GetBucketLifecycleConfiguration", err, "")
+	}
+	if r, ok := abortRule(out.Rules, sd.Prefix); ok {
+		return Check{"destination", name, Pass, fmt.Sprintf("lifecycle rule %q aborts incomplete multipart uploads after %d days", aws.ToString(r.ID), aws.ToInt32(r.AbortIncompleteMultipartUpload.DaysAfterInitiation))}
+	}
+	return Check{"destination", name, Warn, "no enabled lifecycle rule aborts incomplete multipart uploads under " + where(sd)}
+}
+
+// abortRule returns an enabled rule that aborts incomplete multipart
+// uploads of every key under prefix.
+func abortRule(rules []types.LifecycleRule, prefix string) (types.LifecycleRule, bool) {
+	for _, r := range rules {
+		if r.Status != types.ExpirationStatusEnabled || r.AbortIncompleteMultipartUpload == nil ||
+			r.AbortIncompleteMultipartUpload.DaysAfterInitiation == nil {
+			continue
+		}
+		//lint:ignore SA1019 the legacy field, which some servers still send
+		p := aws.ToString(r.Prefix)
+		if f := r.Filter; f != nil {
+			if f.Tag != nil || f.And != nil || f.ObjectSizeGreaterThan != nil || f.ObjectSizeLessThan != nil {
+				continue // narrower than "every key under a prefix"
+			}
+			p = aws.ToString(f.Prefix)
+		}
+		if strings.HasPrefix(prefix, p) {
+			return r, true
+		}
+	}
+	return types.LifecycleRule{}, false
+}
+
 // DeniesInsecureTransport reports whether policy, an IAM policy document,
 // has a Deny statement conditioned on aws:SecureTransport being false
 // (Bool or StringEquals, any capitalization of the key).
@@ -454,7 +501,12 @@ func hasFalse(v json.RawMessage) bool {
 func where(sd Side) string { return "s3://" + sd.Bucket + "/" + sd.Prefix }
 
 // required reports err of a request the job needs: a failure.
-func required(side, name, req string, err error) Check {
+func required(sd Side, side, name, req string, err error) Check {
+	if sd.Explain != nil {
+		if msg := sd.Explain(err); msg != "" {
+			return Check{side, name, Fail, req + ": " + msg}
+		}
+	}
 	return Check{side, name, Fail, req + ": " + describe(err)}
 }
 

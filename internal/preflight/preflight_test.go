@@ -22,6 +22,7 @@ type fake struct {
 	calls   []string
 	pabOff  bool
 	version types.BucketVersioningStatus
+	rules   []types.LifecycleRule
 }
 
 func (f *fake) err(op string) error { f.calls = append(f.calls, op); return f.errs[op] }
@@ -66,6 +67,16 @@ func (f *fake) GetBucketPolicy(context.Context, *s3.GetBucketPolicyInput, ...fun
 }
 func (f *fake) GetBucketVersioning(context.Context, *s3.GetBucketVersioningInput, ...func(*s3.Options)) (*s3.GetBucketVersioningOutput, error) {
 	return &s3.GetBucketVersioningOutput{Status: f.version}, f.err("GetBucketVersioning")
+}
+
+func (f *fake) GetBucketLifecycleConfiguration(context.Context, *s3.GetBucketLifecycleConfigurationInput, ...func(*s3.Options)) (*s3.GetBucketLifecycleConfigurationOutput, error) {
+	return &s3.GetBucketLifecycleConfigurationOutput{Rules: f.rules}, f.err("GetBucketLifecycleConfiguration")
+}
+
+func abortAfter(prefix string, days int32, tag *types.Tag) types.LifecycleRule {
+	return types.LifecycleRule{ID: aws.String("r"), Status: types.ExpirationStatusEnabled,
+		Filter:                         &types.LifecycleRuleFilter{Prefix: aws.String(prefix), Tag: tag},
+		AbortIncompleteMultipartUpload: &types.AbortIncompleteMultipartUpload{DaysAfterInitiation: aws.Int32(days)}}
 }
 
 func apiErr(code string) error {
@@ -155,6 +166,19 @@ func TestRun(t *testing.T) {
 			{"source", "bucket", Pass, "HeadBucket denied"},
 		}},
 		{"empty source", &fake{empty: true}, &fake{}, Options{}, []want{{"source", "read", Warn, "not tested"}}},
+		{"abort rule for the bucket", &fake{}, &fake{rules: []types.LifecycleRule{abortAfter("", 3, nil)}}, Options{}, []want{
+			{"destination", "abort incomplete uploads", Pass, `lifecycle rule "r" aborts incomplete multipart uploads after 3 days`},
+		}},
+		{"abort rule for the job's prefix", &fake{}, &fake{rules: []types.LifecycleRule{abortAfter("q/", 3, nil)}}, Options{}, []want{
+			{"destination", "abort incomplete uploads", Pass, "after 3 days"},
+		}},
+		{"abort rule elsewhere or by tag", &fake{}, &fake{rules: []types.LifecycleRule{abortAfter("other/", 3, nil),
+			abortAfter("", 3, &types.Tag{Key: aws.String("k"), Value: aws.String("v")})}}, Options{}, []want{
+			{"destination", "abort incomplete uploads", Warn, "no enabled lifecycle rule aborts incomplete multipart uploads under s3://d/q/"},
+		}},
+		{"no lifecycle configuration", &fake{}, &fake{errs: map[string]error{"GetBucketLifecycleConfiguration": apiErr("NoSuchLifecycleConfiguration")}}, Options{}, []want{
+			{"destination", "abort incomplete uploads", Warn, "no lifecycle rule"},
+		}},
 		{"region allowed", &fake{}, &fake{region: "EU"}, Options{AllowedRegions: []string{"eu-west-1"}}, []want{{"destination", "region", Pass, "eu-west-1"}}},
 		{"region refused", &fake{}, &fake{region: "us-west-2"}, Options{AllowedRegions: []string{"eu-west-1", "eu-central-1"}}, []want{
 			{"destination", "region", Fail, "s3://d is in region us-west-2, not in --allowed-regions eu-west-1,eu-central-1"},

@@ -55,7 +55,7 @@ var (
 	rejectedCodes = map[string]bool{
 		"InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "ExpiredToken": true,
 		"InvalidToken": true, "TokenRefreshRequired": true, "InvalidClientTokenId": true,
-		"InvalidSecurity": true,
+		"InvalidSecurity": true, "RequestTimeTooSkewed": true,
 	}
 	deniedCodes = map[string]bool{
 		"AccessDenied": true, "AllAccessDisabled": true, "AccountProblem": true, "Forbidden": true,
@@ -136,6 +136,35 @@ func Code(err error) string {
 	return ""
 }
 
+// codeOf is [Code], except that a bodiless error response (HEAD), whose
+// code the SDK can only guess from the status ("Forbidden", "BadRequest"),
+// gives the code MinIO states in its X-Minio-Error-Code header.
+func codeOf(err error) string {
+	code := Code(err)
+	switch code {
+	case "", "BadRequest", "Forbidden", "NotFound", "MovedPermanently":
+		if h := header(err, "X-Minio-Error-Code"); h != "" {
+			return h
+		}
+	}
+	return code
+}
+
+// header returns the response header name of err, or "".
+func header(err error, name string) string {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.Response != nil {
+		return re.Response.Header.Get(name)
+	}
+	return ""
+}
+
+// BucketRegion returns the region S3 names in the x-amz-bucket-region
+// header of err's response, or "". S3 (and MinIO) send it on HeadBucket
+// answers, also on the 301, 400 and 403 of a request signed for another
+// region.
+func BucketRegion(err error) string { return header(err, "X-Amz-Bucket-Region") }
+
 // Status returns the HTTP status of err's response, or 0.
 func Status(err error) int {
 	var re *awshttp.ResponseError
@@ -159,7 +188,7 @@ const (
 
 // MeaningOf sorts an S3 error.
 func MeaningOf(err error) Meaning {
-	code := Code(err)
+	code := codeOf(err)
 	switch {
 	case bucketCodes[code]:
 		return NoBucket

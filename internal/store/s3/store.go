@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -72,6 +73,9 @@ type Config struct {
 	RetryMaxAttempts int
 	// Credentials, when set, replaces the AWS credential chain.
 	Credentials aws.CredentialsProvider
+	// Log receives an info line when the bucket's region, as the server
+	// reports it, replaces the configured or default one; nil discards it.
+	Log *slog.Logger
 }
 
 // Store is an S3 bucket and prefix. It implements [store.Store],
@@ -83,8 +87,11 @@ type Store struct {
 	prefix   string
 	endpoint string // cfg.Endpoint or the resolved custom endpoint, "" for AWS
 	region   string
-	profile  string
-	creds    aws.CredentialsProvider // cfg.Credentials (cached), nil for the default chain
+	// regionExplicit: Config.Region was given; discovered: the server
+	// named the region, which replaced the configured or default one.
+	regionExplicit, regionDiscovered bool
+	profile                          string
+	creds                            aws.CredentialsProvider // cfg.Credentials (cached), nil for the default chain
 
 	// copyPartThreshold is the largest object CopyFrom copies with one
 	// CopyObject; copyPartSize, when not 0, overrides the part size above it.
@@ -118,6 +125,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		prefix += "/"
 	}
 	s := &Store{
+		regionExplicit:    cfg.Region != "",
 		bucket:            cfg.Bucket,
 		prefix:            prefix,
 		profile:           cfg.Profile,
@@ -209,34 +217,50 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			o.DisableLogOutputChecksumValidationSkipped = true
 		})
 	}
+	configured := s.region
 	if s.region == "" {
-		s.region = discoverRegion(ctx, newClient(DefaultRegion), cfg.Bucket)
+		s.region = DefaultRegion
 	}
 	s.client = newClient(s.region)
+	if !s.regionExplicit {
+		// The region came from the AWS configuration or a default: ask the
+		// server, which names the bucket's region even when it refuses a
+		// request signed for another one.
+		if r := discoverRegion(ctx, s.client, cfg.Bucket); r != "" && r != s.region {
+			log := cfg.Log
+			if log == nil {
+				log = slog.New(slog.DiscardHandler)
+			}
+			from := "the default " + s.region
+			if configured != "" {
+				from = configured + " from the AWS configuration"
+			}
+			log.Info(fmt.Sprintf("bucket s3://%s is in region %s (the server says so), not %s: using %s", cfg.Bucket, r, from, r),
+				"bucket", cfg.Bucket, "region", r)
+			s.region, s.regionDiscovered = r, true
+			s.client = newClient(r)
+		}
+	}
 	return s, nil
 }
 
-// discoverRegion asks S3 for bucket's region with a HeadBucket signed for
-// us-east-1: S3 names the region in x-amz-bucket-region even when it
-// answers 301 or 403. It falls back to us-east-1.
+// discoverRegion asks the server for bucket's region with one HeadBucket:
+// S3 and MinIO name it in x-amz-bucket-region, also when they answer 301,
+// 400 or 403 to a request signed for another region. It returns "" when
+// the answer names none (or there was no answer).
 func discoverRegion(ctx context.Context, c *s3.Client, bucket string) string {
 	out, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)}, func(o *s3.Options) {
 		o.RetryMaxAttempts = 1
 	})
 	if err == nil {
-		if out.BucketRegion != nil && *out.BucketRegion != "" {
-			return *out.BucketRegion
-		}
-		return DefaultRegion
+		return aws.ToString(out.BucketRegion)
 	}
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) && re.Response != nil {
-		if r := re.Response.Header.Get("X-Amz-Bucket-Region"); r != "" {
-			return r
-		}
-	}
-	return DefaultRegion
+	return BucketRegion(err)
 }
+
+// RegionDiscovered reports whether the region the Store signs for is the
+// one the server named, in place of a configured or default one.
+func (s *Store) RegionDiscovered() bool { return s.regionDiscovered }
 
 // Endpoint returns the custom endpoint URL, or "" for AWS S3.
 func (s *Store) Endpoint() string { return s.endpoint }
@@ -281,16 +305,22 @@ func (s *Store) fullKey(op, key string) (string, error) {
 //
 // A policy that scopes s3:ListBucket to the prefix (an s3:prefix condition,
 // as `ferry policy` writes) denies HeadBucket, which has no prefix; a listing
-// of one key under the prefix then proves the same.
+// of one key under the prefix then proves the same. When that listing is
+// refused too, its error (which states a code) is returned.
 func (s *Store) CheckBucket(ctx context.Context) error {
 	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
 	err = wrap("check bucket", "s3://"+s.bucket, bucketOp, err)
-	if errors.Is(err, store.ErrAccess) && s.prefix != "" {
+	if errors.Is(err, store.ErrAccess) {
 		_, lerr := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
 			Bucket: aws.String(s.bucket), Prefix: aws.String(s.prefix), MaxKeys: aws.Int32(1),
 		})
 		if lerr == nil {
 			return nil
+		}
+		// A HEAD answer has no body, so a 403 says nothing of why (AWS;
+		// MinIO adds a header); the listing's error document does.
+		if c := Code(lerr); codeOf(err) == "Forbidden" && c != "" && c != "Forbidden" {
+			return wrap("check bucket", "s3://"+s.bucket, bucketOp, lerr)
 		}
 	}
 	return err
