@@ -8,7 +8,7 @@ COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS  := -s -w -X github.com/ferry-dev/ferry/internal/cli.Version=$(VERSION) -X github.com/ferry-dev/ferry/internal/cli.Commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build tools test lint demo fuzz clean test-node-loss
+.PHONY: build tools test lint demo fuzz clean test-node-loss release image
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ferry
@@ -17,9 +17,12 @@ build:
 tools:
 	bash scripts/install-tools.sh
 
-# The whole test suite against real servers. CI runs exactly this.
+# The whole test suite against real servers. CI runs exactly this. The
+# deployment files' tests are a module of their own (deploy/validate: the
+# Kubernetes and KEDA API types stay out of ferry's go.mod).
 test: tools lint
 	$(GO) test -race -timeout 40m ./...
+	cd deploy/validate && $(GO) test -timeout 10m ./...
 
 # The 3-node cluster node-loss end-to-end test, five times (known to fail
 # intermittently: see issue 8 and docs/design.md "Known problems").
@@ -31,6 +34,8 @@ lint:
 	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	cd deploy/validate && $(GO) mod tidy -diff && $(GO) vet ./... && \
+		$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # A real migration on this machine: two local MinIO servers, a few thousand
 # objects, copied with the progress display and verified.
@@ -43,7 +48,33 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./internal/config
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
+
+# Release binaries: dist/ferry-VERSION-OS-ARCH for each platform, and
+# dist/SHA256SUMS. Reproducible: the same commit and Go version give the same
+# bytes (no cgo, -trimpath, fixed flags and CPU baselines). -buildvcs=false:
+# the commit is in the version (git describe), so a build from a source
+# archive without .git gives the same bytes, as the Containerfile's does.
+RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+release:
+	rm -rf dist && mkdir -p dist
+	@set -e; for p in $(RELEASE_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; out=dist/ferry-$(VERSION)-$$os-$$arch; \
+		echo "build $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOAMD64=v1 GOARM64=v8.0 GOFLAGS=-mod=readonly \
+			$(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)' -o $$out ./cmd/ferry; \
+	done
+	cd dist && if command -v sha256sum >/dev/null; then sha256sum ferry-*; else shasum -a 256 ferry-*; fi > SHA256SUMS
+	cat dist/SHA256SUMS
+
+# The container image (Containerfile; docs/deploy.md). Not part of make test:
+# it needs a container engine.
+CONTAINER ?= podman
+IMAGE     ?= ferry:$(VERSION)
+image:
+	$(CONTAINER) build -f Containerfile -t $(IMAGE) \
+		--build-arg VERSION=$(VERSION) \
+		--build-arg SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) .
 
 # Benchmarks against the pinned peers (bench/, docs/performance.md): two MinIO
 # servers on /dev/shm, ferry vs s5cmd and rclone, ~15 minutes. The first run
