@@ -468,14 +468,6 @@ func streamLeader(t *testing.T, url, name string) string {
 // forever (listing_tasks_pending never drops to 0). waitJob reports the
 // second case after a minute without progress.
 func TestClusterThreeWorkersNodeKilled(t *testing.T) {
-	// Known to fail about one run in five (issue 8 stays open for it): after
-	// the node loss, the root listing task's result sometimes never reaches
-	// the coordinator and the job waits with work_open 1. It runs with
-	// FERRY_E2E_NODE_LOSS=1 (make test-node-loss) until that is fixed, so
-	// that CI stays a signal.
-	if os.Getenv("FERRY_E2E_NODE_LOSS") == "" {
-		t.Skip("known intermittent failure (issue 8); run with FERRY_E2E_NODE_LOSS=1 or make test-node-loss")
-	}
 	w := newMemWorld(t)
 	nodes := testenv.StartNATSCluster(t, 3)
 	urls := []string{nodes[0].URL, nodes[1].URL, nodes[2].URL}
@@ -502,7 +494,9 @@ func TestClusterThreeWorkersNodeKilled(t *testing.T) {
 	start := time.Now()
 	planner := w.startProc(append(append([]string{"copy", "s3://" + src, "s3://" + dst, "--nats", natsURL, "--nats-replicas", "3",
 		"--workers", "0", "--no-progress", "--json"}, w.srcA()...), w.dstB()...)...)
-	waitFor(t, 30*time.Second, 20*time.Millisecond, "the job to start", func() bool {
+	// Generous: creating streams with 3 replicas on a loaded 2-core
+	// machine once took over 30 s.
+	waitFor(t, 2*time.Minute, 20*time.Millisecond, "the job to start", func() bool {
 		return jobIDRE.MatchString(planner.err.String())
 	}, planner.err)
 	var workers []*procOut
