@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -65,6 +66,9 @@ statements. It connects to nothing.`,
 				Preflight:   !skipPreflight,
 				CheckRegion: len(allowedRegions) > 0,
 				Partition:   partition,
+				// A side without a trailing "/" may name one object.
+				SrcMayBeObject: !strings.HasSuffix(args[0], "/"),
+				DstMayBeObject: !strings.HasSuffix(args[1], "/"),
 			})
 			_, err = stdio.Out.Write(doc.JSON())
 			return err

@@ -579,7 +579,7 @@ func TestRemotes(t *testing.T) {
 	r = ferryCmd(t, "policy", "store:"+bucket+"/in", out)
 	var doc policy.Document
 	if err := json.Unmarshal([]byte(r.out), &doc); err != nil || r.code != 0 || len(doc.Statement) != 2 ||
-		doc.Statement[1].Resource[0] != "arn:aws:s3:::"+bucket+"/in/*" {
+		strings.Join(doc.Statement[1].Resource, " ") != "arn:aws:s3:::"+bucket+"/in arn:aws:s3:::"+bucket+"/in/*" {
 		t.Fatalf("policy: exit %d %v\n%s", r.code, err, r.out)
 	}
 
@@ -605,6 +605,22 @@ func TestPolicyCommand(t *testing.T) {
 	}
 	if !strings.Contains(r.out, `"s3:DeleteObject"`) || !strings.Contains(r.out, `"alias/ferry"`) {
 		t.Fatalf("%s", r.out)
+	}
+	// Without a trailing "/" a side may be one object (copyto): its key is
+	// covered as well as the prefix below it; with one, only the prefix.
+	r = ferryCmd(t, "policy", "s3://src-bucket/dir/photo.jpg", "s3://dst-bucket/backup/")
+	doc = policy.Document{}
+	if err := json.Unmarshal([]byte(r.out), &doc); err != nil || r.code != 0 {
+		t.Fatalf("exit %d %v\n%s%s", r.code, err, r.out, r.err)
+	}
+	if got := strings.Join(doc.Statement[1].Resource, " "); got != "arn:aws:s3:::src-bucket/dir/photo.jpg arn:aws:s3:::src-bucket/dir/photo.jpg/*" {
+		t.Errorf("single-object source read: %s", got)
+	}
+	if got := doc.Statement[0].Condition["StringLike"]["s3:prefix"]; strings.Join(got, " ") != "dir/photo.jpg dir/photo.jpg/*" {
+		t.Errorf("single-object source list condition: %v", got)
+	}
+	if got := strings.Join(doc.Statement[4].Resource, " "); got != "arn:aws:s3:::dst-bucket/backup/*" {
+		t.Errorf("destination with a trailing slash: %s", got)
 	}
 	oneLineErr(t, ferryCmd(t, "policy", "s3://src-bucket", "s3://dst-bucket", "--sse", "rot13"), ExitUsage, "--sse")
 	r = ferryCmd(t, "policy", t.TempDir(), t.TempDir())

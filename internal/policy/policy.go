@@ -29,6 +29,11 @@ type Job struct {
 	CheckRegion bool
 	// Partition is the ARN partition; "" is "aws".
 	Partition string
+	// SrcMayBeObject and DstMayBeObject are set when a side was written
+	// without a trailing "/" (s3://b/dir/photo.jpg): ferry then copies the
+	// single object of that name when it exists, so the statements cover
+	// that key as well as the prefix below it.
+	SrcMayBeObject, DstMayBeObject bool
 }
 
 // Document is an IAM policy document.
@@ -63,11 +68,21 @@ func For(j Job) Document {
 		part = "aws"
 	}
 	bucketARN := func(l location.Location) string { return "arn:" + part + ":s3:::" + l.Bucket }
-	objectsARN := func(l location.Location) string { return bucketARN(l) + "/" + l.Prefix + "*" }
-	list := func(sid string, l location.Location) Statement {
+	objectsARN := func(l location.Location, object bool) []string {
+		r := []string{bucketARN(l) + "/" + l.Prefix + "*"}
+		if object && l.Prefix != "" {
+			r = append([]string{bucketARN(l) + "/" + strings.TrimSuffix(l.Prefix, "/")}, r...)
+		}
+		return r
+	}
+	list := func(sid string, l location.Location, object bool) Statement {
 		s := Statement{Sid: sid, Effect: "Allow", Action: []string{"s3:ListBucket"}, Resource: []string{bucketARN(l)}}
 		if l.Prefix != "" {
-			s.Condition = map[string]map[string][]string{"StringLike": {"s3:prefix": {l.Prefix + "*"}}}
+			prefixes := []string{l.Prefix + "*"}
+			if object {
+				prefixes = append([]string{strings.TrimSuffix(l.Prefix, "/")}, prefixes...)
+			}
+			s.Condition = map[string]map[string][]string{"StringLike": {"s3:prefix": prefixes}}
 		}
 		return s
 	}
@@ -79,8 +94,8 @@ func For(j Job) Document {
 			read = append(read, "s3:GetObjectTagging")
 		}
 		d.Statement = append(d.Statement,
-			list("SourceList", j.Src),
-			Statement{Sid: "SourceRead", Effect: "Allow", Action: read, Resource: []string{objectsARN(j.Src)}},
+			list("SourceList", j.Src, j.SrcMayBeObject),
+			Statement{Sid: "SourceRead", Effect: "Allow", Action: read, Resource: objectsARN(j.Src, j.SrcMayBeObject)},
 		)
 	}
 	if j.Dst.Kind == location.S3 {
@@ -100,9 +115,9 @@ func For(j Job) Document {
 			write = append(write, "s3:DeleteObject")
 		}
 		d.Statement = append(d.Statement,
-			list("DestinationList", j.Dst),
+			list("DestinationList", j.Dst, j.DstMayBeObject),
 			Statement{Sid: "DestinationBucket", Effect: "Allow", Action: bucket, Resource: []string{bucketARN(j.Dst)}},
-			Statement{Sid: "DestinationWrite", Effect: "Allow", Action: write, Resource: []string{objectsARN(j.Dst)}},
+			Statement{Sid: "DestinationWrite", Effect: "Allow", Action: write, Resource: objectsARN(j.Dst, j.DstMayBeObject)},
 		)
 		if j.SSE == "aws:kms" && j.SSEKMSKeyID != "" {
 			d.Statement = append(d.Statement, kmsStatement(part, j.DstRegion, j.SSEKMSKeyID))
