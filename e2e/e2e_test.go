@@ -509,16 +509,16 @@ func TestDeadLetterAndRedrive(t *testing.T) {
 		t.Fatalf("dlq list: exit %d: %s", code, derr)
 	}
 	var entries []struct {
-		Obj      struct{ K string } `json:"obj"`
-		Attempts int                `json:"attempts"`
-		Error    string             `json:"error"`
+		Key      string `json:"key"`
+		Attempts int    `json:"attempts"`
+		Error    string `json:"error"`
 	}
 	sc := bufio.NewScanner(strings.NewReader(dl))
 	for sc.Scan() {
 		var e struct {
-			Obj      struct{ K string } `json:"obj"`
-			Attempts int                `json:"attempts"`
-			Error    string             `json:"error"`
+			Key      string `json:"key"`
+			Attempts int    `json:"attempts"`
+			Error    string `json:"error"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			t.Fatalf("dlq line %q: %v", sc.Text(), err)
@@ -527,7 +527,7 @@ func TestDeadLetterAndRedrive(t *testing.T) {
 	}
 	var keys []string
 	for _, e := range entries {
-		keys = append(keys, e.Obj.K)
+		keys = append(keys, e.Key)
 		if e.Attempts != 2 || e.Error == "" {
 			t.Fatalf("dlq entry %+v: want attempts 2 and an error", e)
 		}
