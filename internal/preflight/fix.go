@@ -129,7 +129,7 @@ func PlanFixes(ctx context.Context, api FixAPI, bucket string, opts FixOptions) 
 }
 
 // Apply sends the plan's planned changes in order. A change the server
-// answers as not implemented becomes Unsupported and the others go on; any
+// answers with 501 NotImplemented becomes Unsupported and the others go on; any
 // other error fails that change, the others still go on, and the first
 // error is returned.
 func (p *Plan) Apply(ctx context.Context, api FixAPI) error {
