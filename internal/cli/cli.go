@@ -131,6 +131,7 @@ source, and recorded with its provenance.`,
 	root.AddCommand(newPolicyCmd(stdio), newPreflightCmd(stdio))
 	root.AddCommand(newBucketCmd(stdio))
 	root.AddCommand(newSecretCmd(stdio), newAuditCmd(stdio), newVersionCmd(stdio))
+	root.AddCommand(newReportCmd(stdio, qf))
 	refuseArgvCredentials(root)
 	refuse := root.PersistentPreRunE
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {

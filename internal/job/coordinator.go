@@ -122,6 +122,10 @@ type Coordinator struct {
 	// before the job may end: the stream's last record when Run started,
 	// and the coordinator's own release records.
 	catchUp uint64
+	// savedSeq is the LastSeq of the state last saved to the bucket;
+	// trimmedTo the results-stream sequence the job's records were purged
+	// below (see trimResults).
+	savedSeq, trimmedTo uint64
 }
 
 // RootID is the work ID of a job's root listing task.
@@ -306,6 +310,7 @@ func (c *Coordinator) save(ctx context.Context) error {
 		if err == nil {
 			c.rev = rev
 			c.writeSnapshot(b)
+			c.savedSeq = c.state.LastSeq
 			return nil
 		}
 		// Someone else (pause, cancel) changed it: take their status.
@@ -475,6 +480,8 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 			if dirty {
 				if err := c.save(ctx); err != nil && ctx.Err() == nil {
 					c.opts.Log.Warn("save job state", "job", c.id, "err", err)
+				} else if err == nil {
+					c.trimResults(ctx, false)
 				}
 				if c.opts.OnUpdate != nil {
 					c.opts.OnUpdate(c.State())
@@ -787,6 +794,7 @@ func (c *Coordinator) finish(ctx context.Context, status Status, msg string) (St
 	if err := c.save(ctx); err != nil {
 		return c.State(), err
 	}
+	c.trimResults(ctx, true)
 	if c.opts.OnUpdate != nil {
 		c.opts.OnUpdate(c.State())
 	}
