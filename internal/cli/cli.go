@@ -41,6 +41,8 @@ type Stdio struct {
 	In  io.Reader
 	Out io.Writer
 	Err io.Writer
+	// logs are the root's logging flags (logging.go), set by newRoot.
+	logs *logFlags
 }
 
 // exitError carries an exit code with an error message.
@@ -126,6 +128,8 @@ source, and recorded with its provenance.`,
 	})
 	qf := &queueFlags{warn: stdio.Err}
 	qf.register(root)
+	stdio.logs = &logFlags{}
+	stdio.logs.register(root)
 	root.AddCommand(newCopyCmd(stdio, "copy", qf), newCopyCmd(stdio, "sync", qf), newVerifyCmd(stdio))
 	root.AddCommand(newJobCmd(stdio, qf), newDLQCmd(stdio, qf), newWorkerCmd(stdio, qf))
 	root.AddCommand(newPolicyCmd(stdio), newPreflightCmd(stdio))
@@ -136,6 +140,9 @@ source, and recorded with its provenance.`,
 	refuse := root.PersistentPreRunE
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		if err := refuse(c, args); err != nil {
+			return err
+		}
+		if err := stdio.logs.check(); err != nil {
 			return err
 		}
 		if !usesConfig(c) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -208,6 +207,9 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 	if err := f.xfer.checkStorageClass(dstLoc); err != nil {
 		return err
 	}
+	if err := checkMetricsAddr(f.durable.metricsAddr); err != nil {
+		return err
+	}
 	if err := f.durable.checkBWLimit(); err != nil {
 		return err
 	}
@@ -314,13 +316,10 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 			return err
 		}
 	}
-	level := slog.LevelInfo
-	if f.verbose {
-		level = slog.LevelDebug
-	}
+	f.noProgress = f.noProgress || stdio.logs.isQuiet()
 	tty := isTerminal(stdio.Err) && !f.noProgress
 	console := newConsole(stdio.Err, tty)
-	log := slog.New(slog.NewTextHandler(console, &slog.HandlerOptions{Level: level}))
+	log := stdio.logs.verboseLogger(console, f.verbose)
 
 	eng := transfer.New(src.store, dst.store, transfer.Options{
 		PartSize:        partSize,

@@ -408,7 +408,7 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	var drain time.Duration
 	var jobs []string
 	var verbose bool
-	var bwlimit string
+	var bwlimit, metricsAddr string
 	c := &cobra.Command{
 		Use:   "worker",
 		Short: "Work on every running job of a NATS cluster (--nats URL) until interrupted",
@@ -424,16 +424,26 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := checkMetricsAddr(metricsAddr); err != nil {
+				return err
+			}
 			ctx := c.Context()
 			conn, err := qf.connect(ctx)
 			if err != nil {
 				return err
 			}
 			defer conn.Close()
-			log := newLogger(stdio.Err, verbose)
+			name := workerName()
+			log := stdio.logs.logger(stdio.Err, "job", "", "worker", name)
+			m, stopMetrics, err := serveMetrics(metricsAddr, stdio.Err, log)
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
 			abort, stopSignals := signalStages(ctx, stdio.Err, drain)
 			defer stopSignals()
-			w := worker.New(conn, worker.Options{Concurrency: concurrency, Jobs: jobs, Log: log, Open: openSpec, DrainTimeout: drain, Abort: abort, Limiter: limiter})
+			w := worker.New(conn, worker.Options{Concurrency: concurrency, Jobs: jobs, Log: log, Open: observedOpen(m), DrainTimeout: drain, Abort: abort, Limiter: limiter,
+				Name: name, LogObjects: verbose, Observer: observer(m)})
 			log.Info("worker started", "nats", qf.url, "concurrency", concurrency)
 			err = w.Run(ctx)
 			log.Info("worker stopped")
@@ -444,6 +454,7 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	c.Flags().DurationVar(&drain, "drain-timeout", 30*time.Second, "on interrupt, how long in-flight objects may finish")
 	c.Flags().StringArrayVar(&jobs, "job", nil, "work only on this job (repeatable)")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every object")
+	c.Flags().StringVar(&metricsAddr, "metrics-addr", "", metricsFlag)
 	c.Flags().StringVar(&bwlimit, "bwlimit", "", "limit the bytes this worker reads from sources to this rate, all jobs together (e.g. 10M = 10 MiB/s)")
 	return c
 }

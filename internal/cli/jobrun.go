@@ -140,6 +140,7 @@ type durableFlags struct {
 	drainTimeout    time.Duration
 	bwlimit         string
 	limiter         *transfer.Limiter // parsed --bwlimit (checkBWLimit)
+	metricsAddr     string
 }
 
 // checkBWLimit parses --bwlimit (a usage error when it is bad).
@@ -154,6 +155,7 @@ func (d *durableFlags) register(c *cobra.Command) {
 	fl.IntVar(&d.maxAttempts, "max-attempts", 3, "attempts per object before it goes to the dead-letter queue")
 	fl.DurationVar(&d.drainTimeout, "drain-timeout", 30*time.Second, "on interrupt, how long in-flight objects may finish")
 	fl.StringVar(&d.bwlimit, "bwlimit", "", "limit the bytes read from the source to this rate, all objects of this process together (e.g. 10M = 10 MiB/s)")
+	fl.StringVar(&d.metricsAddr, "metrics-addr", "", metricsFlag)
 }
 
 // registerCreate registers the flags that only a new job takes.
@@ -170,9 +172,18 @@ func (d *durableFlags) registerCreate(c *cobra.Command) {
 // A second signal aborts in-flight multipart uploads and exits.
 func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Conn, coord *job.Coordinator, f jobFlags, d durableFlags) error {
 	id := coord.ID()
+	f.noProgress = f.noProgress || stdio.logs.isQuiet()
 	tty := isTerminal(stdio.Err) && !f.noProgress
 	console := newConsole(stdio.Err, tty)
-	log := newLogger(console, f.verbose)
+	name := workerName()
+	log := stdio.logs.logger(console, "job", id, "worker", name)
+
+	m, stopMetrics, err := serveMetrics(d.metricsAddr, stdio.Err, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	defer pollQueue(ctx, conn, id, m, log)()
 
 	drainCtx := ctx // ends at the first interrupt
 	abort, stopSignals := signalStages(ctx, console, d.drainTimeout)
@@ -186,11 +197,14 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 			Concurrency:  f.concurrency * d.workers,
 			Jobs:         []string{id},
 			Log:          log,
-			Open:         openSpec,
+			Open:         observedOpen(m),
 			DrainTimeout: d.drainTimeout,
 			Abort:        abort,
 			Stats:        wstats,
 			Limiter:      d.limiter,
+			Name:         name,
+			LogObjects:   f.verbose,
+			Observer:     observer(m),
 		})
 		wg.Add(1)
 		go func() {
@@ -256,6 +270,9 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 			snap.Lock()
 			snap.st = s
 			snap.Unlock()
+			if m != nil {
+				m.SetJob(id, s.Counters)
+			}
 		},
 		AbortUpload: abortUploadFunc(ctx, st0(coord)),
 		Reconcile:   reconcileFunc(conn, spec, log),
@@ -269,6 +286,9 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 	})
 	stopWorker()
 	wg.Wait()
+	if m != nil {
+		m.SetJob(id, st.Counters)
+	}
 	if stop != nil {
 		stop()
 	}
@@ -435,11 +455,17 @@ func (qf *queueFlags) controlDirIfEmbedded(conn *queue.Conn) string {
 // openSpec opens a job's stores from its spec with this machine's
 // credentials (used by workers).
 func openSpec(ctx context.Context, spec job.Spec) (store.Store, store.Store, error) {
-	src, err := openSpecSide(ctx, "source", spec.Src)
+	return openSpecObserved(ctx, spec, nil)
+}
+
+// openSpecObserved is openSpec with onRetry (when set) told of every S3
+// request retry, with the side ("source", "destination") and the reason.
+func openSpecObserved(ctx context.Context, spec job.Spec, onRetry func(side, reason string)) (store.Store, store.Store, error) {
+	src, err := openSpecSide(ctx, "source", spec.Src, onRetry)
 	if err != nil {
 		return nil, nil, err
 	}
-	dst, err := openSpecSide(ctx, "destination", spec.Dst)
+	dst, err := openSpecSide(ctx, "destination", spec.Dst, onRetry)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -449,14 +475,14 @@ func openSpec(ctx context.Context, spec job.Spec) (store.Store, store.Store, err
 // openSpecDst opens a job's destination (a one-object view for a
 // single-object job).
 func openSpecDst(ctx context.Context, spec job.Spec) (store.Store, error) {
-	dst, err := openSpecSide(ctx, "destination", spec.Dst)
+	dst, err := openSpecSide(ctx, "destination", spec.Dst, nil)
 	if err != nil || spec.Src.Key == "" {
 		return dst, err
 	}
 	return onekey.New(dst, spec.Src.Key, spec.Dst.Key)
 }
 
-func openSpecSide(ctx context.Context, role string, s job.Side) (store.Store, error) {
+func openSpecSide(ctx context.Context, role string, s job.Side, onRetry func(side, reason string)) (store.Store, error) {
 	loc, err := location.Parse(s.Location)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", role, err)
@@ -470,7 +496,11 @@ func openSpecSide(ctx context.Context, role string, s job.Side) (store.Store, er
 			return o.store, nil
 		}
 	}
-	o, err := openSide(ctx, role, loc, sideFromSpec(s), s.CABundle, 32)
+	sd := sideFromSpec(s)
+	if onRetry != nil {
+		sd.onRetry = func(reason string) { onRetry(role, reason) }
+	}
+	o, err := openSide(ctx, role, loc, sd, s.CABundle, 32)
 	if err != nil {
 		return nil, err
 	}
@@ -535,15 +565,6 @@ func parseSizeOpt(s string) (int64, error) {
 		return 0, nil
 	}
 	return parseSize(s)
-}
-
-// newLogger logs text lines to w; verbose adds one line per object.
-func newLogger(w io.Writer, verbose bool) *slog.Logger {
-	level := slog.LevelInfo
-	if verbose {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 // signalStages splits an interrupt into two stages. main's root context

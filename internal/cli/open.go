@@ -24,6 +24,8 @@ type side struct {
 	allowInsecure bool
 	// secret names the credentials in ferry's secret store (secret.go).
 	secret string
+	// onRetry, when set, is told of each S3 request retry (metrics.go).
+	onRetry func(reason string)
 }
 
 // endpointKey normalizes an endpoint for "same service" comparisons.
@@ -108,6 +110,7 @@ func openSide(ctx context.Context, role string, loc location.Location, sd side, 
 			CABundle:    caBundle,
 			MaxConns:    conc * 2,
 			Credentials: creds,
+			OnRetry:     sd.onRetry,
 		})
 		if err != nil {
 			return opened{}, usageErr("%s %s: %v", role, loc, err)

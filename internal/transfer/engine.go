@@ -100,6 +100,7 @@ func (e *Engine) Copy(ctx context.Context, obj store.Object, dstKey string) (Res
 		if err == nil || attempt >= e.opts.Attempts || store.Permanent(err) || errors.Is(err, ErrUnverified) || ctx.Err() != nil {
 			break
 		}
+		e.opts.retried("any", "attempt")
 		if werr := sleep(ctx, e.backoff(attempt)); werr != nil {
 			err = &ObjectError{Op: "retry", Key: obj.Key, Err: fmt.Errorf("%w; after attempt %d: %w", werr, attempt, err)}
 			break

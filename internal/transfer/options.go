@@ -76,6 +76,18 @@ type Options struct {
 	// Copy to the same destination key, by any Engine with a Resumer
 	// sharing the records, continues it. Nil: uploads are never kept.
 	Resumer Resumer
+	// OnRetry, when set, is called before each retry the engine makes: a
+	// source read resumed ("source", "stalled" or "read"), a part uploaded
+	// again ("destination", "part"), a whole copy tried again ("any",
+	// "attempt"). It is called from many goroutines and must not block.
+	OnRetry func(side, reason string)
+}
+
+// retried reports a retry to OnRetry.
+func (o *Options) retried(side, reason string) {
+	if o.OnRetry != nil {
+		o.OnRetry(side, reason)
+	}
 }
 
 func (o Options) withDefaults() Options {

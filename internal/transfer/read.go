@@ -185,6 +185,11 @@ func (r *sourceReader) retry(err error) bool {
 	}
 	r.fails++
 	r.reopens++
+	reason := "read"
+	if errors.Is(err, ErrStalled) {
+		reason = "stalled"
+	}
+	r.e.opts.retried("source", reason)
 	return true
 }
 

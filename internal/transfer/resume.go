@@ -182,6 +182,7 @@ func (u *upload) uploadPart(ctx context.Context, num int32, buf *buffer, n int64
 		if try >= partRetries || ctx.Err() != nil || store.Permanent(err) {
 			return u.objErr(op, err)
 		}
+		u.e.opts.retried("destination", "part")
 		if serr := sleep(ctx, u.e.backoff(try+1)); serr != nil {
 			return u.objErr(op, err)
 		}

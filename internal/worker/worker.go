@@ -31,6 +31,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,7 +83,35 @@ type Options struct {
 	// from sources, all its jobs and objects together (--bwlimit; each
 	// worker process has its own).
 	Limiter *transfer.Limiter
+	// Observer, when set, receives the worker's events (for metrics).
+	Observer Observer
+	// LogObjects logs one info line per object (key, size, outcome,
+	// duration); otherwise those lines are debug.
+	LogObjects bool
 }
+
+// Observer receives a worker's events, for metrics. Its methods are
+// called from many goroutines at once and must not block.
+type Observer interface {
+	// ObjectStarted: the worker starts to copy or delete an object.
+	ObjectStarted(job string)
+	// ObjectDone: it finished one (outcome as in [job.Result]), after d.
+	ObjectDone(job, outcome string, size int64, d time.Duration)
+	// Retry: something is tried again (side: source, destination or any).
+	Retry(job, side, reason string)
+	// Heartbeat: the named worker is alive (its loop runs).
+	Heartbeat(worker string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ObjectStarted(string)                            {}
+func (nopObserver) ObjectDone(string, string, int64, time.Duration) {}
+func (nopObserver) Retry(string, string, string)                    {}
+func (nopObserver) Heartbeat(string)                                {}
+
+// heartbeatEvery is how often a running worker reports a heartbeat.
+const heartbeatEvery = 5 * time.Second
 
 // Stats are live counters of this worker.
 type Stats struct {
@@ -126,6 +155,9 @@ func (o *Options) applyDefaults() {
 	}
 	if o.RetryBase <= 0 {
 		o.RetryBase = time.Second
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
 	}
 }
 
@@ -208,11 +240,16 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}()
 
+	w.opts.Observer.Heartbeat(w.opts.Name)
+	heartbeat := time.NewTicker(heartbeatEvery)
+	defer heartbeat.Stop()
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
+		case <-heartbeat.C:
+			w.opts.Observer.Heartbeat(w.opts.Name)
 		case e, ok := <-watcher.Updates():
 			if !ok {
 				break loop
@@ -373,6 +410,7 @@ func (jr *jobRun) loop() {
 		Resumer:         &kvResumer{kv: w.conn.Uploads, job: jr.spec.ID},
 
 		RequireVerified: jr.spec.RequireVerified,
+		OnRetry:         func(side, reason string) { w.opts.Observer.Retry(jr.spec.ID, side, reason) },
 	})
 	cons, err := w.conn.JS.Consumer(jr.ctx, queue.StreamWork, job.WorkConsumer(jr.spec.ID))
 	if err != nil {
@@ -630,6 +668,11 @@ func (e *emitter) Skipped(ctx context.Context, batch []store.Object) error {
 	for i, o := range batch {
 		objs[i] = job.ObjFromObject(o)
 	}
+	if log := e.jr.log(); log.Enabled(ctx, e.jr.objectLevel()) {
+		for _, o := range batch {
+			log.Log(ctx, e.jr.objectLevel(), "object", "key", o.Key, "size", o.Size, "outcome", job.OutcomeSkipped, "duration", 0.0, "method", "")
+		}
+	}
 	id := job.ContentID(e.work.Job, "skip", objs)
 	f := job.Final{V: job.WireVersion, Job: e.work.Job, Kind: job.KindSkip, Work: id, Worker: e.jr.w.opts.Name, Skipped: objs, Time: time.Now().UTC()}
 	e.pub.publish(queue.ResultSubject(e.work.Job), f, id)
@@ -755,11 +798,13 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
 			defer wg.Done()
 			var res job.Result
 			var err error
+			w.opts.Observer.ObjectStarted(work.Job)
 			if del {
 				res, err = jr.deleteOne(ctx, o, work)
 			} else {
 				res, err = jr.copyOne(ctx, o, work, redelivered)
 			}
+			jr.objectDone(res, err)
 			revoked := err != nil && errors.Is(err, store.ErrAccess) && jr.credentialsRevoked(ctx)
 			mu.Lock()
 			defer mu.Unlock()
@@ -798,6 +843,9 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
 			NotBefore: time.Now().Add(backoff(w.opts.RetryBase, work.Attempt)).UnixMilli()}
 		r.ID = job.ContentID(work.ID, "retry")
 		jr.log().Warn("objects failed, will retry", "count", len(retry), "attempt", work.Attempt, "first_error", retryErrs[0])
+		for range retry {
+			w.opts.Observer.Retry(work.Job, "any", "requeued")
+		}
 		pub.publish(queue.WorkSubject(work.Job, work.Kind), r, r.ID)
 		fin.Children = append(fin.Children, job.Child{ID: r.ID, Kind: work.Kind})
 	}
@@ -888,4 +936,57 @@ func (jr *jobRun) deleteOne(ctx context.Context, o job.Obj, work job.Work) (job.
 // at 60 times base, jittered.
 func backoff(base time.Duration, n int) time.Duration {
 	return bo.Delay(base, 60*base, n)
+}
+
+// objectDone reports one finished object to the observer and the log: one
+// line per object (info with Options.LogObjects, else debug), and a
+// warning naming the key, the side and its endpoint when it failed.
+func (jr *jobRun) objectDone(res job.Result, err error) {
+	d := res.Ended.Sub(res.Started)
+	outcome := res.Outcome
+	if err != nil && errors.Is(err, context.Canceled) {
+		outcome = "cancelled"
+	}
+	jr.w.opts.Observer.ObjectDone(jr.spec.ID, outcome, res.Size, d)
+	log := jr.log()
+	if err != nil {
+		side, sd := errSide(err, res.Kind == "delete"), jr.spec.Dst
+		if side == "source" {
+			sd = jr.spec.Src
+		}
+		log.Warn("object "+outcome, "key", res.Key, "size", res.Size, "outcome", outcome, "duration", d.Seconds(),
+			"attempt", res.Attempts, "side", side, "location", sd.Location, "endpoint", endpointName(sd), "err", logtext.OneLine(err.Error()))
+		return
+	}
+	log.Log(context.Background(), jr.objectLevel(), "object", "key", res.Key, "size", res.Size, "outcome", outcome, "duration", d.Seconds(), "method", res.Method)
+}
+
+// objectLevel is the level of per-object lines.
+func (jr *jobRun) objectLevel() slog.Level {
+	if jr.w.opts.LogObjects {
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
+}
+
+// errSide tells which side a copy's or delete's error came from: the
+// source for the steps that read or stat it, else the destination.
+func errSide(err error, del bool) string {
+	var oe *transfer.ObjectError
+	if !del && errors.As(err, &oe) && strings.Contains(oe.Op, "source") {
+		return "source"
+	}
+	return "destination"
+}
+
+// endpointName is a side's endpoint for logs: its URL, "aws" for AWS S3,
+// "local" for a directory.
+func endpointName(s job.Side) string {
+	switch {
+	case s.Endpoint != "":
+		return s.Endpoint
+	case strings.HasPrefix(s.Location, "s3://"):
+		return "aws"
+	}
+	return "local"
 }

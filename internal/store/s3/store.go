@@ -73,6 +73,11 @@ type Config struct {
 	RetryMaxAttempts int
 	// Credentials, when set, replaces the AWS credential chain.
 	Credentials aws.CredentialsProvider
+	// OnRetry, when set, is called before each request the SDK's retryer
+	// sends again, with the reason (RetryThrottled, RetryServerError,
+	// RetryTimeout, RetryConnection, RetryOther). It is called from many
+	// goroutines and must not block.
+	OnRetry func(reason string)
 	// Log receives an info line when the bucket's region, as the server
 	// reports it, replaces the configured or default one; nil discards it.
 	Log *slog.Logger
@@ -168,10 +173,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		})
 
 	retryer := func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
+		std := retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = cfg.RetryMaxAttempts
 			o.RateLimiter = ratelimit.None
 		})
+		if cfg.OnRetry == nil {
+			return std
+		}
+		return observedRetryer{RetryerV2: std, onRetry: cfg.OnRetry}
 	}
 	opts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient),

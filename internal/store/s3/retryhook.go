@@ -1,0 +1,58 @@
+package s3
+
+import (
+	"errors"
+	"net"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+)
+
+// Reasons [Config.OnRetry] reports.
+const (
+	RetryThrottled   = "throttled"    // 503 SlowDown, 429, and the SDK's throttling error codes
+	RetryServerError = "server_error" // another 5xx
+	RetryTimeout     = "timeout"
+	RetryConnection  = "connection" // reset, refused, closed connections
+	RetryOther       = "other"
+)
+
+// observedRetryer tells onRetry about every retry the SDK is about to make:
+// the SDK asks RetryDelay only then (its retry quota is disabled).
+type observedRetryer struct {
+	aws.RetryerV2
+	onRetry func(reason string)
+}
+
+func (r observedRetryer) RetryDelay(attempt int, err error) (time.Duration, error) {
+	r.onRetry(RetryReason(err))
+	return r.RetryerV2.RetryDelay(attempt, err)
+}
+
+// RetryReason classifies an error the SDK retries: RetryThrottled,
+// RetryServerError, RetryTimeout, RetryConnection or RetryOther.
+func RetryReason(err error) string {
+	var re *awshttp.ResponseError
+	status := 0
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	switch {
+	case status == 503 || status == 429 || retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) == aws.TrueTernary:
+		return RetryThrottled
+	case status >= 500:
+		return RetryServerError
+	case retry.IsErrorTimeouts(retry.DefaultTimeouts).IsErrorTimeout(err) == aws.TrueTernary:
+		return RetryTimeout
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return RetryTimeout
+	}
+	if (retry.RetryableConnectionError{}).IsErrorRetryable(err) == aws.TrueTernary {
+		return RetryConnection
+	}
+	return RetryOther
+}

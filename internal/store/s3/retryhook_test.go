@@ -1,0 +1,59 @@
+package s3
+
+import (
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/ferry-dev/ferry/internal/testenv"
+)
+
+// TestOnRetry: every request the SDK sends again is reported with its
+// reason, a 503 SlowDown as throttled.
+func TestOnRetry(t *testing.T) {
+	m, bucket := newBucket(t)
+	s := openStore(t, m, bucket, "p")
+	put(t, s, "k", []byte("hello"))
+
+	proxy := testenv.StartFaultProxy(t, m.Endpoint, nil)
+	var mu sync.Mutex
+	var reasons []string
+	ps, err := Open(t.Context(), Config{Bucket: bucket, Prefix: "p", Endpoint: proxy.URL,
+		Credentials: credentials.NewStaticCredentialsProvider(m.AccessKey, m.SecretKey, ""),
+		OnRetry: func(reason string) {
+			mu.Lock()
+			reasons = append(reasons, reason)
+			mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	var heads atomic.Int32
+	proxy.SetFaults(func(r *http.Request) testenv.Fault {
+		if r.Method != http.MethodHead {
+			return testenv.Fault{}
+		}
+		switch heads.Add(1) {
+		case 1:
+			return testenv.Fault{Status: http.StatusServiceUnavailable}
+		case 2:
+			return testenv.Fault{Status: http.StatusInternalServerError}
+		}
+		return testenv.Fault{}
+	})
+	if _, err := ps.Stat(t.Context(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(reasons)
+	want := []string{RetryServerError, RetryThrottled}
+	if !slices.Equal(reasons, want) {
+		t.Errorf("retries reported %q, want %q", reasons, want)
+	}
+}
