@@ -128,6 +128,7 @@ source, and recorded with its provenance.`,
 	qf.register(root)
 	root.AddCommand(newCopyCmd(stdio, "copy", qf), newCopyCmd(stdio, "sync", qf), newVerifyCmd(stdio))
 	root.AddCommand(newJobCmd(stdio, qf), newDLQCmd(stdio, qf), newWorkerCmd(stdio, qf))
+	root.AddCommand(newUICmd(stdio, qf))
 	root.AddCommand(newPolicyCmd(stdio), newPreflightCmd(stdio))
 	root.AddCommand(newBucketCmd(stdio))
 	root.AddCommand(newSecretCmd(stdio), newAuditCmd(stdio), newVersionCmd(stdio))
