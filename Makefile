@@ -8,7 +8,7 @@ COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS  := -s -w -X github.com/ferry-dev/ferry/internal/cli.Version=$(VERSION) -X github.com/ferry-dev/ferry/internal/cli.Commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: build tools test lint demo fuzz clean test-node-loss release image
+.PHONY: build tools test lint demo fuzz clean test-node-loss release image test-ui
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ferry
@@ -36,6 +36,16 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	cd deploy/validate && $(GO) mod tidy -diff && $(GO) vet ./... && \
 		$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	cd uitest && $(GO) mod tidy -diff && $(GO) vet ./... && \
+		$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+# The dashboard in a real headless browser (uitest/, a module of its own so
+# chromedp stays out of ferry's go.mod): a real rate-limited job with
+# --ui-addr, watched advancing, paused and resumed from the page. Needs
+# Debian's chromium package (skips without it, fails under CI). The
+# screenshot goes to $$FERRY_ARTIFACTS (default: the test's temp dir).
+test-ui:
+	cd uitest && $(GO) test -count=1 -timeout 10m -v ./...
 
 # A real migration on this machine: two local MinIO servers, a few thousand
 # objects, copied with the progress display and verified.

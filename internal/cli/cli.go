@@ -132,6 +132,7 @@ source, and recorded with its provenance.`,
 	stdio.logs.register(root)
 	root.AddCommand(newCopyCmd(stdio, "copy", qf), newCopyCmd(stdio, "sync", qf), newVerifyCmd(stdio))
 	root.AddCommand(newJobCmd(stdio, qf), newDLQCmd(stdio, qf), newWorkerCmd(stdio, qf))
+	root.AddCommand(newUICmd(stdio, qf))
 	root.AddCommand(newPolicyCmd(stdio), newPreflightCmd(stdio))
 	root.AddCommand(newBucketCmd(stdio))
 	root.AddCommand(newSecretCmd(stdio), newAuditCmd(stdio), newVersionCmd(stdio))

@@ -31,6 +31,9 @@ var examples = map[string]string{
 	"ferry dlq redrive": "  ferry dlq redrive k3xqmv2hq7d4nb5a",
 	"ferry worker": `  ferry worker --nats tls://nats.internal:4222 --nats-creds ferry.creds
   ferry worker --nats tls://nats.internal:4222 --job k3xqmv2hq7d4nb5a --concurrency 64`,
+	"ferry ui": `  ferry ui                                   # http://127.0.0.1:8080, token printed at start
+  ferry ui --addr 127.0.0.1:9090 --nats tls://nats.internal:4222
+  ferry copy s3://photos/2024 ./restore --ui-addr 127.0.0.1:8080`,
 	"ferry policy": `  ferry policy s3://photos/2024 s3://archive/2024
   ferry policy ./data s3://backup/data --delete`,
 	"ferry preflight": `  ferry preflight s3://photos/2024 s3://archive/2024

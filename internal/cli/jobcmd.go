@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-dev/ferry/internal/dashboard"
 	"github.com/ferry-dev/ferry/internal/job"
 	"github.com/ferry-dev/ferry/internal/queue"
 	"github.com/ferry-dev/ferry/internal/worker"
@@ -409,6 +410,7 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	var jobs []string
 	var verbose bool
 	var bwlimit, metricsAddr string
+	var uiAddr string
 	c := &cobra.Command{
 		Use:   "worker",
 		Short: "Work on every running job of a NATS cluster (--nats URL) until interrupted",
@@ -427,6 +429,9 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 			if err := checkMetricsAddr(metricsAddr); err != nil {
 				return err
 			}
+			if err := checkUIAddr(uiAddr); err != nil {
+				return err
+			}
 			ctx := c.Context()
 			conn, err := qf.connect(ctx)
 			if err != nil {
@@ -440,6 +445,13 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 				return err
 			}
 			defer stopMetrics()
+			if uiAddr != "" {
+				stopUI, err := startUI(ctx, stdio.Err, log, dashboard.NewNATS(conn), uiAddr)
+				if err != nil {
+					return err
+				}
+				defer stopUI()
+			}
 			abort, stopSignals := signalStages(ctx, stdio.Err, drain)
 			defer stopSignals()
 			w := worker.New(conn, worker.Options{Concurrency: concurrency, Jobs: jobs, Log: log, Open: observedOpen(m), DrainTimeout: drain, Abort: abort, Limiter: limiter,
@@ -456,5 +468,6 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every object")
 	c.Flags().StringVar(&metricsAddr, "metrics-addr", "", metricsFlag)
 	c.Flags().StringVar(&bwlimit, "bwlimit", "", "limit the bytes this worker reads from sources to this rate, all jobs together (e.g. 10M = 10 MiB/s)")
+	c.Flags().StringVar(&uiAddr, "ui-addr", "", uiAddrUsage)
 	return c
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/ferry-dev/ferry/internal/dashboard"
 	"github.com/ferry-dev/ferry/internal/filter"
 	"github.com/ferry-dev/ferry/internal/job"
 	"github.com/ferry-dev/ferry/internal/location"
@@ -141,10 +142,15 @@ type durableFlags struct {
 	bwlimit         string
 	limiter         *transfer.Limiter // parsed --bwlimit (checkBWLimit)
 	metricsAddr     string
+	uiAddr          string // --ui-addr: serve the dashboard (ui.go)
 }
 
-// checkBWLimit parses --bwlimit (a usage error when it is bad).
+// checkBWLimit parses --bwlimit (a usage error when it is bad), and
+// checks --ui-addr.
 func (d *durableFlags) checkBWLimit() (err error) {
+	if err := checkUIAddr(d.uiAddr); err != nil {
+		return err
+	}
 	d.limiter, err = parseBWLimit(d.bwlimit)
 	return err
 }
@@ -156,6 +162,7 @@ func (d *durableFlags) register(c *cobra.Command) {
 	fl.DurationVar(&d.drainTimeout, "drain-timeout", 30*time.Second, "on interrupt, how long in-flight objects may finish")
 	fl.StringVar(&d.bwlimit, "bwlimit", "", "limit the bytes read from the source to this rate, all objects of this process together (e.g. 10M = 10 MiB/s)")
 	fl.StringVar(&d.metricsAddr, "metrics-addr", "", metricsFlag)
+	fl.StringVar(&d.uiAddr, "ui-addr", "", uiAddrUsage)
 }
 
 // registerCreate registers the flags that only a new job takes.
@@ -188,6 +195,13 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 	drainCtx := ctx // ends at the first interrupt
 	abort, stopSignals := signalStages(ctx, console, d.drainTimeout)
 	defer stopSignals()
+	if d.uiAddr != "" {
+		stopUI, err := startUI(ctx, console, log, dashboard.NewNATS(conn), d.uiAddr)
+		if err != nil {
+			return fmt.Errorf("%w; the job is resumable: ferry job resume %s", err, id)
+		}
+		defer stopUI()
+	}
 	wstats := &worker.Stats{}
 	var wg sync.WaitGroup
 	workerCtx, stopWorker := context.WithCancel(drainCtx)

@@ -35,10 +35,10 @@ type Rows string
 
 // Row selections.
 const (
-	AllRows      Rows = "all"      // every object
-	ProblemRows  Rows = "problems" // failed and unsafe objects only
-	NoRows       Rows = "none"     // totals only
-	defaultRows       = AllRows
+	AllRows     Rows = "all"      // every object
+	ProblemRows Rows = "problems" // failed and unsafe objects only
+	NoRows      Rows = "none"     // totals only
+	defaultRows      = AllRows
 )
 
 // ParseRows checks an --objects value.
