@@ -23,9 +23,11 @@ import (
 	"github.com/ferry-dev/ferry/internal/plan"
 	"github.com/ferry-dev/ferry/internal/queue"
 	"github.com/ferry-dev/ferry/internal/reconcile"
+	"github.com/ferry-dev/ferry/internal/secret"
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/store/onekey"
 	"github.com/ferry-dev/ferry/internal/transfer"
+	"github.com/ferry-dev/ferry/internal/trust"
 	"github.com/ferry-dev/ferry/internal/worker"
 )
 
@@ -44,6 +46,10 @@ type queueFlags struct {
 	allowInsecure bool
 	replicas      int
 	listen        string
+	// trustKeys and trustFile: the public keys whose jobs and work this
+	// process accepts besides its own (--trust, --trust-file).
+	trustKeys []string
+	trustFile string
 	// flags are the root's persistent flags (to tell set from default);
 	// warn receives setup warnings.
 	flags *pflag.FlagSet
@@ -63,6 +69,37 @@ func (qf *queueFlags) register(root *cobra.Command) {
 	fl.BoolVar(&qf.allowInsecure, "allow-insecure-nats", false, "allow plain nats:// to a non-loopback server")
 	fl.IntVar(&qf.replicas, "nats-replicas", 1, "replicas of the streams ferry creates on a NATS cluster (default: 3 on a cluster of 3 or more servers, else 1; existing streams keep theirs)")
 	fl.StringVar(&qf.listen, "listen", "", "embedded server: accept ferry workers on this host:port")
+	fl.StringArrayVar(&qf.trustKeys, "trust", nil, "also accept jobs and work signed by this public key ('ferry key show' prints a machine's; repeatable)")
+	fl.StringVar(&qf.trustFile, "trust-file", "", "also accept jobs and work signed by the public keys in this file (one a line, # comments)")
+}
+
+// identity returns this machine's signing key (created in the secret store
+// on first use) and the other keys it trusts.
+func (qf *queueFlags) identity(ctx context.Context) (*trust.Signer, []trust.PublicKey, error) {
+	var keys []trust.PublicKey
+	for _, t := range qf.trustKeys {
+		k, err := trust.ParseKey(t)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--trust: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	if qf.trustFile != "" {
+		more, err := trust.ReadFile(qf.trustFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--trust-file: %w", err)
+		}
+		keys = append(keys, more...)
+	}
+	s, err := secret.Open(secret.Options{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("signing key: %w", err)
+	}
+	signer, err := trust.LoadOrCreate(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	return signer, keys, nil
 }
 
 // stateDir returns the job state directory.
@@ -93,6 +130,11 @@ func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
 		AllowInsecure: qf.allowInsecure, Replicas: qf.replicas,
 		ReplicasSet: qf.flags != nil && qf.flags.Changed("nats-replicas"),
 	}
+	signer, keys, err := qf.identity(ctx)
+	if err != nil {
+		return nil, asUsage(err)
+	}
+	o.Signer, o.Trust = signer, keys
 	if qf.url == "" {
 		if err := checkStateDir(o.StateDir); err != nil {
 			return nil, asUsage(err)

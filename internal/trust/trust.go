@@ -260,8 +260,14 @@ func LoadOrCreate(ctx context.Context, s *secret.Store) (*Signer, error) {
 	if _, err := rand.Read(seed); err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
-	if err := s.Set(ctx, KeySecretName, secret.Fields{"seed": secret.New(hex.EncodeToString(seed))}); err != nil {
+	// Another process may be creating it at the same moment: one wins.
+	f, err = s.SetIfAbsent(ctx, KeySecretName, secret.Fields{"seed": secret.New(hex.EncodeToString(seed))})
+	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	seed, err = hex.DecodeString(f["seed"].Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("signing key (secret %s): bad seed: %w", KeySecretName, err)
 	}
 	return NewSigner(seed)
 }
