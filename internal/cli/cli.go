@@ -130,7 +130,7 @@ source, and recorded with its provenance.`,
 	root.AddCommand(newJobCmd(stdio, qf), newDLQCmd(stdio, qf), newWorkerCmd(stdio, qf))
 	root.AddCommand(newPolicyCmd(stdio), newPreflightCmd(stdio))
 	root.AddCommand(newBucketCmd(stdio))
-	root.AddCommand(newSecretCmd(stdio), newAuditCmd(stdio), newVersionCmd(stdio), newKeyCmd(stdio))
+	root.AddCommand(newSecretCmd(stdio), newAuditCmd(stdio, qf), newVersionCmd(stdio), newKeyCmd(stdio))
 	refuseArgvCredentials(root)
 	refuse := root.PersistentPreRunE
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {

@@ -139,6 +139,9 @@ func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
 		if err := checkStateDir(o.StateDir); err != nil {
 			return nil, asUsage(err)
 		}
+		if w := stateDirWarning(o.StateDir); w != "" && qf.warn != nil {
+			fmt.Fprintf(qf.warn, "ferry: warning: %s\n", w)
+		}
 		key, err := qf.encryptionKey(ctx)
 		if err != nil {
 			return nil, asUsage(err)
@@ -169,6 +172,19 @@ func checkStateDir(dir string) error {
 	f.Close()
 	os.Remove(f.Name())
 	return nil
+}
+
+// stateDirWarning says when the state directory can be read or entered by
+// its group or others (it holds the job queue, snapshots and audit logs).
+func stateDirWarning(dir string) string {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return ""
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		return fmt.Sprintf("state directory %s has mode %04o: its group or others can read it (job specs, queue, audit logs); chmod 700 %s", dir, m, dir)
+	}
+	return ""
 }
 
 // durableFlags are the copy/sync flags about the job itself.
