@@ -44,8 +44,11 @@ type queueFlags struct {
 	cert          string
 	key           string
 	allowInsecure bool
-	replicas      int
-	listen        string
+	// allowUnauth accepts an external NATS server that asked for no
+	// credentials (--allow-unauthenticated-nats).
+	allowUnauth bool
+	replicas    int
+	listen      string
 	// trustKeys and trustFile: the public keys whose jobs and work this
 	// process accepts besides its own (--trust, --trust-file).
 	trustKeys []string
@@ -67,6 +70,7 @@ func (qf *queueFlags) register(root *cobra.Command) {
 	fl.StringVar(&qf.cert, "nats-cert", "", "client certificate for NATS (with --nats-key)")
 	fl.StringVar(&qf.key, "nats-key", "", "client key for NATS")
 	fl.BoolVar(&qf.allowInsecure, "allow-insecure-nats", false, "allow plain nats:// to a non-loopback server")
+	fl.BoolVar(&qf.allowUnauth, "allow-unauthenticated-nats", false, "accept an external NATS server that requires no credentials (anyone who reaches it can read and queue jobs)")
 	fl.IntVar(&qf.replicas, "nats-replicas", 1, "replicas of the streams ferry creates on a NATS cluster (default: 3 on a cluster of 3 or more servers, else 1; existing streams keep theirs)")
 	fl.StringVar(&qf.listen, "listen", "", "embedded server: accept ferry workers on this host:port")
 	fl.StringArrayVar(&qf.trustKeys, "trust", nil, "also accept jobs and work signed by this public key ('ferry key show' prints a machine's; repeatable)")
@@ -151,6 +155,15 @@ func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
 	conn, err := queue.Connect(ctx, o)
 	if err != nil {
 		return nil, asUsage(err)
+	}
+	if qf.url != "" && !conn.NC.AuthRequired() {
+		if !qf.allowUnauth {
+			conn.Close()
+			return nil, usageErr("--nats: the server accepted this connection without credentials: anyone who can reach it can read every job and queue work; enable authentication on it and pass --nats-creds, --nats-nkey or FERRY_NATS_TOKEN (or --allow-unauthenticated-nats to accept the risk)")
+		}
+		if qf.warn != nil {
+			fmt.Fprintf(qf.warn, "ferry: warning: NATS server %s requires no credentials (--allow-unauthenticated-nats): anyone who can reach it can read every job and queue work\n", conn.NC.ConnectedUrlRedacted())
+		}
 	}
 	if qf.warn != nil {
 		for _, w := range conn.Warnings {
