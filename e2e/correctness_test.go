@@ -492,7 +492,7 @@ func TestClusterThreeWorkersNodeKilled(t *testing.T) {
 	// The job first: it creates ferry's streams with 3 replicas. The
 	// workers then join without --nats-replicas.
 	start := time.Now()
-	planner := w.startProc(append(append([]string{"copy", "s3://" + src, "s3://" + dst, "--nats", natsURL, "--nats-replicas", "3",
+	planner := w.startProc(append(append([]string{"copy", "s3://" + src, "s3://" + dst, "--allow-unauthenticated-nats", "--nats", natsURL, "--nats-replicas", "3",
 		"--workers", "0", "--no-progress", "--json"}, w.srcA()...), w.dstB()...)...)
 	// Generous: creating streams with 3 replicas on a loaded 2-core
 	// machine once took over 30 s.
@@ -501,7 +501,7 @@ func TestClusterThreeWorkersNodeKilled(t *testing.T) {
 	}, planner.err)
 	var workers []*procOut
 	for range 3 {
-		workers = append(workers, w.startProc("worker", "--nats", natsURL, "--concurrency", "8"))
+		workers = append(workers, w.startProc("worker", "--allow-unauthenticated-nats", "--nats", natsURL, "--concurrency", "8"))
 	}
 	workerLogs := func() string {
 		var b strings.Builder
@@ -531,7 +531,7 @@ func TestClusterThreeWorkersNodeKilled(t *testing.T) {
 	t.Logf("killed %s (leader of KV_ferry-ledger) with %d objects at the destination, %s into the job", leader, at, time.Since(start).Round(time.Millisecond))
 
 	id := jobID(t, planner.err.String())
-	code := waitJob(t, w, planner, id, []string{"--nats", strings.Join(survivors, ",")}, 5*time.Minute, workerLogs, func() string {
+	code := waitJob(t, w, planner, id, []string{"--allow-unauthenticated-nats", "--nats", strings.Join(survivors, ",")}, 5*time.Minute, workerLogs, func() string {
 		return fmt.Sprintf("--- %d objects at the destination\n", countKeys(t, w.b, dst))
 	})
 	t.Logf("job ended after %s with exit %d", time.Since(start).Round(time.Millisecond), code)
@@ -559,7 +559,7 @@ func TestClusterThreeWorkersNodeKilled(t *testing.T) {
 			t.Errorf("worker %d (no --nats-replicas) warned about replicas:\n%s", i, p.err)
 		}
 	}
-	code, lout, lerr := w.run("job", "list", "--nats", strings.Join(survivors, ","), "--nats-replicas", "1")
+	code, lout, lerr := w.run("job", "list", "--allow-unauthenticated-nats", "--nats", strings.Join(survivors, ","), "--nats-replicas", "1")
 	if code != 0 || !strings.Contains(lerr, "warning") || !strings.Contains(lerr, "--nats-replicas 1 ignored") {
 		t.Fatalf("job list --nats-replicas 1: exit %d, want 0 with a replicas warning\nstdout:\n%s\nstderr:\n%s", code, lout, lerr)
 	}
@@ -634,12 +634,12 @@ func TestClusterReadmeOrderReplicas(t *testing.T) {
 	}
 	putKeys(t, w.a, src, keys)
 	for range 3 {
-		p := w.startProc("worker", "--nats", natsURL, "--concurrency", "4")
+		p := w.startProc("worker", "--allow-unauthenticated-nats", "--nats", natsURL, "--concurrency", "4")
 		waitFor(t, 30*time.Second, 20*time.Millisecond, "the worker to start", func() bool {
 			return strings.Contains(p.err.String(), "worker started")
 		}, p.err)
 	}
-	code, out, errs := w.run(append(append([]string{"copy", "s3://" + src, "s3://" + dst, "--nats", natsURL, "--nats-replicas", "3",
+	code, out, errs := w.run(append(append([]string{"copy", "s3://" + src, "s3://" + dst, "--allow-unauthenticated-nats", "--nats", natsURL, "--nats-replicas", "3",
 		"--workers", "0", "--no-progress", "--json"}, w.srcA()...), w.dstB()...)...)
 	if s := parseSummary(t, out, errs); code != 0 || s.Status != "done" || s.Copied != 20 {
 		t.Fatalf("copy: exit %d, summary %+v\n%s", code, s, errs)

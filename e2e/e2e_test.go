@@ -384,7 +384,7 @@ func TestExternalWorkers(t *testing.T) {
 	var workers []*exec.Cmd
 	var logs []*lockedBuffer
 	for range 3 {
-		c, _, errb := w.cmd("worker", "--nats", nats.URL, "--concurrency", "8")
+		c, _, errb := w.cmd("worker", "--allow-unauthenticated-nats", "--nats", nats.URL, "--concurrency", "8")
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -397,7 +397,7 @@ func TestExternalWorkers(t *testing.T) {
 			_ = c.Wait()
 		}
 	})
-	planner, out, errb := w.cmd(append(append([]string{"copy", "s3://" + src, "s3://" + dst, "--nats", nats.URL, "--workers", "0", "--no-progress", "--json"}, w.srcA()...), w.dstB()...)...)
+	planner, out, errb := w.cmd(append(append([]string{"copy", "s3://" + src, "s3://" + dst, "--allow-unauthenticated-nats", "--nats", nats.URL, "--workers", "0", "--no-progress", "--json"}, w.srcA()...), w.dstB()...)...)
 	if err := planner.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -448,7 +448,7 @@ func TestNATSClusterNodeLoss(t *testing.T) {
 	src, dst := mkBucket(t, w.a, "cl-src"), mkBucket(t, w.b, "cl-dst")
 	const n = 2000
 	seed(t, w.a, src, n, 4096)
-	c, out, errb := w.cmd(append(append([]string{"copy", "s3://" + src, "s3://" + dst, "--nats", strings.Join(urls, ","), "--nats-replicas", "3", "--no-progress", "--json", "--concurrency", "8"}, w.srcA()...), w.dstB()...)...)
+	c, out, errb := w.cmd(append(append([]string{"copy", "s3://" + src, "s3://" + dst, "--allow-unauthenticated-nats", "--nats", strings.Join(urls, ","), "--nats-replicas", "3", "--no-progress", "--json", "--concurrency", "8"}, w.srcA()...), w.dstB()...)...)
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}

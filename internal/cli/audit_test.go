@@ -68,3 +68,40 @@ func TestAuditVerify(t *testing.T) {
 		t.Fatalf("exit %d: %q", r.code, r.err)
 	}
 }
+
+// TestAuditVerifyJob: 'audit verify JOB' compares with the head the job's
+// summary recorded, so a log whose last lines were cut is caught without
+// --expect-last.
+func TestAuditVerifyJob(t *testing.T) {
+	secretEnv(t)
+	src, dst := t.TempDir(), filepath.Join(t.TempDir(), "dst")
+	for _, n := range []string{"a", "b", "c"} {
+		if err := os.WriteFile(filepath.Join(src, n), []byte(n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := run(t, "", "copy", src, dst, "--no-progress")
+	if r.code != 0 {
+		t.Fatalf("copy: %+v", r)
+	}
+	_, id, _ := strings.Cut(r.err, "job ")
+	id, _, _ = strings.Cut(id, " ")
+	if r := run(t, "", "audit", "verify", id); r.code != 0 || !strings.HasPrefix(r.out, "ok: 3 lines") {
+		t.Fatalf("audit verify %s: %+v", id, r)
+	}
+	path := filepath.Join(os.Getenv("XDG_STATE_HOME"), "ferry", "audit", id+".jsonl")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
+	if err := os.WriteFile(path, []byte(strings.Join(lines[:2], "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, "", "audit", "verify", path); r.code != 0 {
+		t.Fatalf("a cut log's chain alone is intact: %+v", r)
+	}
+	if r := run(t, "", "audit", "verify", id); r.code != 1 {
+		t.Fatalf("audit verify %s of a cut log: exit %d, want 1\n%s", id, r.code, r.err)
+	}
+}

@@ -179,3 +179,23 @@ func TestVerifyIncludeCounts(t *testing.T) {
 		t.Fatalf("text summary: %q", r.out)
 	}
 }
+
+// TestRefusedEndpointNotEchoed: an endpoint with a query or fragment is
+// refused without printing them (a credential may have been pasted there).
+func TestRefusedEndpointNotEchoed(t *testing.T) {
+	for _, ep := range []string{
+		"https://minio.example:9000/?secret=AKIASECRET",
+		"https://minio.example:9000/#AKIASECRET",
+		"https://minio.example:9000?AKIASECRET",
+		"ftp://minio.example/?AKIASECRET",
+	} {
+		err := validateEndpoint("--src-endpoint", ep)
+		if err == nil {
+			t.Errorf("%s: accepted", ep)
+			continue
+		}
+		if strings.Contains(err.Error(), "AKIASECRET") {
+			t.Errorf("%s: the refusal echoes the query: %v", ep, err)
+		}
+	}
+}

@@ -26,7 +26,7 @@ import (
 // file may set.
 var typedOnly = map[string]bool{
 	"delete": true, "force": true,
-	"allow-insecure-http": true, "allow-insecure-nats": true,
+	"allow-insecure-http": true, "allow-insecure-nats": true, "allow-unauthenticated-nats": true,
 	"help": true, "version": true,
 }
 

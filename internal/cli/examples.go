@@ -20,6 +20,8 @@ var examples = map[string]string{
 	"ferry job": `  ferry job list
   ferry job status k3xqmv2hq7d4nb5a
   ferry job pause k3xqmv2hq7d4nb5a && ferry job resume k3xqmv2hq7d4nb5a`,
+	"ferry key":        "  ferry key show",
+	"ferry key show":   "  ferry key show                                   # on the coordinator's machine\n  ferry worker --nats tls://nats.internal:4222 --trust ferry-ed25519:3TQnDC1LbZGhUYpxGtTKliQHEQjlpyM-SwCz0IQ1MM0",
 	"ferry job list":   "  ferry job list\n  ferry job list --json",
 	"ferry job status": "  ferry job status k3xqmv2hq7d4nb5a\n  ferry job status k3xqmv2hq7d4nb5a --json",
 	"ferry job pause":  "  ferry job pause k3xqmv2hq7d4nb5a",

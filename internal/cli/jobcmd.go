@@ -456,9 +456,9 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 			defer stopSignals()
 			w := worker.New(conn, worker.Options{Concurrency: concurrency, Jobs: jobs, Log: log, Open: observedOpen(m), DrainTimeout: drain, Abort: abort, Limiter: limiter,
 				Name: name, LogObjects: verbose, Observer: observer(m)})
-			log.Info("worker started", "nats", qf.url, "concurrency", concurrency)
+			log.Info("worker started", "nats", qf.url, "concurrency", concurrency, "key", conn.Signer.Public().String(), "trusted_keys", len(conn.Trust.Keys()))
 			err = w.Run(ctx)
-			log.Info("worker stopped")
+			log.Info("worker stopped", "refused", w.Refused())
 			return err
 		},
 	}

@@ -24,9 +24,11 @@ import (
 	"github.com/ferry-dev/ferry/internal/plan"
 	"github.com/ferry-dev/ferry/internal/queue"
 	"github.com/ferry-dev/ferry/internal/reconcile"
+	"github.com/ferry-dev/ferry/internal/secret"
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/store/onekey"
 	"github.com/ferry-dev/ferry/internal/transfer"
+	"github.com/ferry-dev/ferry/internal/trust"
 	"github.com/ferry-dev/ferry/internal/worker"
 )
 
@@ -43,8 +45,15 @@ type queueFlags struct {
 	cert          string
 	key           string
 	allowInsecure bool
-	replicas      int
-	listen        string
+	// allowUnauth accepts an external NATS server that asked for no
+	// credentials (--allow-unauthenticated-nats).
+	allowUnauth bool
+	replicas    int
+	listen      string
+	// trustKeys and trustFile: the public keys whose jobs and work this
+	// process accepts besides its own (--trust, --trust-file).
+	trustKeys []string
+	trustFile string
 	// flags are the root's persistent flags (to tell set from default);
 	// warn receives setup warnings.
 	flags *pflag.FlagSet
@@ -62,8 +71,40 @@ func (qf *queueFlags) register(root *cobra.Command) {
 	fl.StringVar(&qf.cert, "nats-cert", "", "client certificate for NATS (with --nats-key)")
 	fl.StringVar(&qf.key, "nats-key", "", "client key for NATS")
 	fl.BoolVar(&qf.allowInsecure, "allow-insecure-nats", false, "allow plain nats:// to a non-loopback server")
+	fl.BoolVar(&qf.allowUnauth, "allow-unauthenticated-nats", false, "accept an external NATS server that requires no credentials (anyone who reaches it can read and queue jobs)")
 	fl.IntVar(&qf.replicas, "nats-replicas", 1, "replicas of the streams ferry creates on a NATS cluster (default: 3 on a cluster of 3 or more servers, else 1; existing streams keep theirs)")
 	fl.StringVar(&qf.listen, "listen", "", "embedded server: accept ferry workers on this host:port")
+	fl.StringArrayVar(&qf.trustKeys, "trust", nil, "also accept jobs and work signed by this public key ('ferry key show' prints a machine's; repeatable)")
+	fl.StringVar(&qf.trustFile, "trust-file", "", "also accept jobs and work signed by the public keys in this file (one a line, # comments)")
+}
+
+// identity returns this machine's signing key (created in the secret store
+// on first use) and the other keys it trusts.
+func (qf *queueFlags) identity(ctx context.Context) (*trust.Signer, []trust.PublicKey, error) {
+	var keys []trust.PublicKey
+	for _, t := range qf.trustKeys {
+		k, err := trust.ParseKey(t)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--trust: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	if qf.trustFile != "" {
+		more, err := trust.ReadFile(qf.trustFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--trust-file: %w", err)
+		}
+		keys = append(keys, more...)
+	}
+	s, err := secret.Open(secret.Options{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("signing key: %w", err)
+	}
+	signer, err := trust.LoadOrCreate(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	return signer, keys, nil
 }
 
 // stateDir returns the job state directory.
@@ -94,9 +135,17 @@ func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
 		AllowInsecure: qf.allowInsecure, Replicas: qf.replicas,
 		ReplicasSet: qf.flags != nil && qf.flags.Changed("nats-replicas"),
 	}
+	signer, keys, err := qf.identity(ctx)
+	if err != nil {
+		return nil, asUsage(err)
+	}
+	o.Signer, o.Trust = signer, keys
 	if qf.url == "" {
 		if err := checkStateDir(o.StateDir); err != nil {
 			return nil, asUsage(err)
+		}
+		if w := stateDirWarning(o.StateDir); w != "" && qf.warn != nil {
+			fmt.Fprintf(qf.warn, "ferry: warning: %s\n", w)
 		}
 		key, err := qf.encryptionKey(ctx)
 		if err != nil {
@@ -107,6 +156,15 @@ func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
 	conn, err := queue.Connect(ctx, o)
 	if err != nil {
 		return nil, asUsage(err)
+	}
+	if qf.url != "" && !conn.NC.AuthRequired() {
+		if !qf.allowUnauth {
+			conn.Close()
+			return nil, usageErr("--nats: the server accepted this connection without credentials: anyone who can reach it can read every job and queue work; enable authentication on it and pass --nats-creds, --nats-nkey or FERRY_NATS_TOKEN (or --allow-unauthenticated-nats to accept the risk)")
+		}
+		if qf.warn != nil {
+			fmt.Fprintf(qf.warn, "ferry: warning: NATS server %s requires no credentials (--allow-unauthenticated-nats): anyone who can reach it can read every job and queue work\n", conn.NC.ConnectedUrlRedacted())
+		}
 	}
 	if qf.warn != nil {
 		for _, w := range conn.Warnings {
@@ -128,6 +186,19 @@ func checkStateDir(dir string) error {
 	f.Close()
 	os.Remove(f.Name())
 	return nil
+}
+
+// stateDirWarning says when the state directory can be read or entered by
+// its group or others (it holds the job queue, snapshots and audit logs).
+func stateDirWarning(dir string) string {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return ""
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		return fmt.Sprintf("state directory %s has mode %04o: its group or others can read it (job specs, queue, audit logs); chmod 700 %s", dir, m, dir)
+	}
+	return ""
 }
 
 // durableFlags are the copy/sync flags about the job itself.

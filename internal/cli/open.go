@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/store/local"
 	"github.com/ferry-dev/ferry/internal/store/s3"
+	"github.com/ferry-dev/ferry/internal/transport"
 )
 
 // side holds the per-side connection flags (--src-*, --dst-*).
@@ -46,13 +47,15 @@ func validateEndpoint(flag, ep string) error {
 	}
 	u, err := url.Parse(ep)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return usageErr("%s %q: want a URL like https://host[:port]", flag, ep)
+		return usageErr("%s %q: want a URL like https://host[:port]", flag, transport.Redact(ep))
 	}
 	if u.User != nil {
 		return usageErr("%s: credentials are not accepted in an endpoint URL; %s", flag, safeCredentials)
 	}
-	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
-		return usageErr("%s %q: an endpoint has no path or query; put the bucket in the location (s3://bucket/prefix)", flag, ep)
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		// The query and fragment are not echoed: a credential may have
+		// been pasted there.
+		return usageErr("%s %q: an endpoint has no path, query or fragment; put the bucket in the location (s3://bucket/prefix)", flag, transport.Redact(ep))
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ferry-dev/ferry/internal/secret"
+	"github.com/ferry-dev/ferry/internal/trust"
 )
 
 // Credentials reach ferry from the AWS default chain, a profile
@@ -191,8 +192,16 @@ func newSecretListCmd(stdio Stdio) *cobra.Command {
 	}
 }
 
+// ownSecrets are the secrets ferry keeps for itself, and what breaks
+// without them.
+var ownSecrets = map[string]string{
+	stateKeyName:        "it encrypts the embedded job queue and the job snapshots in the state directory: every job command fails afterwards (\"was it written with another encryption key?\") until the state directory is deleted, losing every job",
+	trust.KeySecretName: "it signs this machine's jobs and work: a new key is created on next use, and workers that trust the old public key (--trust) refuse everything this machine publishes until they are given the new one ('ferry key show')",
+}
+
 func newSecretRmCmd(stdio Stdio) *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	c := &cobra.Command{
 		Use:   "rm NAME",
 		Short: "Remove the secret NAME",
 		Args:  exactArgs(1, "NAME"),
@@ -200,6 +209,9 @@ func newSecretRmCmd(stdio Stdio) *cobra.Command {
 			name := args[0]
 			if err := secret.ValidateName(name); err != nil {
 				return usageErr("%v", err)
+			}
+			if why, own := ownSecrets[name]; own && !force {
+				return usageErr("secret rm %s: refused: this is ferry's own key; %s. Pass --force to remove it anyway", name, why)
 			}
 			st, err := openSecrets(stdio.Err)
 			if err != nil {
@@ -214,6 +226,8 @@ func newSecretRmCmd(stdio Stdio) *cobra.Command {
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&force, "force", false, "remove one of ferry's own keys (ferry-state-key, ferry-signing-key) too")
+	return c
 }
 
 // readCredential prompts on a terminal, else parses stdin.

@@ -214,7 +214,7 @@ func TestSecretLeak(t *testing.T) {
 	// encrypted: job specs, queue messages and results are on disk there
 	// in plain text, and must hold only the secret's name.
 	nats := testenv.StartNATS(t)
-	expect(0, do("", append(append([]string{"copy", src, "s3://" + bucket + "/viaqueue", "--nats", nats.URL}, dstGood...), "--no-progress", "-v", "--json")...))
+	expect(0, do("", append(append([]string{"copy", src, "s3://" + bucket + "/viaqueue", "--allow-unauthenticated-nats", "--nats", nats.URL}, dstGood...), "--no-progress", "-v", "--json")...))
 
 	expect(0, do("", "secret", "rm", "canary"))
 	expect(2, do("", "secret", "rm", "canary"))
@@ -272,4 +272,23 @@ func TestSecretLeak(t *testing.T) {
 func lastLine(s string) string {
 	ls := strings.Split(strings.TrimSpace(s), "\n")
 	return ls[len(ls)-1]
+}
+
+// TestUnauthenticatedNATSRefused: a NATS server that accepts ferry without
+// credentials is refused unless --allow-unauthenticated-nats, which warns.
+func TestUnauthenticatedNATSRefused(t *testing.T) {
+	secretEnv(t)
+	nats := testenv.StartNATS(t)
+	r := run(t, "", "job", "list", "--nats", nats.URL)
+	if r.code != 2 || !strings.Contains(r.err, "without credentials") || !strings.Contains(r.err, "--allow-unauthenticated-nats") {
+		t.Fatalf("job list on an open server: exit %d, stderr %q", r.code, r.err)
+	}
+	t.Setenv("FERRY_ALLOW_UNAUTHENTICATED_NATS", "true")
+	if r := run(t, "", "job", "list", "--nats", nats.URL); r.code != 2 {
+		t.Fatalf("the environment must not allow it: exit %d, stderr %q", r.code, r.err)
+	}
+	r = run(t, "", "job", "list", "--nats", nats.URL, "--allow-unauthenticated-nats")
+	if r.code != 0 || !strings.Contains(r.err, "warning") || !strings.Contains(r.err, "requires no credentials") {
+		t.Fatalf("with --allow-unauthenticated-nats: exit %d, stderr %q", r.code, r.err)
+	}
 }

@@ -168,3 +168,47 @@ func TestSecretFlagChecks(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnKeysNeedForce: removing ferry's own keys is refused without
+// --force, saying what breaks; `ferry key show` is stable until then.
+func TestOwnKeysNeedForce(t *testing.T) {
+	secretEnv(t)
+	k1 := run(t, "", "key", "show")
+	if k1.code != 0 || !strings.HasPrefix(k1.out, "ferry-ed25519:") {
+		t.Fatalf("key show: %+v", k1)
+	}
+	if k := run(t, "", "key", "show"); k.out != k1.out {
+		t.Fatalf("key show changed: %q then %q", k1.out, k.out)
+	}
+	for _, tc := range []struct{ name, breaks string }{
+		{"ferry-signing-key", "workers that trust the old public key"},
+		{"ferry-state-key", "every job command fails"},
+	} {
+		r := run(t, "", "secret", "rm", tc.name)
+		if r.code != 2 || !strings.Contains(r.err, "--force") || !strings.Contains(r.err, tc.breaks) {
+			t.Fatalf("secret rm %s: exit %d, stderr %q", tc.name, r.code, r.err)
+		}
+	}
+	if r := run(t, "", "secret", "rm", "ferry-signing-key", "--force"); r.code != 0 {
+		t.Fatalf("secret rm --force: %+v", r)
+	}
+	if k := run(t, "", "key", "show"); k.code != 0 || k.out == k1.out {
+		t.Fatalf("after removing the key, key show = %+v, want a new key", k)
+	}
+}
+
+func TestStateDirWarning(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if w := stateDirWarning(dir); !strings.Contains(w, "0755") || !strings.Contains(w, "chmod 700") {
+		t.Fatalf("0755: warning %q", w)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if w := stateDirWarning(dir); w != "" {
+		t.Fatalf("0700: warning %q", w)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ferry-dev/ferry/internal/lister"
@@ -126,6 +127,8 @@ type Coordinator struct {
 	// trimmedTo the results-stream sequence the job's records were purged
 	// below (see trimResults).
 	savedSeq, trimmedTo uint64
+	// refusedLogged: a refused record was logged in this run.
+	refusedLogged bool
 }
 
 // RootID is the work ID of a job's root listing task.
@@ -148,6 +151,11 @@ func Create(ctx context.Context, conn *queue.Conn, spec Spec) (*Coordinator, err
 	}
 	now := time.Now().UTC()
 	st := State{V: spec.V, Spec: spec, Status: Running, Updated: now, Started: now}
+	sig, err := SignSpec(conn.Signer, spec)
+	if err != nil {
+		return nil, fmt.Errorf("create job %s: %w", spec.ID, err)
+	}
+	st.SpecSig = sig
 	c := &Coordinator{conn: conn, id: spec.ID, ledger: &ledger{kv: kvLedger{conn.Ledger}, job: spec.ID}}
 	root := Work{V: WireVersion, Job: spec.ID, Kind: KindList, Attempt: 1, Task: &lister.Task{Level: true}, ID: RootID(spec.ID)}
 	if err := c.ledger.registerRoot(ctx, root.ID, KindList, &st.Counters); err != nil {
@@ -165,7 +173,7 @@ func Create(ctx context.Context, conn *queue.Conn, spec Spec) (*Coordinator, err
 	if err := c.ensureConsumer(ctx, false); err != nil {
 		return nil, err
 	}
-	if err := PublishWork(ctx, conn.JS, root, root.ID); err != nil {
+	if err := PublishWork(ctx, conn, root, root.ID); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -260,14 +268,15 @@ func (c *Coordinator) ensureConsumer(ctx context.Context, fresh bool) error {
 // WorkConsumer names the durable consumer of a job's work.
 func WorkConsumer(id string) string { return "work-" + id }
 
-// PublishWork puts w on the work queue, de-duplicated by msgID.
-func PublishWork(ctx context.Context, js jetstream.JetStream, w Work, msgID string) error {
+// PublishWork puts w on the work queue, signed by this process and
+// de-duplicated by msgID.
+func PublishWork(ctx context.Context, conn *queue.Conn, w Work, msgID string) error {
 	w.V = WireVersion
 	b, err := json.Marshal(w)
 	if err != nil {
 		return fmt.Errorf("encode work: %w", err)
 	}
-	if _, err := js.Publish(ctx, queue.WorkSubject(w.Job, w.Kind), b, jetstream.WithMsgID(msgID)); err != nil {
+	if _, err := conn.Publish(ctx, queue.WorkSubject(w.Job, w.Kind), w.Job, b, msgID); err != nil {
 		return fmt.Errorf("queue %s work for job %s: %w", w.Kind, w.Job, err)
 	}
 	return nil
@@ -275,13 +284,13 @@ func PublishWork(ctx context.Context, js jetstream.JetStream, w Work, msgID stri
 
 // publishFinal puts a record on the results stream and returns its
 // sequence.
-func publishFinal(ctx context.Context, js jetstream.JetStream, f Final) (uint64, error) {
+func publishFinal(ctx context.Context, conn *queue.Conn, f Final) (uint64, error) {
 	f.V = WireVersion
 	b, err := json.Marshal(f)
 	if err != nil {
 		return 0, fmt.Errorf("encode result: %w", err)
 	}
-	ack, err := js.Publish(ctx, queue.ResultSubject(f.Job), b, jetstream.WithMsgID(ContentID(f.Work, "final")))
+	ack, err := conn.Publish(ctx, queue.ResultSubject(f.Job), f.Job, b, ContentID(f.Work, "final"))
 	if err != nil {
 		return 0, fmt.Errorf("record %s for job %s: %w", f.Kind, f.Job, err)
 	}
@@ -432,7 +441,7 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 		if md.Sequence.Stream <= c.State().LastSeq {
 			return nil // already applied (a resubscription overlaps)
 		}
-		return c.applyRecord(ctx, md.Sequence.Stream, rm.m.Data())
+		return c.applyRecord(ctx, md.Sequence.Stream, rm.m.Subject(), rm.m.Data(), rm.m.Headers())
 	}
 	lastMsg, lastCheck := time.Now(), time.Now()
 
@@ -541,10 +550,30 @@ func (c *Coordinator) interrupted() {
 	cancel()
 }
 
+// refuse skips the record at seq, which no trusted key signed: it is not
+// applied (a forged Final could otherwise finish work that never ran, and
+// end the job early), only counted, and logged once per run.
+func (c *Coordinator) refuse(seq uint64, why error) {
+	c.mu.Lock()
+	c.state.Refused++
+	c.state.LastSeq = seq
+	first := !c.refusedLogged
+	c.refusedLogged = true
+	c.mu.Unlock()
+	if first {
+		c.opts.Log.Error("refused a result record: not applied (more are counted in the job's state as 'refused', not logged)", "job", c.id, "seq", seq, "reason", why)
+	}
+}
+
 // apply applies one record of the results stream: through the ledger, and
 // when it is the first Final of its item, to the counters and audit log.
-// applyRecord applies the record data found at stream sequence seq.
-func (c *Coordinator) applyRecord(ctx context.Context, seq uint64, data []byte) error {
+// applyRecord applies the record found at stream sequence seq, when a key
+// the process trusts signed it (else it is refused).
+func (c *Coordinator) applyRecord(ctx context.Context, seq uint64, subject string, data []byte, hdr nats.Header) error {
+	if err := c.conn.Trust.Verify(subject, c.id, data, hdr); err != nil {
+		c.refuse(seq, err)
+		return nil
+	}
 	f, err := DecodeFinal(data)
 	if err == nil && f.Job != c.id {
 		err = fmt.Errorf("record of job %q", f.Job)
@@ -746,6 +775,17 @@ func (c *Coordinator) releaseDeletes(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if err := c.conn.Trust.Verify(m.Subject(), c.id, m.Data(), m.Headers()); err != nil {
+			// Not planned by a trusted lister: never released.
+			c.opts.Log.Error("refused a held delete batch: not released", "job", c.id, "seq", md.Sequence.Stream, "reason", err)
+			c.mu.Lock()
+			c.state.Refused++
+			c.mu.Unlock()
+			if md.Sequence.Stream >= last.Sequence {
+				return nil
+			}
+			continue
+		}
 		w, err := DecodeWork(m.Data())
 		if err != nil {
 			return err
@@ -754,12 +794,12 @@ func (c *Coordinator) releaseDeletes(ctx context.Context) error {
 		w.ID = ContentID(c.id, "delete", md.Sequence.Stream)
 		rel := Final{Job: c.id, Kind: KindRelease, Work: ContentID(c.id, "release", md.Sequence.Stream), Root: true,
 			Children: []Child{{ID: w.ID, Kind: KindDelete}}, Time: time.Now().UTC()}
-		seq, err := publishFinal(ctx, c.conn.JS, rel)
+		seq, err := publishFinal(ctx, c.conn, rel)
 		if err != nil {
 			return err
 		}
 		c.catchUp = max(c.catchUp, seq)
-		if err := PublishWork(ctx, c.conn.JS, w, w.ID); err != nil {
+		if err := PublishWork(ctx, c.conn, w, w.ID); err != nil {
 			return err
 		}
 		if md.Sequence.Stream >= last.Sequence {

@@ -8,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/ferry-dev/ferry/internal/lister"
 	"github.com/ferry-dev/ferry/internal/queue"
+	"github.com/ferry-dev/ferry/internal/trust"
 )
 
 // These tests drive the coordinator's decisions against a real embedded
@@ -78,7 +77,7 @@ func (h *harness) publish(f Final, msgID string) {
 		msgID = ContentID(f.Work, "final")
 	}
 	b, _ := json.Marshal(f)
-	if _, err := h.conn.JS.Publish(h.ctx, queue.ResultSubject(h.c.id), b, jetstream.WithMsgID(msgID)); err != nil {
+	if _, err := h.conn.Publish(h.ctx, queue.ResultSubject(h.c.id), h.c.id, b, msgID); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -101,7 +100,7 @@ func (h *harness) drain() bool {
 		if m.Subject != queue.ResultSubject(h.c.id) {
 			h.t.Fatalf("seq %d: unexpected subject %s", seq, m.Subject)
 		}
-		if err := h.c.applyRecord(h.ctx, m.Sequence, m.Data); err != nil {
+		if err := h.c.applyRecord(h.ctx, m.Sequence, m.Subject, m.Data, m.Header); err != nil {
 			h.t.Fatal(err)
 		}
 		done, err := h.c.step(h.ctx)
@@ -126,7 +125,7 @@ func (h *harness) applyOnly() {
 		if err != nil {
 			return
 		}
-		if err := h.c.applyRecord(h.ctx, m.Sequence, m.Data); err != nil {
+		if err := h.c.applyRecord(h.ctx, m.Sequence, m.Subject, m.Data, m.Header); err != nil {
 			h.t.Fatal(err)
 		}
 	}
@@ -470,7 +469,7 @@ func holdDeletes(t *testing.T, h *harness, n int) {
 	w := Work{V: WireVersion, Job: h.c.id, Kind: KindDelete, Attempt: 1, Objs: objs}
 	w.ID = ContentID(h.c.id, "delete", objs)
 	b, _ := json.Marshal(w)
-	if _, err := h.conn.JS.Publish(h.ctx, queue.DeleteSubject(h.c.id), b, jetstream.WithMsgID(w.ID)); err != nil {
+	if _, err := h.conn.Publish(h.ctx, queue.DeleteSubject(h.c.id), h.c.id, b, w.ID); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -479,7 +478,7 @@ func dlq(t *testing.T, h *harness, e DLQEntry) {
 	t.Helper()
 	e.V, e.Job, e.Time = WireVersion, h.c.id, time.Now().UTC()
 	b, _ := json.Marshal(e)
-	if _, err := h.conn.JS.Publish(h.ctx, queue.DLQSubject(h.c.id), b); err != nil {
+	if _, err := h.conn.Publish(h.ctx, queue.DLQSubject(h.c.id), h.c.id, b, ""); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -510,3 +509,46 @@ func workIDs(t *testing.T, h *harness, kind string) []string {
 }
 
 func workCount(t *testing.T, h *harness, kind string) int { return len(workIDs(t, h, kind)) }
+
+// TestForgedRecordsRefused: results, dead letters and held deletes that no
+// trusted key signed are never applied: a forged Final of the root cannot
+// end the job early, a forged dead letter is neither listed nor redriven.
+func TestForgedRecordsRefused(t *testing.T) {
+	h := newHarness(t, Spec{Delete: true})
+	root := RootID(h.c.id)
+	f := listFinal(root, 0, 0)
+	f.V, f.Job = WireVersion, h.c.id
+	b, _ := json.Marshal(f)
+	// Unsigned.
+	if _, err := h.conn.JS.Publish(h.ctx, queue.ResultSubject(h.c.id), b); err != nil {
+		t.Fatal(err)
+	}
+	// Signed by a key the coordinator does not trust.
+	other := trust.Generate()
+	if _, err := h.conn.JS.PublishMsg(h.ctx, other.Msg(queue.ResultSubject(h.c.id), h.c.id, b)); err != nil {
+		t.Fatal(err)
+	}
+	// Signed by the coordinator's own key for another job, replayed here.
+	replayed := h.conn.Signer.Msg(queue.ResultSubject("otherjob"), "otherjob", b)
+	replayed.Subject = queue.ResultSubject(h.c.id)
+	if _, err := h.conn.JS.PublishMsg(h.ctx, replayed); err != nil {
+		t.Fatal(err)
+	}
+	if h.drain() {
+		t.Fatalf("job finished on forged records: %+v", h.c.State())
+	}
+	if st := h.c.State(); st.Refused != 3 || st.Counters.TasksDone != 0 {
+		t.Fatalf("refused %d (want 3), tasks done %d (want 0)", st.Refused, st.Counters.TasksDone)
+	}
+	e, _ := json.Marshal(DLQEntry{V: WireVersion, Job: h.c.id, Kind: KindCopy, Obj: &Obj{K: "forged"}, Error: "x", Attempts: 3})
+	if _, err := h.conn.JS.PublishMsg(h.ctx, other.Msg(queue.DLQSubject(h.c.id), h.c.id, e)); err != nil {
+		t.Fatal(err)
+	}
+	if entries, err := ReadDLQ(h.ctx, h.conn, h.c.id, 0); err != nil || len(entries) != 0 {
+		t.Fatalf("ReadDLQ = %v, %v; want no entries (the only one is forged)", entries, err)
+	}
+	h.publish(listFinal(root, 0, 0), "")
+	if !h.drain() || h.c.State().Status != Done {
+		t.Fatalf("the real Final did not finish the job: %+v", h.c.State())
+	}
+}

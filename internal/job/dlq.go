@@ -57,7 +57,12 @@ func eachDLQ(ctx context.Context, conn *queue.Conn, id string, fn func(DLQEntry,
 			return last.Sequence, err
 		}
 		var e DLQEntry
-		if err := json.Unmarshal(m.Data(), &e); err == nil {
+		// An entry no trusted key signed is not the job's: redriving it
+		// would sign forged work, and reconciliation would take its key
+		// for a known failure.
+		if conn.Trust.Verify(m.Subject(), id, m.Data(), m.Headers()) != nil {
+			// skipped
+		} else if err := json.Unmarshal(m.Data(), &e); err == nil {
 			if !fn(e, md.Sequence.Stream) {
 				return last.Sequence, nil
 			}
@@ -163,10 +168,10 @@ func Redrive(ctx context.Context, conn *queue.Conn, id string) (int, error) {
 func redriveOne(ctx context.Context, conn *queue.Conn, w Work, first, end uint64, undo RedriveResult) error {
 	rec := Final{Job: w.Job, Kind: KindRedrive, Work: ContentID(w.Job, "redrive", first, end), Root: true,
 		Children: []Child{{ID: w.ID, Kind: w.Kind}}, Redrive: &undo, Time: time.Now().UTC()}
-	if _, err := publishFinal(ctx, conn.JS, rec); err != nil {
+	if _, err := publishFinal(ctx, conn, rec); err != nil {
 		return err
 	}
-	return PublishWork(ctx, conn.JS, w, w.ID)
+	return PublishWork(ctx, conn, w, w.ID)
 }
 
 // reopen sets a finished (done or failed) job running again.

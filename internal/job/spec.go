@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferry-dev/ferry/internal/filter"
 	"github.com/ferry-dev/ferry/internal/plan"
+	"github.com/ferry-dev/ferry/internal/trust"
 )
 
 // WireVersion is the version of specs, states and queue messages. A job
@@ -201,11 +202,15 @@ type Counters struct {
 
 // State is a job's record in the ferry-jobs bucket.
 type State struct {
-	V       int       `json:"v"`
-	Spec    Spec      `json:"spec"`
-	Status  Status    `json:"status"`
-	Message string    `json:"message,omitempty"`
-	Updated time.Time `json:"updated"`
+	V    int  `json:"v"`
+	Spec Spec `json:"spec"`
+	// SpecSig is the signature of Spec by the process that created the
+	// job ([SignSpec]); workers run only jobs whose spec a key they trust
+	// signed.
+	SpecSig *trust.Sig `json:"spec_sig,omitempty"`
+	Status  Status     `json:"status"`
+	Message string     `json:"message,omitempty"`
+	Updated time.Time  `json:"updated"`
 
 	Counters Counters `json:"counters"`
 	// LastSeq is the results-stream sequence the counters include.
@@ -232,6 +237,39 @@ type State struct {
 	// Unsafe names the first MaxNamed keys skipped as unsafe (they are
 	// results, not dead letters: retrying cannot help).
 	Unsafe []KeyError `json:"skipped_unsafe,omitempty"`
+	// Refused counts records on the job's results stream the coordinator
+	// did not apply: unsigned, or signed by a key it does not trust.
+	Refused int64 `json:"refused,omitempty"`
+}
+
+// SignSpec signs a job's spec as it is encoded in the job's record.
+func SignSpec(s *trust.Signer, spec Spec) (*trust.Sig, error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("encode spec: %w", err)
+	}
+	sig := s.SignBytes(trust.SpecSubject, spec.ID, b)
+	return &sig, nil
+}
+
+// VerifySpec checks that a key in set signed the job's spec, and that the
+// spec is the job's under that ID (key is the job's key in the jobs
+// bucket), before anything opens the job's stores.
+func VerifySpec(set *trust.Set, key string, st State) error {
+	if st.Spec.ID != key {
+		return fmt.Errorf("job %s: the record holds the spec of job %q", key, st.Spec.ID)
+	}
+	if st.SpecSig == nil {
+		return fmt.Errorf("job %s: spec: %w", key, trust.ErrUnsigned)
+	}
+	b, err := json.Marshal(st.Spec)
+	if err != nil {
+		return fmt.Errorf("job %s: encode spec: %w", key, err)
+	}
+	if err := set.VerifySig(trust.SpecSubject, key, b, *st.SpecSig); err != nil {
+		return fmt.Errorf("job %s: spec: %w", key, err)
+	}
+	return nil
 }
 
 // MaxNamed bounds the keys a state names.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/ferry-dev/ferry/internal/fslock"
 	"github.com/ferry-dev/ferry/internal/transport"
+	"github.com/ferry-dev/ferry/internal/trust"
 )
 
 // Names of the streams and buckets ferry uses.
@@ -76,6 +77,11 @@ type Options struct {
 	EncryptionKey string
 	// Name identifies this connection to the server (host and pid by default).
 	Name string
+	// Signer signs what this process publishes (nil: a new key that only
+	// this process trusts). Trust is the keys whose messages this process
+	// accepts besides its own.
+	Signer *trust.Signer
+	Trust  []trust.PublicKey
 }
 
 // Conn is a connection to JetStream with ferry's streams and buckets set up.
@@ -84,6 +90,11 @@ type Conn struct {
 	JS jetstream.JetStream
 
 	Jobs, Uploads, Locks, Ledger jetstream.KeyValue
+
+	// Signer signs every message this process publishes; Trust holds the
+	// keys whose messages and job specs it accepts (its own among them).
+	Signer *trust.Signer
+	Trust  *trust.Set
 
 	// Warnings are problems found while setting up that do not stop ferry
 	// (a --nats-replicas that disagrees with the existing streams).
@@ -122,7 +133,11 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		h, _ := os.Hostname()
 		o.Name = "ferry " + h + " pid " + strconv.Itoa(os.Getpid())
 	}
-	c := &Conn{}
+	c := &Conn{Signer: o.Signer}
+	if c.Signer == nil {
+		c.Signer = trust.Generate()
+	}
+	c.Trust = trust.NewSet(append([]trust.PublicKey{c.Signer.Public()}, o.Trust...)...)
 	var opts []nats.Option
 	opts = append(opts, nats.Name(o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
 	if o.URL == "" {
@@ -388,3 +403,14 @@ func DefaultReplicas(servers int) int {
 // LockTTL is how long a coordinator's lock on a job outlives its last
 // refresh: a killed coordinator's job can be resumed after at most this.
 const LockTTL = 15 * time.Second
+
+// SignedMsg returns a message for subject carrying data, signed by this
+// process for job (see package trust).
+func (c *Conn) SignedMsg(subject, job string, data []byte) *nats.Msg {
+	return c.Signer.Msg(subject, job, data)
+}
+
+// Publish stores a signed message on a stream, de-duplicated by msgID.
+func (c *Conn) Publish(ctx context.Context, subject, job string, data []byte, msgID string) (*jetstream.PubAck, error) {
+	return c.JS.PublishMsg(ctx, c.SignedMsg(subject, job, data), jetstream.WithMsgID(msgID))
+}

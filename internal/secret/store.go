@@ -229,6 +229,38 @@ func (s *Store) Set(ctx context.Context, name string, fields Fields) error {
 	})
 }
 
+// SetIfAbsent stores fields as the secret name unless a secret of that name
+// exists, and returns the secret stored (its own or the one found). Two
+// processes creating the same secret at once end up with one value.
+func (s *Store) SetIfAbsent(ctx context.Context, name string, fields Fields) (Fields, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("secret %q: no fields", name)
+	}
+	out := fields
+	err := s.update(ctx, func(m map[string]map[string]string) error {
+		if cur, ok := m[name]; ok {
+			out = Fields{}
+			for k, v := range cur {
+				out[k] = New(v)
+			}
+			return nil
+		}
+		e := make(map[string]string, len(fields))
+		for k, v := range fields {
+			e[k] = v.Reveal()
+		}
+		m[name] = e
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Remove deletes the secret name, or returns an error wrapping
 // [ErrNotFound].
 func (s *Store) Remove(ctx context.Context, name string) error {

@@ -77,5 +77,22 @@ func redact(u *url.URL) string {
 	if c.User != nil {
 		c.User = url.User("REDACTED")
 	}
+	// A credential pasted into a query or fragment is not echoed either.
+	if c.RawQuery != "" || c.ForceQuery {
+		c.RawQuery, c.ForceQuery = "REDACTED", false
+	}
+	if c.Fragment != "" || c.RawFragment != "" {
+		c.Fragment, c.RawFragment = "REDACTED", ""
+	}
 	return c.String()
+}
+
+// Redact returns raw, a URL, fit to print: user information, query and
+// fragment replaced by REDACTED. Text that is not a URL is not echoed.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(not a URL)"
+	}
+	return redact(u)
 }

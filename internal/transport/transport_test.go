@@ -60,3 +60,19 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
+
+func TestRedactHidesQueryAndFragment(t *testing.T) {
+	for _, raw := range []string{
+		"https://minio.example:9000/?X-Amz-Credential=AKIASECRET",
+		"https://minio.example:9000#AKIASECRET",
+		"http://user:AKIASECRET@10.0.0.1:9000/p?AKIASECRET#AKIASECRET",
+	} {
+		got := Redact(raw)
+		if strings.Contains(got, "AKIASECRET") || !strings.Contains(got, "minio.example") && !strings.Contains(got, "10.0.0.1") {
+			t.Errorf("Redact(%q) = %q", raw, got)
+		}
+		if err := Check("--dst-endpoint", raw, false); err != nil && strings.Contains(err.Error(), "AKIASECRET") {
+			t.Errorf("Check(%q) echoes the secret: %v", raw, err)
+		}
+	}
+}

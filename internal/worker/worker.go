@@ -33,8 +33,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	bo "github.com/ferry-dev/ferry/internal/backoff"
@@ -185,12 +187,21 @@ type Worker struct {
 	mu   sync.Mutex
 	jobs map[string]*jobRun
 	wg   sync.WaitGroup // job loops
+	// refusedJobs are the jobs whose spec failed verification (logged once).
+	refusedJobs map[string]bool
+
+	// refused counts work messages and job specs refused by verification.
+	refused atomic.Int64
 }
+
+// Refused returns how many work messages and job specs this worker refused
+// (unsigned, signed by a key it does not trust, tampered or replayed).
+func (w *Worker) Refused() int64 { return w.refused.Load() }
 
 // New returns a worker on conn.
 func New(conn *queue.Conn, opts Options) *Worker {
 	opts.applyDefaults()
-	return &Worker{conn: conn, opts: opts, jobs: map[string]*jobRun{}}
+	return &Worker{conn: conn, opts: opts, jobs: map[string]*jobRun{}, refusedJobs: map[string]bool{}}
 }
 
 // Run works until ctx ends, then drains: it stops taking work, lets
@@ -297,6 +308,18 @@ func (w *Worker) onJobUpdate(ctx context.Context, e jetstream.KeyValueEntry) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if running {
+		// The spec names the stores: it must be signed by a trusted key
+		// before anything is opened.
+		if err := job.VerifySpec(w.conn.Trust, id, st); err != nil {
+			if !w.refusedJobs[id] {
+				w.refusedJobs[id] = true
+				n := w.refused.Add(1)
+				w.opts.Log.Error("refused job: its spec is not signed by a trusted key; nothing of it is run", "job", id, "reason", err, "refused_total", n)
+			}
+			running = false
+		}
+	}
 	jr, have := w.jobs[id]
 	if have {
 		jr.setState(st)
@@ -338,6 +361,8 @@ type jobRun struct {
 	credMu     sync.Mutex
 	credPaused bool
 
+	refusedLogged atomic.Bool
+
 	// stMu guards what the worker knows of the job's state.
 	stMu           sync.Mutex
 	deletesOK      bool
@@ -346,6 +371,19 @@ type jobRun struct {
 }
 
 func (jr *jobRun) stop() { jr.cancel() }
+
+// refuse terminates a work message that failed verification: counted, and
+// logged with its reason the first time for the job.
+func (jr *jobRun) refuse(msg jetstream.Msg, why error) {
+	n := jr.w.refused.Add(1)
+	_ = msg.TermWithReason("refused: " + why.Error())
+	if jr.refusedLogged.CompareAndSwap(false, true) {
+		jr.log().Error("refused work message: terminated, not run (further refusals for this job are counted, not logged)",
+			"subject", msg.Subject(), "reason", why, "refused_total", n)
+	} else {
+		jr.log().Debug("refused work message", "subject", msg.Subject(), "reason", why)
+	}
+}
 
 // setState takes what the worker needs from the job's record.
 func (jr *jobRun) setState(st job.State) {
@@ -459,6 +497,14 @@ func (jr *jobRun) loop() {
 // be published, a Nak so that the message is handled again).
 func (jr *jobRun) handle(msg jetstream.Msg) {
 	w := jr.w
+	// Verified before anything else: work no trusted key signed for this
+	// job never touches a store, and gets no Final (no trusted parent
+	// named it, so the ledger does not wait for it; a Final would be an
+	// orphan).
+	if err := w.conn.Trust.Verify(msg.Subject(), jr.spec.ID, msg.Data(), msg.Headers()); err != nil {
+		jr.refuse(msg, err)
+		return
+	}
 	work, err := job.DecodeWork(msg.Data())
 	if err == nil && work.Job != jr.spec.ID {
 		err = fmt.Errorf("work message for job %q on job %s's queue", work.Job, jr.spec.ID)
@@ -546,15 +592,16 @@ func (jr *jobRun) handle(msg jetstream.Msg) {
 // was stored must be named, so "maybe stored" is not an outcome it can
 // leave behind.
 type publisher struct {
-	js      jetstream.JetStream
+	conn    *queue.Conn
+	job     string
 	pending []pubMsg
 	err     error
 }
 
 type pubMsg struct {
-	subject, id string
-	data        []byte
-	ack         jetstream.PubAckFuture
+	msg *nats.Msg // signed by this worker
+	id  string
+	ack jetstream.PubAckFuture
 }
 
 // publishRetry bounds how long a publisher keeps resending one message.
@@ -569,8 +616,8 @@ func (p *publisher) publish(subject string, v any, msgID string) {
 		p.err = err
 		return
 	}
-	m := pubMsg{subject: subject, id: msgID, data: b}
-	m.ack, _ = p.js.PublishAsync(subject, b, jetstream.WithMsgID(msgID))
+	m := pubMsg{msg: p.conn.SignedMsg(subject, p.job, b), id: msgID}
+	m.ack, _ = p.conn.JS.PublishMsgAsync(m.msg, jetstream.WithMsgID(msgID))
 	p.pending = append(p.pending, m)
 }
 
@@ -610,17 +657,17 @@ func (p *publisher) resend(ctx context.Context, m pubMsg) error {
 	delay := 100 * time.Millisecond
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := p.js.Publish(pctx, m.subject, m.data, jetstream.WithMsgID(m.id))
+		_, err := p.conn.JS.PublishMsg(pctx, m.msg, jetstream.WithMsgID(m.id))
 		cancel()
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
-			return fmt.Errorf("publish to %s: %w", m.subject, err)
+			return fmt.Errorf("publish to %s: %w", m.msg.Subject, err)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("publish to %s: %w", m.subject, err)
+			return fmt.Errorf("publish to %s: %w", m.msg.Subject, err)
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 2*time.Second)
@@ -708,7 +755,7 @@ func (jr *jobRun) handleList(work job.Work) bool {
 	if work.Task == nil {
 		work.Task = &lister.Task{}
 	}
-	pub := &publisher{js: w.conn.JS}
+	pub := &publisher{conn: w.conn, job: work.Job}
 	em := &emitter{jr: jr, work: work, pub: pub}
 	stats, err := lister.Run(ctx, jr.src, jr.dst, *work.Task, lister.Options{
 		Plan:         plan.Options{Filter: jr.flt, Delete: jr.spec.Delete, DstKeepsMTime: jr.spec.DstKeepsMTime, Compare: jr.spec.Compare},
@@ -778,7 +825,7 @@ func (jr *jobRun) handleList(work job.Work) bool {
 func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
 	w := jr.w
 	ctx := w.workCtx
-	pub := &publisher{js: w.conn.JS}
+	pub := &publisher{conn: w.conn, job: work.Job}
 	var mu sync.Mutex
 	var outcomes []job.Result
 	var retry, rest []job.Obj

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,10 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/filter"
 	"github.com/ferry-dev/ferry/internal/job"
 	"github.com/ferry-dev/ferry/internal/queue"
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/store/mem"
+	"github.com/ferry-dev/ferry/internal/trust"
 	"github.com/ferry-dev/ferry/internal/worker"
 )
 
@@ -428,7 +431,7 @@ func TestForgedDeleteRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged := job.Work{Job: coord.ID(), Kind: job.KindDelete, Attempt: 1, ID: "forged", Objs: []job.Obj{{K: "keep"}}}
-	if err := job.PublishWork(ctx, conn.JS, forged, forged.ID); err != nil {
+	if err := job.PublishWork(ctx, conn, forged, forged.ID); err != nil {
 		t.Fatal(err)
 	}
 	wctx, stop := context.WithCancel(ctx)
@@ -466,4 +469,101 @@ func (l *lockedBuf) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestUntrustedWorkRefused: work and jobs that no trusted key signed never
+// touch a store: an unsigned copy batch, one signed by a stranger, a
+// trusted batch with one key changed, one replayed from another job, and a
+// whole job whose spec a stranger signed. They are terminated without a
+// Final (the real job still ends done, its accounts exact), counted, and
+// logged once per job.
+func TestUntrustedWorkRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn := connect(t)
+	src, dst := mem.New("src"), mem.New("dst")
+	for i := range 20 {
+		if _, err := src.Put(ctx, store.PutInput{Key: fmt.Sprintf("real/%02d", i), Size: 1}, strings.NewReader("r")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{"private/id_rsa", "private/tampered", "private/stranger", "private/replayed"} {
+		if _, err := src.Put(ctx, store.PutInput{Key: k, Size: 6}, strings.NewReader("secret")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	coord, err := job.Create(ctx, conn, job.Spec{Command: "copy", Src: job.Side{Location: "mem://src"}, Dst: job.Side{Location: "mem://dst"}, Spec: filter.Spec{Exclude: []string{"private/**"}}, MaxAttempts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := coord.ID()
+	subj := queue.WorkSubject(id, job.KindCopy)
+	batch := func(key string) []byte {
+		b, _ := json.Marshal(job.Work{V: job.WireVersion, Job: id, Kind: job.KindCopy, ID: job.ContentID(key), Attempt: 1, Objs: []job.Obj{{K: key, S: 6}}})
+		return b
+	}
+	stranger := trust.Generate()
+	// Unsigned.
+	if _, err := conn.JS.Publish(ctx, subj, batch("private/id_rsa")); err != nil {
+		t.Fatal(err)
+	}
+	// Signed by a key the worker does not trust.
+	if _, err := conn.JS.PublishMsg(ctx, stranger.Msg(subj, id, batch("private/stranger"))); err != nil {
+		t.Fatal(err)
+	}
+	// Signed by the trusted key, then one key changed.
+	m := conn.SignedMsg(subj, id, batch("private/aaaaaaa"))
+	m.Data = batch("private/tampered")
+	if _, err := conn.JS.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	// Signed by the trusted key for another job, replayed into this one.
+	m = conn.SignedMsg(queue.WorkSubject("otherjob", job.KindCopy), "otherjob", batch("private/replayed"))
+	m.Subject = subj
+	if _, err := conn.JS.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	// A whole job signed by a stranger, reading a local directory.
+	fspec := job.Spec{V: 2, ID: job.NewID(), Command: "copy", Src: job.Side{Location: "/home"}, Dst: job.Side{Location: "s3://attacker"}, MaxAttempts: 1, Created: time.Now().UTC()}
+	fsig, _ := job.SignSpec(stranger, fspec)
+	fst, _ := json.Marshal(job.State{V: 2, Spec: fspec, SpecSig: fsig, Status: job.Running})
+	if _, err := conn.Jobs.Create(ctx, fspec.ID, fst); err != nil {
+		t.Fatal(err)
+	}
+	var opened sync.Map
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var logs lockedBuf
+	w := worker.New(conn, worker.Options{Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Open: func(_ context.Context, s job.Spec) (store.Store, store.Store, error) {
+			opened.Store(s.ID, true)
+			return src, dst, nil
+		}})
+	wg.Go(func() { _ = w.Run(wctx) })
+	st, err := coord.Run(ctx, job.RunOptions{Tick: 10 * time.Millisecond})
+	// The forged messages sit before the root's children in the queue:
+	// they were handled before the job could end.
+	stop()
+	wg.Wait()
+	if err != nil || st.Status != job.Done || st.Counters.Copied != 20 {
+		t.Fatalf("%v: %s %q, copied %d (want 20)", err, st.Status, st.Error, st.Counters.Copied)
+	}
+	for _, k := range []string{"private/id_rsa", "private/tampered", "private/stranger", "private/replayed"} {
+		if _, ok := dst.Bytes(k); ok {
+			t.Errorf("forged work copied %s", k)
+		}
+	}
+	if _, ok := opened.Load(fspec.ID); ok {
+		t.Error("the stranger's job had its stores opened")
+	}
+	if n := w.Refused(); n != 5 {
+		t.Errorf("Refused() = %d, want 5 (4 messages, 1 job)\n%s", n, logs.String())
+	}
+	out := logs.String()
+	if c := strings.Count(out, "refused work message: terminated"); c != 1 {
+		t.Errorf("refusals logged %d times for the job, want once:\n%s", c, out)
+	}
+	if !strings.Contains(out, "refused job") || !strings.Contains(out, "does not trust") {
+		t.Errorf("the forged job's refusal was not logged with its reason:\n%s", out)
+	}
 }
