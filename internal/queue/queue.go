@@ -322,7 +322,43 @@ func (c *Conn) Close() {
 	c.shutdownEmbedded()
 }
 
+// JetStreamWait bounds how long Connect waits for JetStream to answer: a
+// cluster that is still electing its meta leader (just started, or a node
+// lost) answers no JetStream API request until it has one.
+const JetStreamWait = 2 * time.Minute
+
+// waitJetStream returns once JetStream answers an account-info request,
+// retrying unanswered requests for up to JetStreamWait. An account without
+// JetStream is a definite answer and is not retried.
+func (c *Conn) waitJetStream(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, JetStreamWait)
+	defer cancel()
+	delay := 100 * time.Millisecond
+	for {
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := c.JS.AccountInfo(actx)
+		acancel()
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			return fmt.Errorf("jetstream: %w", err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("jetstream did not answer within %s (is the cluster electing a leader, or is JetStream off?): %w", JetStreamWait, err)
+		case <-t.C:
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
 func (c *Conn) setup(ctx context.Context, replicas int, explicit bool) error {
+	if err := c.waitJetStream(ctx); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	streams := []jetstream.StreamConfig{

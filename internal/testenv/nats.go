@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // NATSVersion is the pinned nats-server module version, installed by
@@ -93,8 +97,11 @@ func StartNATSCluster(t testing.TB, n int) []*NATS {
 		}
 	}
 	if n > 1 {
-		// Give the meta group time to elect a leader.
-		time.Sleep(2 * time.Second)
+		// Wait for the meta group to elect a leader: until then no
+		// JetStream API request is answered.
+		if err := waitMetaLeader(nodes[0].URL, 2*time.Minute); err != nil {
+			t.Fatalf("testenv: %v\n%s", err, nodes[0].LogTail(20))
+		}
 	}
 	return nodes
 }
@@ -169,4 +176,33 @@ func (n *NATS) LogTail(lines int) string {
 		ls = ls[len(ls)-lines:]
 	}
 	return strings.Join(ls, "\n")
+}
+
+// waitMetaLeader returns once the cluster behind url answers a JetStream
+// account-info request (it has a meta leader), or after d.
+func waitMetaLeader(url string, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	nc, err := nats.Connect(url, nats.Timeout(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", url, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	for {
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := js.AccountInfo(actx)
+		acancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster at %s has no JetStream meta leader after %s: %w", url, d, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
