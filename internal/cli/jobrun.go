@@ -23,10 +23,10 @@ import (
 	"github.com/ferry-dev/ferry/internal/location"
 	"github.com/ferry-dev/ferry/internal/plan"
 	"github.com/ferry-dev/ferry/internal/queue"
+	"github.com/ferry-dev/ferry/internal/sides"
 	"github.com/ferry-dev/ferry/internal/reconcile"
 	"github.com/ferry-dev/ferry/internal/secret"
 	"github.com/ferry-dev/ferry/internal/store"
-	"github.com/ferry-dev/ferry/internal/store/onekey"
 	"github.com/ferry-dev/ferry/internal/transfer"
 	"github.com/ferry-dev/ferry/internal/trust"
 	"github.com/ferry-dev/ferry/internal/worker"
@@ -282,7 +282,7 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 			Concurrency:  f.concurrency * d.workers,
 			Jobs:         []string{id},
 			Log:          log,
-			Open:         observedOpen(m),
+			Open:         workerOpen(m, inProcessPolicy(conn, coord.State())),
 			DrainTimeout: d.drainTimeout,
 			Abort:        abort,
 			Stats:        wstats,
@@ -537,68 +537,42 @@ func (qf *queueFlags) controlDirIfEmbedded(conn *queue.Conn) string {
 	return ""
 }
 
-// openSpec opens a job's stores from its spec with this machine's
-// credentials (used by workers).
-func openSpec(ctx context.Context, spec job.Spec) (store.Store, store.Store, error) {
-	return openSpecObserved(ctx, spec, nil)
+// inProcessPolicy is the policy of the worker a foreground command runs
+// in-process for one job: the sides its spec names when this machine's key
+// signed it (its own user named them, now or when the job was created);
+// otherwise a worker's defaults (AWS with default credentials), since the
+// spec came from another machine.
+func inProcessPolicy(conn *queue.Conn, st job.State) *sides.Policy {
+	if st.SpecSig == nil || st.SpecSig.Key != conn.Signer.Public().String() {
+		return &sides.Policy{}
+	}
+	var cfgs []sides.Config
+	for _, s := range []struct {
+		role string
+		side job.Side
+	}{{sides.Source, st.Spec.Src}, {sides.Destination, st.Spec.Dst}} {
+		if c, err := sides.FromSpec(s.role, s.side); err == nil {
+			cfgs = append(cfgs, c)
+		}
+	}
+	return sides.Only(cfgs...)
 }
 
-// openSpecObserved is openSpec with onRetry (when set) told of every S3
-// request retry, with the side ("source", "destination") and the reason.
-func openSpecObserved(ctx context.Context, spec job.Spec, onRetry func(side, reason string)) (store.Store, store.Store, error) {
-	src, err := openSpecSide(ctx, "source", spec.Src, onRetry)
-	if err != nil {
-		return nil, nil, err
-	}
-	dst, err := openSpecSide(ctx, "destination", spec.Dst, onRetry)
-	if err != nil {
-		return nil, nil, err
-	}
-	return objectViews(src, dst, spec.Src.Key, spec.Dst.Key)
+// openSpec opens a job's stores from its spec with this machine's
+// credentials, without a policy: the coordinator's probes and
+// reconciliation of the job its own user created or resumed.
+func openSpec(ctx context.Context, spec job.Spec) (store.Store, store.Store, error) {
+	return sides.OpenJob(ctx, spec, sideOptions(32, nil))
 }
 
 // openSpecDst opens a job's destination (a one-object view for a
 // single-object job).
 func openSpecDst(ctx context.Context, spec job.Spec) (store.Store, error) {
-	dst, err := openSpecSide(ctx, "destination", spec.Dst, nil)
-	if err != nil || spec.Src.Key == "" {
-		return dst, err
-	}
-	return onekey.New(dst, spec.Src.Key, spec.Dst.Key)
-}
-
-func openSpecSide(ctx context.Context, role string, s job.Side, onRetry func(side, reason string)) (store.Store, error) {
-	loc, err := location.Parse(s.Location)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", role, err)
-	}
-	if loc.Kind == location.Local && role == "destination" {
-		if _, err := os.Stat(loc.Path); errors.Is(err, os.ErrNotExist) {
-			o := opened{loc: loc, missing: true}
-			if err := createDst(&o); err != nil {
-				return nil, err
-			}
-			return o.store, nil
-		}
-	}
-	sd := sideFromSpec(s)
-	if onRetry != nil {
-		sd.onRetry = func(reason string) { onRetry(role, reason) }
-	}
-	o, err := openSide(ctx, role, loc, sd, s.CABundle, 32)
-	if err != nil {
-		return nil, err
-	}
-	return o.store, nil
+	return sides.OpenJobDst(ctx, spec, sideOptions(32, nil))
 }
 
 func specSide(loc location.Location, sd side, caBundle string) job.Side {
-	return job.Side{Location: loc.Canonical(), Endpoint: sd.endpoint, Region: sd.region, Profile: sd.profile,
-		Secret: sd.secret, CABundle: caBundle, AllowInsecureHTTP: sd.allowInsecure}
-}
-
-func sideFromSpec(s job.Side) side {
-	return side{endpoint: s.Endpoint, region: s.Region, profile: s.Profile, secret: s.Secret, allowInsecure: s.AllowInsecureHTTP}
+	return sideConfig(loc, sd, caBundle).Spec()
 }
 
 // runDurable creates a copy or sync job from checked flags and runs it in
