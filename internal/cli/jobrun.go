@@ -50,6 +50,10 @@ type queueFlags struct {
 	allowUnauth bool
 	replicas    int
 	listen      string
+	// listenCert and listenKey make --listen serve TLS.
+	listenCert, listenKey string
+	// tokenFile holds the token for --nats (--nats-token-file).
+	tokenFile string
 	// trustKeys and trustFile: the public keys whose jobs and work this
 	// process accepts besides its own (--trust, --trust-file).
 	trustKeys []string
@@ -73,7 +77,10 @@ func (qf *queueFlags) register(root *cobra.Command) {
 	fl.BoolVar(&qf.allowInsecure, "allow-insecure-nats", false, "allow plain nats:// to a non-loopback server")
 	fl.BoolVar(&qf.allowUnauth, "allow-unauthenticated-nats", false, "accept an external NATS server that requires no credentials (anyone who reaches it can read and queue jobs)")
 	fl.IntVar(&qf.replicas, "nats-replicas", 1, "replicas of the streams ferry creates on a NATS cluster (default: 3 on a cluster of 3 or more servers, else 1; existing streams keep theirs)")
-	fl.StringVar(&qf.listen, "listen", "", "embedded server: accept ferry workers on this host:port")
+	fl.StringVar(&qf.listen, "listen", "", "embedded server: accept ferry workers on this host:port (with a token made on first use; beyond loopback only with --listen-cert)")
+	fl.StringVar(&qf.listenCert, "listen-cert", "", "serve --listen over TLS with this certificate (PEM)")
+	fl.StringVar(&qf.listenKey, "listen-key", "", "the private key of --listen-cert (PEM)")
+	fl.StringVar(&qf.tokenFile, "nats-token-file", "", "file holding the NATS token (mode 0600; or FERRY_NATS_TOKEN)")
 	fl.StringArrayVar(&qf.trustKeys, "trust", nil, "also accept jobs and work signed by this public key ('ferry key show' prints a machine's; repeatable)")
 	fl.StringVar(&qf.trustFile, "trust-file", "", "also accept jobs and work signed by the public keys in this file (one a line, # comments)")
 }
@@ -135,6 +142,27 @@ func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
 		AllowInsecure: qf.allowInsecure, Replicas: qf.replicas,
 		ReplicasSet: qf.flags != nil && qf.flags.Changed("nats-replicas"),
 	}
+	if qf.tokenFile != "" {
+		if qf.url == "" {
+			return nil, usageErr("--nats-token-file goes with --nats")
+		}
+		t, err := readTokenFile(qf.tokenFile)
+		if err != nil {
+			return nil, usageErr("--nats-token-file: %v", err)
+		}
+		o.Token = t
+	}
+	if err := qf.checkListenFlags(); err != nil {
+		return nil, err
+	}
+	var tokenPath string
+	if qf.listen != "" {
+		p, t, err := listenToken(o.StateDir)
+		if err != nil {
+			return nil, asUsage(err)
+		}
+		tokenPath, o.ListenToken, o.ListenCert, o.ListenKey = p, t, qf.listenCert, qf.listenKey
+	}
 	signer, keys, err := qf.identity(ctx)
 	if err != nil {
 		return nil, asUsage(err)
@@ -165,6 +193,9 @@ func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
 		if qf.warn != nil {
 			fmt.Fprintf(qf.warn, "ferry: warning: NATS server %s requires no credentials (--allow-unauthenticated-nats): anyone who can reach it can read every job and queue work\n", conn.NC.ConnectedUrlRedacted())
 		}
+	}
+	if qf.listen != "" && qf.warn != nil {
+		printJoin(qf.warn, conn, qf.listen, tokenPath, qf.listenCert)
 	}
 	if qf.warn != nil {
 		for _, w := range conn.Warnings {

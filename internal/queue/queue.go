@@ -57,6 +57,11 @@ type Options struct {
 	// Listen, for the embedded server, is a host:port to accept other ferry
 	// workers on ("" = no TCP listener).
 	Listen string
+	// ListenToken, when set, is the token clients of the embedded server's
+	// listener must present (this process's in-process connection too).
+	ListenToken string
+	// ListenCert and ListenKey, when set, make the listener serve TLS.
+	ListenCert, ListenKey string
 	// Credentials for an external server: a .creds file, an nkey seed file,
 	// or a token (from the environment, never argv).
 	CredsFile, NKeyFile, Token string
@@ -145,6 +150,9 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 			return nil, err
 		}
 		opts = append(opts, nats.InProcessServer(c.srv))
+		if o.ListenToken != "" {
+			opts = append(opts, nats.Token(o.ListenToken))
+		}
 	} else {
 		if err := CheckURL(o.URL, o.AllowInsecure); err != nil {
 			return nil, err
@@ -236,6 +244,26 @@ func CheckURL(raw string, allowInsecure bool) error {
 	return nil
 }
 
+// CheckListen refuses a listener for other machines that would accept
+// anyone or carry jobs and credentials in clear text: an address other
+// than loopback needs both a token and TLS.
+func CheckListen(addr string, auth, tls bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q: want HOST:PORT", addr)
+	}
+	if host != "" && transport.IsLoopback(host) {
+		return nil
+	}
+	switch {
+	case !tls:
+		return fmt.Errorf("--listen %s: a non-loopback address needs TLS (--listen-cert and --listen-key): the workers' token and every job would cross the network in clear text", addr)
+	case !auth:
+		return fmt.Errorf("--listen %s: a non-loopback address needs authentication (a token)", addr)
+	}
+	return nil
+}
+
 func (c *Conn) startEmbedded(o Options) error {
 	if o.StateDir == "" {
 		return errors.New("embedded NATS: no state directory")
@@ -281,7 +309,20 @@ func (c *Conn) startEmbedded(o Options) error {
 			c.shutdownEmbedded()
 			return fmt.Errorf("--listen %q: bad port", o.Listen)
 		}
+		if err := CheckListen(o.Listen, o.ListenToken != "", o.ListenCert != ""); err != nil {
+			c.shutdownEmbedded()
+			return err
+		}
 		sopts.Host, sopts.Port = host, p
+		sopts.Authorization = o.ListenToken
+		if o.ListenCert != "" {
+			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: o.ListenCert, KeyFile: o.ListenKey})
+			if err != nil {
+				c.shutdownEmbedded()
+				return fmt.Errorf("--listen-cert %s, --listen-key %s: %w", o.ListenCert, o.ListenKey, err)
+			}
+			sopts.TLSConfig, sopts.TLS, sopts.TLSTimeout = tc, true, 5
+		}
 	}
 	srv, err := server.NewServer(sopts)
 	if err != nil {
