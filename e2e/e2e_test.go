@@ -84,6 +84,7 @@ func newWorld(t *testing.T) *world {
 func (w *world) srcA() []string {
 	return []string{"--src-endpoint", w.a.Endpoint, "--src-profile", "a"}
 }
+
 // allowAB are the allow-lists a `ferry worker` needs for the jobs of srcA
 // and dstB: their endpoints and profiles.
 func (w *world) allowAB() []string {
