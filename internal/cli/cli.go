@@ -135,7 +135,7 @@ source, and recorded with its provenance.`,
 	root.AddCommand(newUICmd(stdio, qf))
 	root.AddCommand(newPolicyCmd(stdio), newPreflightCmd(stdio), newNATSPermissionsCmd(stdio))
 	root.AddCommand(newBucketCmd(stdio))
-	root.AddCommand(newSecretCmd(stdio), newAuditCmd(stdio, qf), newVersionCmd(stdio), newKeyCmd(stdio))
+	root.AddCommand(newSecretCmd(stdio), newAuditCmd(stdio, qf), newVersionCmd(stdio), newKeyCmd(stdio, qf))
 	root.AddCommand(newReportCmd(stdio, qf))
 	refuseArgvCredentials(root)
 	refuse := root.PersistentPreRunE

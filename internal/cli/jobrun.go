@@ -58,6 +58,9 @@ type queueFlags struct {
 	// process accepts besides its own (--trust, --trust-file).
 	trustKeys []string
 	trustFile string
+	// keyFile, when set, holds the signing key to use in place of the
+	// one in the secret store (--signing-key-file).
+	keyFile string
 	// flags are the root's persistent flags (to tell set from default);
 	// warn receives setup warnings.
 	flags *pflag.FlagSet
@@ -82,6 +85,7 @@ func (qf *queueFlags) register(root *cobra.Command) {
 	fl.StringVar(&qf.listenKey, "listen-key", "", "the private key of --listen-cert (PEM)")
 	fl.StringVar(&qf.tokenFile, "nats-token-file", "", "file holding the NATS token (mode 0600; or FERRY_NATS_TOKEN)")
 	fl.StringArrayVar(&qf.trustKeys, "trust", nil, "also accept jobs and work signed by this public key ('ferry key show' prints a machine's; repeatable)")
+	fl.StringVar(&qf.keyFile, "signing-key-file", "", "sign with the key in this file ('ferry key new FILE') instead of this machine's, e.g. one key for a fleet of worker pods")
 	fl.StringVar(&qf.trustFile, "trust-file", "", "also accept jobs and work signed by the public keys in this file (one a line, # comments)")
 }
 
@@ -102,6 +106,13 @@ func (qf *queueFlags) identity(ctx context.Context) (*trust.Signer, []trust.Publ
 			return nil, nil, fmt.Errorf("--trust-file: %w", err)
 		}
 		keys = append(keys, more...)
+	}
+	if qf.keyFile != "" {
+		signer, err := trust.ReadKeyFile(qf.keyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--signing-key-file: %w", err)
+		}
+		return signer, keys, nil
 	}
 	s, err := secret.Open(secret.Options{})
 	if err != nil {
