@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"strings"
+
 	"github.com/nats-io/nkeys"
 	"github.com/spf13/cobra"
 
@@ -25,9 +27,18 @@ stream, take a job's lock or read results. Users authenticate with nkeys
   # in nats-server.conf:  include ferry-auth.conf`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(*cobra.Command, []string) error {
-			for _, k := range append(append([]string{}, coordinators...), workers...) {
-				if !nkeys.IsValidPublicUserKey(k) {
-					return usageErr("%q: not an nkey user public key (U..., 56 characters; nk -gen user -pubout makes one)", k)
+			for _, set := range []struct {
+				flag string
+				keys []string
+			}{{"--coordinator", coordinators}, {"--worker", workers}} {
+				for _, k := range set.keys {
+					if strings.HasPrefix(k, "S") {
+						// Not echoed: it may be a seed, the private half.
+						return usageErr("%s: that looks like an nkey seed (private): pass the user's public key (U..., 56 characters)", set.flag)
+					}
+					if !nkeys.IsValidPublicUserKey(k) {
+						return usageErr("%s: not an nkey user public key (U..., 56 characters; 'nk -gen user -pubout' makes one)", set.flag)
+					}
 				}
 			}
 			return queue.WritePermissions(stdio.Out, coordinators, workers)
