@@ -227,6 +227,7 @@ func TestWorkerDeploymentSecurity(t *testing.T) {
 		mounts[m.Name] = m
 	}
 	secretFiles := false
+	var secretMounts []string
 	for _, v := range pod.Volumes {
 		m, ok := mounts[v.Name]
 		if !ok {
@@ -241,13 +242,17 @@ func TestWorkerDeploymentSecurity(t *testing.T) {
 			if !m.ReadOnly {
 				t.Errorf("secret volume %s must be mounted read-only", v.Name)
 			}
-			// Each flag that names a credential file points into a
-			// secret mount.
-			for _, flag := range []string{"--nats-nkey", "--nats-creds"} {
-				if f := flagValue(c.Args, flag); f != "" && !strings.HasPrefix(f, m.MountPath+"/") {
-					t.Errorf("%s %s is not in the secret mount %s", flag, f, m.MountPath)
-				}
-			}
+			secretMounts = append(secretMounts, m.MountPath)
+		}
+	}
+	// Each flag that names a credential file points into a secret mount.
+	for _, flag := range []string{"--nats-nkey", "--nats-creds", "--signing-key-file", "--nats-token-file"} {
+		f := flagValue(c.Args, flag)
+		if f == "" {
+			continue
+		}
+		if !slices.ContainsFunc(secretMounts, func(mp string) bool { return strings.HasPrefix(f, mp+"/") }) {
+			t.Errorf("%s %s is not in a secret mount (%s)", flag, f, strings.Join(secretMounts, ", "))
 		}
 	}
 	if !secretFiles {
