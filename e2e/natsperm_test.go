@@ -60,7 +60,7 @@ func TestNATSPermissions(t *testing.T) {
 	coordArgs := []string{"--nats", srv.URL, "--nats-nkey", coordSeed, "--trust", workerKey}
 
 	// The coordinator creates ferry's streams; the worker cannot.
-	if code, _, errs := wk.run("worker", "--nats", srv.URL, "--nats-nkey", workerSeed, "--trust", coordKey); code != 2 || !strings.Contains(errs, "ermission") {
+	if code, _, errs := wk.run("worker", "--nats", srv.URL, "--nats-nkey", workerSeed, "--trust", coordKey); code != 2 || !strings.Contains(errs, "Permissions Violation") || !strings.Contains(errs, "ferry job list") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
 		t.Fatalf("worker before the streams exist: exit %d %s", code, errs)
 	}
 	if code, _, errs := w.run(append([]string{"job", "list"}, coordArgs...)...); code != 0 {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -108,6 +109,8 @@ type Conn struct {
 	srv      *server.Server
 	lockFile *os.File
 	embedded bool
+	// ready is set once setup is done.
+	ready atomic.Bool
 }
 
 // ErrLocked is returned when another process holds the embedded state
@@ -144,7 +147,15 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 	}
 	c.Trust = trust.NewSet(append([]trust.PublicKey{c.Signer.Public()}, o.Trust...)...)
 	var opts []nats.Option
-	opts = append(opts, nats.Name(o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
+	opts = append(opts, nats.Name(o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond),
+		// Asynchronous errors (a permission the server denied) during
+		// setup become setup's error (setupError); later ones are printed
+		// on one line, as nats.go's default handler would.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if c.ready.Load() {
+				fmt.Fprintf(os.Stderr, "ferry: nats: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+			}
+		}))
 	if o.URL == "" {
 		if err := c.startEmbedded(o); err != nil {
 			return nil, err
@@ -199,13 +210,26 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		o.Replicas = DefaultReplicas(len(nc.Servers()))
 	}
 	if err := c.setup(ctx, o.Replicas, o.ReplicasSet); err != nil {
+		err = c.setupError(err)
 		c.Close()
 		if c.embedded || o.URL == "" {
 			return nil, fmt.Errorf("%w (state directory %s: was it written with another encryption key? The key is the secret ferry-state-key in ferry's secret store)", err, o.StateDir)
 		}
 		return nil, err
 	}
+	c.ready.Store(true)
 	return c, nil
+}
+
+// setupError names a permission the server denied while ferry's streams
+// and buckets were looked up or created: the request itself only times
+// out.
+func (c *Conn) setupError(err error) error {
+	if le := c.NC.LastError(); errors.Is(le, nats.ErrPermissionViolation) {
+		return fmt.Errorf("%w: the server denied this NATS user a request (%s); ferry's streams and buckets are created by a coordinator (see 'ferry nats-permissions'): run 'ferry job list --nats URL' with a coordinator's credentials once, then start workers",
+			err, strings.TrimPrefix(le.Error(), nats.ErrPermissionViolation.Error()+": "))
+	}
+	return err
 }
 
 func displayURL(u string) string {
