@@ -108,6 +108,10 @@ func WritePermissions(w io.Writer, coordinators, workers []string) error {
 		}
 		b.WriteString("    ]\n  }\n}\n")
 	}
+	if len(coordinators) == 0 || len(workers) == 0 {
+		b.WriteString("# Replace the placeholder keys with the users' public nkeys ('nk -gen user -pubout'):\n")
+		b.WriteString("# nats-server refuses this file until then.\n")
+	}
 	if len(coordinators) == 0 {
 		coordinators = []string{"UCOORDINATOR_NKEY_REPLACE_ME"}
 	}
