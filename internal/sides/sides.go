@@ -23,6 +23,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
@@ -92,7 +93,7 @@ func ClassOf(err error) Class {
 // https://host:9000" ("at the default AWS endpoint" without one; nothing
 // more for a local directory).
 func (e *Error) Where() string {
-	if len(e.Location) >= 5 && e.Location[:5] == "s3://" {
+	if strings.HasPrefix(e.Location, "s3://") {
 		ep := e.Endpoint
 		if ep == "" {
 			ep = "the default AWS endpoint"
