@@ -155,6 +155,10 @@ func TestJobBadInput(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	openFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(openFile, []byte("s3cr3t\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	// A job written by an incompatible version.
 	stateDir := filepath.Join(w.stateDir, "ferry")
 	// The embedded store is encrypted with the key in ferry's secret store:
@@ -194,10 +198,25 @@ func TestJobBadInput(t *testing.T) {
 		{"unreachable nats", append(append([]string{}, base...), "--nats", "nats://127.0.0.1:1"), "connect to NATS"},
 		{"plain nats to another host", append(append([]string{}, base...), "--nats", "nats://192.0.2.1:4222"), "refused"},
 		{"worker without nats", []string{"worker"}, "--nats"},
+		{"allow-local not a directory", []string{"worker", "--nats", "nats://127.0.0.1:1", "--allow-local", file}, "--allow-local"},
+		{"allow-local missing", []string{"worker", "--nats", "nats://127.0.0.1:1", "--allow-local", filepath.Join(file, "missing")}, "--allow-local"},
+		{"allow-endpoint with a query", []string{"worker", "--nats", "nats://127.0.0.1:1", "--allow-endpoint", "https://h.example/?k=s3cr3t"}, "--allow-endpoint"},
+		{"allow-secret bad name", []string{"worker", "--nats", "nats://127.0.0.1:1", "--allow-secret", "../x"}, "--allow-secret"},
+		{"listen off loopback without TLS", append(append([]string{}, base...), "--listen", "0.0.0.0:0"), "needs TLS"},
+		{"listen-cert without listen", append(append([]string{}, base...), "--listen-cert", file, "--listen-key", file), "go with --listen"},
+		{"listen with nats", append(append([]string{}, base...), "--listen", "127.0.0.1:0", "--nats", "nats://127.0.0.1:1"), "cannot be used with --nats"},
+		{"nats token in argv", []string{"worker", "--nats", "nats://127.0.0.1:1", "--nats-token", "s3cr3t"}, "not accepted on the command line"},
+		{"nats token file readable by others", []string{"worker", "--nats", "nats://127.0.0.1:1", "--nats-token-file", openFile}, "others can read"},
+		{"signing key file not a key", []string{"key", "show", "--signing-key-file", file}, "not a ferry signing key"},
+		{"nats-permissions bad key", []string{"nats-permissions", "--worker", "s3cr3t"}, "not an nkey"},
+		{"nats-permissions seed", []string{"nats-permissions", "--coordinator", "SUs3cr3t"}, "looks like an nkey seed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, errs := w.run(tc.args...)
 			lines := strings.Split(strings.TrimSpace(errs), "\n")
+			if strings.Contains(errs, "s3cr3t") {
+				t.Errorf("a credential was echoed: %s", errs)
+			}
 			if code != 2 || len(lines) != 1 || !strings.Contains(errs, tc.want) {
 				t.Fatalf("exit %d, want 2 with one line containing %q:\n%s", code, tc.want, errs)
 			}

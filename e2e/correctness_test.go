@@ -501,7 +501,7 @@ func TestClusterThreeWorkersNodeKilled(t *testing.T) {
 	}, planner.err)
 	var workers []*procOut
 	for range 3 {
-		workers = append(workers, w.startProc("worker", "--allow-unauthenticated-nats", "--nats", natsURL, "--concurrency", "8"))
+		workers = append(workers, w.startProc(append([]string{"worker", "--allow-unauthenticated-nats", "--nats", natsURL, "--concurrency", "8"}, w.allowAB()...)...))
 	}
 	workerLogs := func() string {
 		var b strings.Builder
@@ -634,7 +634,7 @@ func TestClusterReadmeOrderReplicas(t *testing.T) {
 	}
 	putKeys(t, w.a, src, keys)
 	for range 3 {
-		p := w.startProc("worker", "--allow-unauthenticated-nats", "--nats", natsURL, "--concurrency", "4")
+		p := w.startProc(append([]string{"worker", "--allow-unauthenticated-nats", "--nats", natsURL, "--concurrency", "4"}, w.allowAB()...)...)
 		waitFor(t, 30*time.Second, 20*time.Millisecond, "the worker to start", func() bool {
 			return strings.Contains(p.err.String(), "worker started")
 		}, p.err)

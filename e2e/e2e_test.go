@@ -84,6 +84,13 @@ func newWorld(t *testing.T) *world {
 func (w *world) srcA() []string {
 	return []string{"--src-endpoint", w.a.Endpoint, "--src-profile", "a"}
 }
+
+// allowAB are the allow-lists a `ferry worker` needs for the jobs of srcA
+// and dstB: their endpoints and profiles.
+func (w *world) allowAB() []string {
+	return []string{"--allow-endpoint", w.a.Endpoint, "--allow-endpoint", w.b.Endpoint, "--allow-profile", "a", "--allow-profile", "b"}
+}
+
 func (w *world) dstB() []string {
 	return []string{"--dst-endpoint", w.b.Endpoint, "--dst-profile", "b", "--ca-bundle", w.b.CAFile}
 }
@@ -384,7 +391,7 @@ func TestExternalWorkers(t *testing.T) {
 	var workers []*exec.Cmd
 	var logs []*lockedBuffer
 	for range 3 {
-		c, _, errb := w.cmd("worker", "--allow-unauthenticated-nats", "--nats", nats.URL, "--concurrency", "8")
+		c, _, errb := w.cmd(append([]string{"worker", "--allow-unauthenticated-nats", "--nats", nats.URL, "--concurrency", "8"}, w.allowAB()...)...)
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}

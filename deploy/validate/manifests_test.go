@@ -227,6 +227,7 @@ func TestWorkerDeploymentSecurity(t *testing.T) {
 		mounts[m.Name] = m
 	}
 	secretFiles := false
+	var secretMounts []string
 	for _, v := range pod.Volumes {
 		m, ok := mounts[v.Name]
 		if !ok {
@@ -241,13 +242,17 @@ func TestWorkerDeploymentSecurity(t *testing.T) {
 			if !m.ReadOnly {
 				t.Errorf("secret volume %s must be mounted read-only", v.Name)
 			}
-			// Each flag that names a credential file points into a
-			// secret mount.
-			for _, flag := range []string{"--nats-nkey", "--nats-creds"} {
-				if f := flagValue(c.Args, flag); f != "" && !strings.HasPrefix(f, m.MountPath+"/") {
-					t.Errorf("%s %s is not in the secret mount %s", flag, f, m.MountPath)
-				}
-			}
+			secretMounts = append(secretMounts, m.MountPath)
+		}
+	}
+	// Each flag that names a credential file points into a secret mount.
+	for _, flag := range []string{"--nats-nkey", "--nats-creds", "--signing-key-file", "--nats-token-file"} {
+		f := flagValue(c.Args, flag)
+		if f == "" {
+			continue
+		}
+		if !slices.ContainsFunc(secretMounts, func(mp string) bool { return strings.HasPrefix(f, mp+"/") }) {
+			t.Errorf("%s %s is not in a secret mount (%s)", flag, f, strings.Join(secretMounts, ", "))
 		}
 	}
 	if !secretFiles {
@@ -345,5 +350,80 @@ func TestScaledObject(t *testing.T) {
 	}
 	if !strings.Contains(md["valueLocation"], `(name=="`+u.Query().Get("acc")+`")`) {
 		t.Errorf("valueLocation %s does not select the account %s of the url", md["valueLocation"], u.Query().Get("acc"))
+	}
+}
+
+// TestWorkerTrust: workers run only signed work, so the Deployment gives
+// them the fleet's signing key from a Secret (a pod's own key would be new
+// at every start, and no trust file could name it) and the trust file from
+// the ConfigMap that the manifests define, and names its allow-lists.
+func TestWorkerTrust(t *testing.T) {
+	objs := decodeManifests(t)
+	d := find[*appsv1.Deployment](t, objs)
+	c := workerContainer(t, d)
+	pod := d.Spec.Template.Spec
+	volumeOf := func(path string) (corev1.Volume, bool) {
+		for _, m := range c.VolumeMounts {
+			if strings.HasPrefix(path, m.MountPath+"/") {
+				if !m.ReadOnly {
+					t.Errorf("%s: mount %s must be read-only", path, m.MountPath)
+				}
+				for _, v := range pod.Volumes {
+					if v.Name == m.Name {
+						return v, true
+					}
+				}
+			}
+		}
+		return corev1.Volume{}, false
+	}
+
+	key := flagValue(c.Args, "--signing-key-file")
+	if v, ok := volumeOf(key); !ok || v.Secret == nil {
+		t.Errorf("--signing-key-file %q is not in a Secret volume", key)
+	} else if m := v.Secret.DefaultMode; m == nil || *m&0o007 != 0 {
+		t.Errorf("signing key Secret mode %v: others must not read it (ferry refuses it)", m)
+	}
+
+	tf := flagValue(c.Args, "--trust-file")
+	v, ok := volumeOf(tf)
+	if !ok || v.ConfigMap == nil {
+		t.Fatalf("--trust-file %q is not in a ConfigMap volume", tf)
+	}
+	var cm *corev1.ConfigMap
+	for _, o := range objs {
+		if x, ok := o.obj.(*corev1.ConfigMap); ok && x.Name == v.ConfigMap.Name {
+			cm = x
+		}
+	}
+	if cm == nil {
+		t.Fatalf("the ConfigMap %s of --trust-file is not in deploy/kubernetes", v.ConfigMap.Name)
+	}
+	data, ok := cm.Data[filepath.Base(tf)]
+	if !ok {
+		t.Fatalf("ConfigMap %s has no key %s", cm.Name, filepath.Base(tf))
+	}
+	keys := 0
+	for _, line := range strings.Split(data, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			if !strings.HasPrefix(line, "ferry-ed25519:") {
+				t.Errorf("trust file line %q is not a ferry key", line)
+			}
+			keys++
+		}
+	}
+	if keys < 2 {
+		t.Errorf("trust file has %d keys: want the coordinator's and the fleet's", keys)
+	}
+
+	// Allow-lists: no local paths in a pod; endpoints named.
+	if flagValue(c.Args, "--allow-local") != "" {
+		t.Error("--allow-local in a pod: jobs could read and write the pod's files")
+	}
+	if ep := flagValue(c.Args, "--allow-endpoint"); ep != "" && !strings.HasPrefix(ep, "https://") {
+		t.Errorf("--allow-endpoint %s: want https://", ep)
+	}
+	if slices.Contains(c.Args, "--allow-unauthenticated-nats") {
+		t.Error("--allow-unauthenticated-nats in the Deployment")
 	}
 }

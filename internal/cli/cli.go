@@ -133,9 +133,9 @@ source, and recorded with its provenance.`,
 	root.AddCommand(newCopyCmd(stdio, "copy", qf), newCopyCmd(stdio, "sync", qf), newVerifyCmd(stdio))
 	root.AddCommand(newJobCmd(stdio, qf), newDLQCmd(stdio, qf), newWorkerCmd(stdio, qf))
 	root.AddCommand(newUICmd(stdio, qf))
-	root.AddCommand(newPolicyCmd(stdio), newPreflightCmd(stdio))
+	root.AddCommand(newPolicyCmd(stdio), newPreflightCmd(stdio), newNATSPermissionsCmd(stdio))
 	root.AddCommand(newBucketCmd(stdio))
-	root.AddCommand(newSecretCmd(stdio), newAuditCmd(stdio, qf), newVersionCmd(stdio), newKeyCmd(stdio))
+	root.AddCommand(newSecretCmd(stdio), newAuditCmd(stdio, qf), newVersionCmd(stdio), newKeyCmd(stdio, qf))
 	root.AddCommand(newReportCmd(stdio, qf))
 	refuseArgvCredentials(root)
 	refuse := root.PersistentPreRunE

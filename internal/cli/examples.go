@@ -20,7 +20,7 @@ var examples = map[string]string{
 	"ferry job": `  ferry job list
   ferry job status k3xqmv2hq7d4nb5a
   ferry job pause k3xqmv2hq7d4nb5a && ferry job resume k3xqmv2hq7d4nb5a`,
-	"ferry key":        "  ferry key show",
+	"ferry key":        "  ferry key show\n  ferry key new fleet.key",
 	"ferry key show":   "  ferry key show                                   # on the coordinator's machine\n  ferry worker --nats tls://nats.internal:4222 --trust ferry-ed25519:3TQnDC1LbZGhUYpxGtTKliQHEQjlpyM-SwCz0IQ1MM0",
 	"ferry job list":   "  ferry job list\n  ferry job list --json",
 	"ferry job status": "  ferry job status k3xqmv2hq7d4nb5a\n  ferry job status k3xqmv2hq7d4nb5a --json",
@@ -31,7 +31,9 @@ var examples = map[string]string{
   ferry dlq redrive k3xqmv2hq7d4nb5a`,
 	"ferry dlq list":    "  ferry dlq list k3xqmv2hq7d4nb5a\n  ferry dlq list k3xqmv2hq7d4nb5a --json",
 	"ferry dlq redrive": "  ferry dlq redrive k3xqmv2hq7d4nb5a",
-	"ferry worker": `  ferry worker --nats tls://nats.internal:4222 --nats-creds ferry.creds
+	"ferry worker": `  ferry worker --nats tls://nats.internal:4222 --nats-creds ferry.creds --trust-file trusted-keys
+  ferry worker --nats tls://nats.internal:4222 --nats-nkey worker.nk --trust-file trusted-keys \
+    --allow-endpoint https://minio.internal:9000 --allow-profile onprem --allow-local /srv/exports
   ferry worker --nats tls://nats.internal:4222 --job k3xqmv2hq7d4nb5a --concurrency 64`,
 	"ferry ui": `  ferry ui                                   # http://127.0.0.1:8080, token printed at start
   ferry ui --addr 127.0.0.1:9090 --nats tls://nats.internal:4222

@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/dashboard"
 	"github.com/ferry-dev/ferry/internal/job"
 	"github.com/ferry-dev/ferry/internal/queue"
+	"github.com/ferry-dev/ferry/internal/sides"
 	"github.com/ferry-dev/ferry/internal/worker"
 )
 
@@ -411,6 +412,7 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	var verbose bool
 	var bwlimit, metricsAddr string
 	var uiAddr string
+	var allow allowFlags
 	c := &cobra.Command{
 		Use:   "worker",
 		Short: "Work on every running job of a NATS cluster (--nats URL) until interrupted",
@@ -430,6 +432,10 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 				return err
 			}
 			if err := checkUIAddr(uiAddr); err != nil {
+				return err
+			}
+			policy, err := allow.policy()
+			if err != nil {
 				return err
 			}
 			ctx := c.Context()
@@ -454,9 +460,10 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 			}
 			abort, stopSignals := signalStages(ctx, stdio.Err, drain)
 			defer stopSignals()
-			w := worker.New(conn, worker.Options{Concurrency: concurrency, Jobs: jobs, Log: log, Open: observedOpen(m), DrainTimeout: drain, Abort: abort, Limiter: limiter,
+			w := worker.New(conn, worker.Options{Concurrency: concurrency, Jobs: jobs, Log: log, Open: workerOpen(m, policy), DrainTimeout: drain, Abort: abort, Limiter: limiter,
 				Name: name, LogObjects: verbose, Observer: observer(m)})
-			log.Info("worker started", "nats", qf.url, "concurrency", concurrency, "key", conn.Signer.Public().String(), "trusted_keys", len(conn.Trust.Keys()))
+			log.Info("worker started", "nats", qf.url, "concurrency", concurrency, "key", conn.Signer.Public().String(), "trusted_keys", len(conn.Trust.Keys()),
+				"allow_local", policy.Local, "allow_endpoint", policy.Endpoints, "allow_secret", policy.Secrets, "allow_profile", policy.Profiles)
 			err = w.Run(ctx)
 			log.Info("worker stopped", "refused", w.Refused())
 			return err
@@ -469,5 +476,29 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	c.Flags().StringVar(&metricsAddr, "metrics-addr", "", metricsFlag)
 	c.Flags().StringVar(&bwlimit, "bwlimit", "", "limit the bytes this worker reads from sources to this rate, all jobs together (e.g. 10M = 10 MiB/s)")
 	c.Flags().StringVar(&uiAddr, "ui-addr", "", uiAddrUsage)
+	allow.register(c)
 	return c
+}
+
+// allowFlags are a worker's allow-lists: what the jobs it runs may touch
+// (package sides, Policy).
+type allowFlags struct {
+	local, endpoints, secrets, profiles []string
+}
+
+func (a *allowFlags) register(c *cobra.Command) {
+	fl := c.Flags()
+	fl.StringArrayVar(&a.local, "allow-local", nil, "let jobs read and write local paths in or below this directory (repeatable; without it, no local path at all)")
+	fl.StringArrayVar(&a.endpoints, "allow-endpoint", nil, "let jobs use this S3 endpoint URL besides AWS's (repeatable)")
+	fl.StringArrayVar(&a.secrets, "allow-secret", nil, "let jobs use this secret of ferry's store (repeatable; default: none, only the default credentials)")
+	fl.StringArrayVar(&a.profiles, "allow-profile", nil, "let jobs use this AWS profile (repeatable; default: none, only the default credentials)")
+}
+
+// policy checks the allow-lists (bad ones are usage errors).
+func (a *allowFlags) policy() (*sides.Policy, error) {
+	p, err := sides.NewPolicy(a.local, a.endpoints, a.secrets, a.profiles)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return p, nil
 }

@@ -25,8 +25,8 @@ import (
 	"github.com/ferry-dev/ferry/internal/queue"
 	"github.com/ferry-dev/ferry/internal/reconcile"
 	"github.com/ferry-dev/ferry/internal/secret"
+	"github.com/ferry-dev/ferry/internal/sides"
 	"github.com/ferry-dev/ferry/internal/store"
-	"github.com/ferry-dev/ferry/internal/store/onekey"
 	"github.com/ferry-dev/ferry/internal/transfer"
 	"github.com/ferry-dev/ferry/internal/trust"
 	"github.com/ferry-dev/ferry/internal/worker"
@@ -50,10 +50,17 @@ type queueFlags struct {
 	allowUnauth bool
 	replicas    int
 	listen      string
+	// listenCert and listenKey make --listen serve TLS.
+	listenCert, listenKey string
+	// tokenFile holds the token for --nats (--nats-token-file).
+	tokenFile string
 	// trustKeys and trustFile: the public keys whose jobs and work this
 	// process accepts besides its own (--trust, --trust-file).
 	trustKeys []string
 	trustFile string
+	// keyFile, when set, holds the signing key to use in place of the
+	// one in the secret store (--signing-key-file).
+	keyFile string
 	// flags are the root's persistent flags (to tell set from default);
 	// warn receives setup warnings.
 	flags *pflag.FlagSet
@@ -73,8 +80,12 @@ func (qf *queueFlags) register(root *cobra.Command) {
 	fl.BoolVar(&qf.allowInsecure, "allow-insecure-nats", false, "allow plain nats:// to a non-loopback server")
 	fl.BoolVar(&qf.allowUnauth, "allow-unauthenticated-nats", false, "accept an external NATS server that requires no credentials (anyone who reaches it can read and queue jobs)")
 	fl.IntVar(&qf.replicas, "nats-replicas", 1, "replicas of the streams ferry creates on a NATS cluster (default: 3 on a cluster of 3 or more servers, else 1; existing streams keep theirs)")
-	fl.StringVar(&qf.listen, "listen", "", "embedded server: accept ferry workers on this host:port")
+	fl.StringVar(&qf.listen, "listen", "", "embedded server: accept ferry workers on this host:port (with a token made on first use; beyond loopback only with --listen-cert)")
+	fl.StringVar(&qf.listenCert, "listen-cert", "", "serve --listen over TLS with this certificate (PEM)")
+	fl.StringVar(&qf.listenKey, "listen-key", "", "the private key of --listen-cert (PEM)")
+	fl.StringVar(&qf.tokenFile, "nats-token-file", "", "file holding the NATS token (mode 0600; or FERRY_NATS_TOKEN)")
 	fl.StringArrayVar(&qf.trustKeys, "trust", nil, "also accept jobs and work signed by this public key ('ferry key show' prints a machine's; repeatable)")
+	fl.StringVar(&qf.keyFile, "signing-key-file", "", "sign with the key in this file ('ferry key new FILE') instead of this machine's, e.g. one key for a fleet of worker pods")
 	fl.StringVar(&qf.trustFile, "trust-file", "", "also accept jobs and work signed by the public keys in this file (one a line, # comments)")
 }
 
@@ -95,6 +106,13 @@ func (qf *queueFlags) identity(ctx context.Context) (*trust.Signer, []trust.Publ
 			return nil, nil, fmt.Errorf("--trust-file: %w", err)
 		}
 		keys = append(keys, more...)
+	}
+	if qf.keyFile != "" {
+		signer, err := trust.ReadKeyFile(qf.keyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--signing-key-file: %w", err)
+		}
+		return signer, keys, nil
 	}
 	s, err := secret.Open(secret.Options{})
 	if err != nil {
@@ -135,6 +153,27 @@ func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
 		AllowInsecure: qf.allowInsecure, Replicas: qf.replicas,
 		ReplicasSet: qf.flags != nil && qf.flags.Changed("nats-replicas"),
 	}
+	if qf.tokenFile != "" {
+		if qf.url == "" {
+			return nil, usageErr("--nats-token-file goes with --nats")
+		}
+		t, err := readTokenFile(qf.tokenFile)
+		if err != nil {
+			return nil, usageErr("--nats-token-file: %v", err)
+		}
+		o.Token = t
+	}
+	if err := qf.checkListenFlags(); err != nil {
+		return nil, err
+	}
+	var tokenPath string
+	if qf.listen != "" {
+		p, t, err := listenToken(o.StateDir)
+		if err != nil {
+			return nil, asUsage(err)
+		}
+		tokenPath, o.ListenToken, o.ListenCert, o.ListenKey = p, t, qf.listenCert, qf.listenKey
+	}
 	signer, keys, err := qf.identity(ctx)
 	if err != nil {
 		return nil, asUsage(err)
@@ -165,6 +204,9 @@ func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
 		if qf.warn != nil {
 			fmt.Fprintf(qf.warn, "ferry: warning: NATS server %s requires no credentials (--allow-unauthenticated-nats): anyone who can reach it can read every job and queue work\n", conn.NC.ConnectedUrlRedacted())
 		}
+	}
+	if qf.listen != "" && qf.warn != nil {
+		printJoin(qf.warn, conn, qf.listen, tokenPath, qf.listenCert)
 	}
 	if qf.warn != nil {
 		for _, w := range conn.Warnings {
@@ -282,7 +324,7 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 			Concurrency:  f.concurrency * d.workers,
 			Jobs:         []string{id},
 			Log:          log,
-			Open:         observedOpen(m),
+			Open:         workerOpen(m, inProcessPolicy(conn, coord.State())),
 			DrainTimeout: d.drainTimeout,
 			Abort:        abort,
 			Stats:        wstats,
@@ -537,68 +579,42 @@ func (qf *queueFlags) controlDirIfEmbedded(conn *queue.Conn) string {
 	return ""
 }
 
-// openSpec opens a job's stores from its spec with this machine's
-// credentials (used by workers).
-func openSpec(ctx context.Context, spec job.Spec) (store.Store, store.Store, error) {
-	return openSpecObserved(ctx, spec, nil)
+// inProcessPolicy is the policy of the worker a foreground command runs
+// in-process for one job: the sides its spec names when this machine's key
+// signed it (its own user named them, now or when the job was created);
+// otherwise a worker's defaults (AWS with default credentials), since the
+// spec came from another machine.
+func inProcessPolicy(conn *queue.Conn, st job.State) *sides.Policy {
+	if st.SpecSig == nil || st.SpecSig.Key != conn.Signer.Public().String() {
+		return &sides.Policy{}
+	}
+	var cfgs []sides.Config
+	for _, s := range []struct {
+		role string
+		side job.Side
+	}{{sides.Source, st.Spec.Src}, {sides.Destination, st.Spec.Dst}} {
+		if c, err := sides.FromSpec(s.role, s.side); err == nil {
+			cfgs = append(cfgs, c)
+		}
+	}
+	return sides.Only(cfgs...)
 }
 
-// openSpecObserved is openSpec with onRetry (when set) told of every S3
-// request retry, with the side ("source", "destination") and the reason.
-func openSpecObserved(ctx context.Context, spec job.Spec, onRetry func(side, reason string)) (store.Store, store.Store, error) {
-	src, err := openSpecSide(ctx, "source", spec.Src, onRetry)
-	if err != nil {
-		return nil, nil, err
-	}
-	dst, err := openSpecSide(ctx, "destination", spec.Dst, onRetry)
-	if err != nil {
-		return nil, nil, err
-	}
-	return objectViews(src, dst, spec.Src.Key, spec.Dst.Key)
+// openSpec opens a job's stores from its spec with this machine's
+// credentials, without a policy: the coordinator's probes and
+// reconciliation of the job its own user created or resumed.
+func openSpec(ctx context.Context, spec job.Spec) (store.Store, store.Store, error) {
+	return sides.OpenJob(ctx, spec, sideOptions(32, nil))
 }
 
 // openSpecDst opens a job's destination (a one-object view for a
 // single-object job).
 func openSpecDst(ctx context.Context, spec job.Spec) (store.Store, error) {
-	dst, err := openSpecSide(ctx, "destination", spec.Dst, nil)
-	if err != nil || spec.Src.Key == "" {
-		return dst, err
-	}
-	return onekey.New(dst, spec.Src.Key, spec.Dst.Key)
-}
-
-func openSpecSide(ctx context.Context, role string, s job.Side, onRetry func(side, reason string)) (store.Store, error) {
-	loc, err := location.Parse(s.Location)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", role, err)
-	}
-	if loc.Kind == location.Local && role == "destination" {
-		if _, err := os.Stat(loc.Path); errors.Is(err, os.ErrNotExist) {
-			o := opened{loc: loc, missing: true}
-			if err := createDst(&o); err != nil {
-				return nil, err
-			}
-			return o.store, nil
-		}
-	}
-	sd := sideFromSpec(s)
-	if onRetry != nil {
-		sd.onRetry = func(reason string) { onRetry(role, reason) }
-	}
-	o, err := openSide(ctx, role, loc, sd, s.CABundle, 32)
-	if err != nil {
-		return nil, err
-	}
-	return o.store, nil
+	return sides.OpenJobDst(ctx, spec, sideOptions(32, nil))
 }
 
 func specSide(loc location.Location, sd side, caBundle string) job.Side {
-	return job.Side{Location: loc.Canonical(), Endpoint: sd.endpoint, Region: sd.region, Profile: sd.profile,
-		Secret: sd.secret, CABundle: caBundle, AllowInsecureHTTP: sd.allowInsecure}
-}
-
-func sideFromSpec(s job.Side) side {
-	return side{endpoint: s.Endpoint, region: s.Region, profile: s.Profile, secret: s.Secret, allowInsecure: s.AllowInsecureHTTP}
+	return sideConfig(loc, sd, caBundle).Spec()
 }
 
 // runDurable creates a copy or sync job from checked flags and runs it in

@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/job"
 	"github.com/ferry-dev/ferry/internal/metrics"
 	"github.com/ferry-dev/ferry/internal/queue"
+	"github.com/ferry-dev/ferry/internal/sides"
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/worker"
 )
@@ -125,14 +126,17 @@ func queueDepth(ctx context.Context, conn *queue.Conn, id string) (backlog, dlq 
 	return int64(ci.NumPending), int64(si.State.Subjects[queue.DLQSubject(id)]), nil
 }
 
-// observedOpen is openSpec with every S3 request retry counted in m
-// (openSpec itself when m is nil).
-func observedOpen(m *metrics.Metrics) worker.Opener {
-	if m == nil {
-		return openSpec
-	}
+// workerOpen is a worker's opener: a job's stores as its spec names them,
+// within policy, with every S3 request retry counted in m (when set).
+func workerOpen(m *metrics.Metrics, policy *sides.Policy) worker.Opener {
 	return func(ctx context.Context, spec job.Spec) (store.Store, store.Store, error) {
-		return openSpecObserved(ctx, spec, func(side, reason string) { m.Retry(spec.ID, side, reason) })
+		var onRetry func(role, reason string)
+		if m != nil {
+			onRetry = func(role, reason string) { m.Retry(spec.ID, role, reason) }
+		}
+		o := sideOptions(32, onRetry)
+		o.Policy = policy
+		return sides.OpenJob(ctx, spec, o)
 	}
 }
 

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
-	"path/filepath"
 
 	"github.com/ferry-dev/ferry/internal/location"
+	"github.com/ferry-dev/ferry/internal/secret"
+	"github.com/ferry-dev/ferry/internal/sides"
 	"github.com/ferry-dev/ferry/internal/store"
-	"github.com/ferry-dev/ferry/internal/store/local"
 	"github.com/ferry-dev/ferry/internal/store/s3"
 	"github.com/ferry-dev/ferry/internal/transport"
 )
@@ -94,78 +93,40 @@ type explained struct {
 func (e explained) Error() string { return e.msg }
 func (e explained) Unwrap() error { return e.err }
 
+// sideConfig is the sides.Config of a location with its flags.
+func sideConfig(loc location.Location, sd side, caBundle string) sides.Config {
+	return sides.Config{Location: loc, Endpoint: sd.endpoint, Region: sd.region, Profile: sd.profile,
+		Secret: sd.secret, CABundle: caBundle, AllowInsecureHTTP: sd.allowInsecure}
+}
+
+// sideOptions are the options of package sides for what this process's
+// own user named: no policy, and ferry's secret store as the CLI opens it.
+func sideOptions(conc int, onRetry func(role, reason string)) sides.Options {
+	return sides.Options{Concurrency: conc, OnRetry: onRetry, Secrets: func() (*secret.Store, error) { return openSecrets(nil) }}
+}
+
 // openSide opens the store for one location and checks, without writing
 // anything, that it can be used: the bucket exists and the credentials are
 // accepted, or the local directory exists (a destination's parent must).
+// Its errors are usage errors (exit 2) wrapping a *sides.Error.
 func openSide(ctx context.Context, role string, loc location.Location, sd side, caBundle string, conc int) (opened, error) {
-	switch loc.Kind {
-	case location.S3:
-		creds, err := sideCredentials(ctx, role, sd)
-		if err != nil {
-			return opened{}, err
-		}
-		st, err := s3.Open(ctx, s3.Config{
-			Bucket:      loc.Bucket,
-			Prefix:      loc.Prefix,
-			Endpoint:    sd.endpoint,
-			Region:      sd.region,
-			Profile:     sd.profile,
-			CABundle:    caBundle,
-			MaxConns:    conc * 2,
-			Credentials: creds,
-			OnRetry:     sd.onRetry,
-		})
-		if err != nil {
-			return opened{}, usageErr("%s %s: %v", role, loc, err)
-		}
-		if err := checkResolvedEndpoint(role, sd, st.Endpoint()); err != nil {
-			return opened{}, err
-		}
-		if err := st.CheckBucket(ctx); err != nil {
-			if msg := st.Explain(ctx, err, role); msg != "" {
-				return opened{}, &exitError{code: ExitUsage, err: explained{fmt.Sprintf("%s %s: %s", role, loc, msg), err}}
-			}
-			switch {
-			case errors.Is(err, store.ErrBucketNotExist):
-				return opened{}, usageErr("%s %s: bucket %q does not exist", role, loc, loc.Bucket)
-			case errors.Is(err, store.ErrAccess):
-				return opened{}, usageErr("%s %s: access denied: the server rejected the credentials or the request (%w)", role, loc, err)
-			}
-			return opened{}, usageErr("%s %s: %v", role, loc, err)
-		}
-		return opened{store: st, loc: loc, note: regionNote(role, loc, st)}, nil
-	default:
-		fi, err := os.Stat(loc.Path)
-		if role == "destination" && errors.Is(err, os.ErrNotExist) {
-			parent := filepath.Dir(loc.Path)
-			if pfi, perr := os.Stat(parent); perr != nil || !pfi.IsDir() {
-				return opened{}, usageErr("destination %s: does not exist, and neither does its parent directory %s", loc.Path, parent)
-			}
-			return opened{loc: loc, missing: true}, nil
-		}
-		if err != nil {
-			return opened{}, usageErr("%s %s: %v", role, loc.Path, unwrapPath(err))
-		}
-		if !fi.IsDir() {
-			return opened{}, usageErr("%s %s: not a directory", role, loc.Path)
-		}
-		f, err := os.Open(loc.Path)
-		if err == nil {
-			_, err = f.ReadDir(1)
-			f.Close()
-			if errors.Is(err, io.EOF) {
-				err = nil
-			}
-		}
-		if err != nil {
-			return opened{}, usageErr("%s %s: cannot read the directory: %v", role, loc.Path, unwrapPath(err))
-		}
-		st, err := local.Open(loc.Path, local.Options{})
-		if err != nil {
-			return opened{}, usageErr("%s %s: %v", role, loc.Path, err)
-		}
-		return opened{store: st, loc: loc}, nil
+	var onRetry func(string, string)
+	if sd.onRetry != nil {
+		onRetry = func(_, reason string) { sd.onRetry(reason) }
 	}
+	return openWith(ctx, role, loc, sd, caBundle, sideOptions(conc, onRetry))
+}
+
+func openWith(ctx context.Context, role string, loc location.Location, sd side, caBundle string, o sides.Options) (opened, error) {
+	op, err := sides.Open(ctx, role, sideConfig(loc, sd, caBundle), o)
+	if err != nil {
+		return opened{}, asUsage(err)
+	}
+	out := opened{store: op.Store, loc: loc, missing: op.Missing}
+	if st := op.S3(); st != nil {
+		out.note = regionNote(role, loc, st)
+	}
+	return out, nil
 }
 
 // createDst creates a missing local destination directory.
@@ -173,11 +134,11 @@ func createDst(o *opened) error {
 	if !o.missing {
 		return nil
 	}
-	st, err := local.Create(o.loc.Path)
-	if err != nil {
-		return fmt.Errorf("destination %s: %w", o.loc.Path, err)
+	op := sides.Opened{Location: o.loc, Missing: true}
+	if err := op.Create(); err != nil {
+		return err
 	}
-	o.store, o.missing = st, false
+	o.store, o.missing = op.Store, false
 	return nil
 }
 

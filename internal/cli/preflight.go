@@ -263,23 +263,7 @@ func writeFixSummary(w io.Writer, plan preflight.Plan) {
 // openForPreflight opens a side like openSide, except that an S3 bucket is
 // not checked: the checks report a missing bucket or rejected credentials.
 func openForPreflight(ctx context.Context, role string, loc location.Location, sd side, ca string) (opened, error) {
-	if loc.Kind != location.S3 {
-		return openSide(ctx, role, loc, sd, ca, 1)
-	}
-	creds, err := sideCredentials(ctx, role, sd)
-	if err != nil {
-		return opened{}, err
-	}
-	st, err := s3.Open(ctx, s3.Config{
-		Bucket: loc.Bucket, Prefix: loc.Prefix,
-		Endpoint: sd.endpoint, Region: sd.region, Profile: sd.profile,
-		CABundle: ca, MaxConns: 4, RetryMaxAttempts: 2, Credentials: creds,
-	})
-	if err != nil {
-		return opened{}, usageErr("%s %s: %v", role, loc, err)
-	}
-	if err := checkResolvedEndpoint(role, sd, st.Endpoint()); err != nil {
-		return opened{}, err
-	}
-	return opened{store: st, loc: loc, note: regionNote(role, loc, st)}, nil
+	o := sideOptions(2, nil)
+	o.NoBucketCheck, o.RetryMaxAttempts = true, 2
+	return openWith(ctx, role, loc, sd, ca, o)
 }

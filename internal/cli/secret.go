@@ -35,6 +35,7 @@ var refusedFlags = []string{
 	"access-key", "secret-key",
 	"src-access-key", "src-secret-key", "dst-access-key", "dst-secret-key",
 	"aws-access-key-id", "aws-secret-access-key", "session-token",
+	"nats-token", "nats-password",
 }
 
 // refusedFlag swallows its value: it is never stored, so it cannot be
@@ -61,7 +62,11 @@ func refuseArgvCredentials(root *cobra.Command) {
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		for _, name := range refusedFlags {
 			if flags[name].used {
-				return usageErr("--%s: credentials are not accepted on the command line (they would show in process listings and shell history); %s", name, safeCredentials)
+				hint := safeCredentials
+				if strings.HasPrefix(name, "nats-") {
+					hint = "use --nats-token-file FILE, FERRY_NATS_TOKEN, --nats-creds or --nats-nkey"
+				}
+				return usageErr("--%s: credentials are not accepted on the command line (they would show in process listings and shell history); %s", name, hint)
 			}
 		}
 		return nil

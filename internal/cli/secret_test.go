@@ -130,8 +130,12 @@ func TestRefusedCredentialFlags(t *testing.T) {
 			{"secret", "set", "x", "--" + flag, val},
 		} {
 			r := run(t, "", args...)
+			hint := []string{"ferry secret set", "--src-secret/--dst-secret"}
+			if strings.HasPrefix(flag, "nats-") {
+				hint = []string{"--nats-token-file FILE", "FERRY_NATS_TOKEN"}
+			}
 			if r.code != 2 || !strings.Contains(r.err, "--"+flag+": credentials are not accepted on the command line") ||
-				!strings.Contains(r.err, "ferry secret set") || !strings.Contains(r.err, "--src-secret/--dst-secret") {
+				!strings.Contains(r.err, hint[0]) || !strings.Contains(r.err, hint[1]) {
 				t.Errorf("%v: exit %d: %q", args[:2], r.code, r.err)
 			}
 			if strings.Contains(r.out+r.err, val) {

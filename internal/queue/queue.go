@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -57,6 +58,11 @@ type Options struct {
 	// Listen, for the embedded server, is a host:port to accept other ferry
 	// workers on ("" = no TCP listener).
 	Listen string
+	// ListenToken, when set, is the token clients of the embedded server's
+	// listener must present (this process's in-process connection too).
+	ListenToken string
+	// ListenCert and ListenKey, when set, make the listener serve TLS.
+	ListenCert, ListenKey string
 	// Credentials for an external server: a .creds file, an nkey seed file,
 	// or a token (from the environment, never argv).
 	CredsFile, NKeyFile, Token string
@@ -103,6 +109,8 @@ type Conn struct {
 	srv      *server.Server
 	lockFile *os.File
 	embedded bool
+	// ready is set once setup is done.
+	ready atomic.Bool
 }
 
 // ErrLocked is returned when another process holds the embedded state
@@ -139,12 +147,23 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 	}
 	c.Trust = trust.NewSet(append([]trust.PublicKey{c.Signer.Public()}, o.Trust...)...)
 	var opts []nats.Option
-	opts = append(opts, nats.Name(o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
+	opts = append(opts, nats.Name(o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond),
+		// Asynchronous errors (a permission the server denied) during
+		// setup become setup's error (setupError); later ones are printed
+		// on one line, as nats.go's default handler would.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if c.ready.Load() {
+				fmt.Fprintf(os.Stderr, "ferry: nats: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+			}
+		}))
 	if o.URL == "" {
 		if err := c.startEmbedded(o); err != nil {
 			return nil, err
 		}
 		opts = append(opts, nats.InProcessServer(c.srv))
+		if o.ListenToken != "" {
+			opts = append(opts, nats.Token(o.ListenToken))
+		}
 	} else {
 		if err := CheckURL(o.URL, o.AllowInsecure); err != nil {
 			return nil, err
@@ -191,13 +210,26 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		o.Replicas = DefaultReplicas(len(nc.Servers()))
 	}
 	if err := c.setup(ctx, o.Replicas, o.ReplicasSet); err != nil {
+		err = c.setupError(err)
 		c.Close()
 		if c.embedded || o.URL == "" {
 			return nil, fmt.Errorf("%w (state directory %s: was it written with another encryption key? The key is the secret ferry-state-key in ferry's secret store)", err, o.StateDir)
 		}
 		return nil, err
 	}
+	c.ready.Store(true)
 	return c, nil
+}
+
+// setupError names a permission the server denied while ferry's streams
+// and buckets were looked up or created: the request itself only times
+// out.
+func (c *Conn) setupError(err error) error {
+	if le := c.NC.LastError(); errors.Is(le, nats.ErrPermissionViolation) {
+		return fmt.Errorf("%w: the server denied this NATS user a request (%s); ferry's streams and buckets are created by a coordinator (see 'ferry nats-permissions'): run 'ferry job list --nats URL' with a coordinator's credentials once, then start workers",
+			err, strings.TrimPrefix(le.Error(), nats.ErrPermissionViolation.Error()+": "))
+	}
+	return err
 }
 
 func displayURL(u string) string {
@@ -232,6 +264,26 @@ func CheckURL(raw string, allowInsecure bool) error {
 		default:
 			return fmt.Errorf("--nats %q: unknown scheme %q (want nats:// or tls://)", one, u.Scheme)
 		}
+	}
+	return nil
+}
+
+// CheckListen refuses a listener for other machines that would accept
+// anyone or carry jobs and credentials in clear text: an address other
+// than loopback needs both a token and TLS.
+func CheckListen(addr string, auth, tls bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q: want HOST:PORT", addr)
+	}
+	if host != "" && transport.IsLoopback(host) {
+		return nil
+	}
+	switch {
+	case !tls:
+		return fmt.Errorf("--listen %s: a non-loopback address needs TLS (--listen-cert and --listen-key): the workers' token and every job would cross the network in clear text", addr)
+	case !auth:
+		return fmt.Errorf("--listen %s: a non-loopback address needs authentication (a token)", addr)
 	}
 	return nil
 }
@@ -281,7 +333,20 @@ func (c *Conn) startEmbedded(o Options) error {
 			c.shutdownEmbedded()
 			return fmt.Errorf("--listen %q: bad port", o.Listen)
 		}
+		if err := CheckListen(o.Listen, o.ListenToken != "", o.ListenCert != ""); err != nil {
+			c.shutdownEmbedded()
+			return err
+		}
 		sopts.Host, sopts.Port = host, p
+		sopts.Authorization = o.ListenToken
+		if o.ListenCert != "" {
+			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: o.ListenCert, KeyFile: o.ListenKey})
+			if err != nil {
+				c.shutdownEmbedded()
+				return fmt.Errorf("--listen-cert %s, --listen-key %s: %w", o.ListenCert, o.ListenKey, err)
+			}
+			sopts.TLSConfig, sopts.TLS, sopts.TLSTimeout = tc, true, 5
+		}
 	}
 	srv, err := server.NewServer(sopts)
 	if err != nil {

@@ -62,6 +62,19 @@ func StartNATS(t testing.TB) *NATS {
 // n > 1, and waits until JetStream answers on every node.
 func StartNATSCluster(t testing.TB, n int) []*NATS {
 	t.Helper()
+	return startNATS(t, n, "")
+}
+
+// StartNATSConfig starts a single JetStream-enabled nats-server on
+// 127.0.0.1 with extra appended to its configuration (an authorization
+// block), stopped when the test ends.
+func StartNATSConfig(t testing.TB, extra string) *NATS {
+	t.Helper()
+	return startNATS(t, 1, extra)[0]
+}
+
+func startNATS(t testing.TB, n int, extra string) []*NATS {
+	t.Helper()
 	bin := NATSBinary(t)
 	dir := t.TempDir()
 	ports := make([]int, n)
@@ -82,6 +95,7 @@ func StartNATSCluster(t testing.TB, n int) []*NATS {
 		if n > 1 {
 			fmt.Fprintf(&conf, "cluster { name: ferry, host: 127.0.0.1, port: %d, routes: [%s] }\n", cports[i], strings.Join(routes, ", "))
 		}
+		conf.WriteString(extra)
 		nd := &NATS{URL: "nats://127.0.0.1:" + strconv.Itoa(ports[i]), Name: name, bin: bin, StoreDir: filepath.Join(dir, name),
 			conf: filepath.Join(dir, name+".conf"), log: filepath.Join(dir, name+".log")}
 		writeFile(t, nd.conf, []byte(conf.String()))

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/job"
+	"github.com/ferry-dev/ferry/internal/sides"
 	"github.com/ferry-dev/ferry/internal/store"
 )
 
@@ -71,15 +71,14 @@ func (jr *jobRun) credentialsRevoked(ctx context.Context) bool {
 // pauseForCredentials pauses the job when its stores cannot even be opened
 // because an endpoint rejects the credentials.
 func (jr *jobRun) pauseForCredentials(err error) {
-	side := "source " + jr.spec.Src.Location
-	ep := jr.spec.Src.Endpoint
-	if strings.HasPrefix(err.Error(), "destination") {
-		side, ep = "destination "+jr.spec.Dst.Location, jr.spec.Dst.Endpoint
+	// The error names its side; without one (an opener that is not
+	// package sides') the source is named.
+	where := (&sides.Error{Role: sides.Source, Location: jr.spec.Src.Location, Endpoint: jr.spec.Src.Endpoint}).Where()
+	var se *sides.Error
+	if errors.As(err, &se) {
+		where = se.Where()
 	}
-	if ep == "" {
-		ep = "the default AWS endpoint"
-	}
-	msg := job.WaitingForCredentials + side + " at " + ep
+	msg := job.WaitingForCredentials + where
 	if _, err := job.SetStatus(context.Background(), jr.w.conn, jr.spec.ID, job.Paused, msg); err != nil {
 		jr.log().Error("pause job", "err", err)
 	}

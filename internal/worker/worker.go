@@ -46,6 +46,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/logtext"
 	"github.com/ferry-dev/ferry/internal/plan"
 	"github.com/ferry-dev/ferry/internal/queue"
+	"github.com/ferry-dev/ferry/internal/sides"
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/transfer"
 )
@@ -361,6 +362,11 @@ type jobRun struct {
 	credMu     sync.Mutex
 	credPaused bool
 
+	// openErr, when set, is why the job's stores cannot be opened on this
+	// worker and never will be (refused by its policy, an invalid side):
+	// its work is dead-lettered with this reason (deadLetter).
+	openErr error
+
 	refusedLogged atomic.Bool
 
 	// stMu guards what the worker knows of the job's state.
@@ -420,7 +426,15 @@ func (jr *jobRun) loop() {
 		if err == nil {
 			break
 		}
-		jr.log().Error("open stores", "err", err)
+		class := sides.ClassOf(err)
+		if class == sides.Refused || class == sides.Invalid {
+			// Retrying cannot help: every work message of the job is
+			// dead-lettered with the reason, so the job ends and says why.
+			jr.openErr = err
+			jr.log().Error("job refused: this worker dead-letters its work", "class", string(class), "reason", logtext.OneLine(err.Error()))
+			break
+		}
+		jr.log().Error("open stores", "class", string(class), "err", err)
 		if errors.Is(err, store.ErrAccess) {
 			jr.pauseForCredentials(err)
 			return
@@ -431,25 +445,14 @@ func (jr *jobRun) loop() {
 		case <-time.After(backoff(w.opts.RetryBase, attempt+1)):
 		}
 	}
-	jr.flt, err = filter.FromSpec(jr.spec.Spec)
-	if err != nil {
-		jr.log().Error("filter", "err", err)
-		return
+	if jr.openErr == nil {
+		jr.flt, err = filter.FromSpec(jr.spec.Spec)
+		if err != nil {
+			jr.log().Error("filter", "err", err)
+			return
+		}
+		jr.eng = jr.engine()
 	}
-	jr.eng = transfer.New(jr.src, jr.dst, transfer.Options{
-		PartSize:     jr.spec.PartSize,
-		SSE:          jr.spec.SSE,
-		SSEKMSKeyID:  jr.spec.SSEKMSKeyID,
-		StorageClass: jr.spec.StorageClass,
-		Limiter:      w.opts.Limiter,
-		Attempts:     1, // the queue retries, with its own attempt count
-
-		CompareChecksum: jr.spec.Compare == plan.CompareChecksum,
-		Resumer:         &kvResumer{kv: w.conn.Uploads, job: jr.spec.ID},
-
-		RequireVerified: jr.spec.RequireVerified,
-		OnRetry:         func(side, reason string) { w.opts.Observer.Retry(jr.spec.ID, side, reason) },
-	})
 	cons, err := w.conn.JS.Consumer(jr.ctx, queue.StreamWork, job.WorkConsumer(jr.spec.ID))
 	if err != nil {
 		jr.log().Error("work consumer", "err", err)
@@ -492,6 +495,25 @@ func (jr *jobRun) loop() {
 	}
 }
 
+// engine is the transfer engine of the job's opened stores.
+func (jr *jobRun) engine() *transfer.Engine {
+	w := jr.w
+	return transfer.New(jr.src, jr.dst, transfer.Options{
+		PartSize:     jr.spec.PartSize,
+		SSE:          jr.spec.SSE,
+		SSEKMSKeyID:  jr.spec.SSEKMSKeyID,
+		StorageClass: jr.spec.StorageClass,
+		Limiter:      w.opts.Limiter,
+		Attempts:     1, // the queue retries, with its own attempt count
+
+		CompareChecksum: jr.spec.Compare == plan.CompareChecksum,
+		Resumer:         &kvResumer{kv: w.conn.Uploads, job: jr.spec.ID},
+
+		RequireVerified: jr.spec.RequireVerified,
+		OnRetry:         func(side, reason string) { w.opts.Observer.Retry(jr.spec.ID, side, reason) },
+	})
+}
+
 // handle processes one work message: it ends with exactly one Final on
 // the results stream naming every child it created (or, when nothing could
 // be published, a Nak so that the message is handled again).
@@ -532,6 +554,16 @@ func (jr *jobRun) handle(msg jetstream.Msg) {
 			_ = msg.NakWithDelay(2 * time.Second)
 			return
 		}
+	}
+	if jr.openErr != nil {
+		if jr.deadLetter(work) {
+			if err := msg.DoubleAck(w.workCtx); err != nil {
+				jr.log().Warn("ack", "err", err)
+			}
+		} else {
+			_ = msg.Nak()
+		}
+		return
 	}
 	md, _ := msg.Metadata()
 	redelivered := md != nil && (md.NumDelivered > 1 || jr.queuedBeforeResume(md.Timestamp))
@@ -1036,4 +1068,52 @@ func endpointName(s job.Side) string {
 		return "aws"
 	}
 	return "local"
+}
+
+// deadLetter fails a work message of a job whose stores this worker will
+// not open (jr.openErr): a listing task, or each object of a batch, goes to
+// the dead-letter queue with the reason, and the message's Final reports
+// the failure so that the job ends. It reports whether everything was
+// published.
+func (jr *jobRun) deadLetter(work job.Work) bool {
+	w := jr.w
+	reason := logtext.OneLine(jr.openErr.Error())
+	pub := &publisher{conn: w.conn, job: work.Job}
+	now := time.Now().UTC()
+	fin := job.Final{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Work: work.ID, Worker: w.opts.Name, Attempt: work.Attempt}
+	switch work.Kind {
+	case job.KindList:
+		task := work.Task
+		if task == nil {
+			task = &lister.Task{}
+		}
+		pub.publish(queue.DLQSubject(work.Job), job.DLQEntry{V: job.WireVersion, Job: work.Job, Kind: job.KindList, Task: task, Error: reason, Attempts: work.Attempt, Time: now}, job.ContentID(work.ID, "dlq"))
+		fin.Task = &job.TaskResult{Failed: true, Error: reason}
+	default:
+		outcome, kind := job.OutcomeFailed, "object"
+		if work.Kind == job.KindDelete {
+			outcome, kind = job.OutcomeDelFail, "delete"
+		}
+		for _, o := range work.Objs {
+			pub.publish(queue.DLQSubject(work.Job), job.DLQEntry{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Obj: &o, Error: reason, Attempts: work.Attempt, Time: now}, job.ContentID(work.ID, "dlq", o.K))
+			res := job.Result{Kind: kind, Key: o.K, Size: o.S, Worker: w.opts.Name, Attempts: work.Attempt, Outcome: outcome, Error: reason, Started: now, Ended: now}
+			if kind == "object" {
+				res.ListedSize, res.SrcETag = o.S, o.E
+			} else {
+				res.DstETag = o.E
+			}
+			fin.Outcomes = append(fin.Outcomes, res)
+		}
+	}
+	if err := pub.wait(w.workCtx); err != nil {
+		jr.log().Warn("publish dead letters", "err", err)
+		return false
+	}
+	fin.Time = time.Now().UTC()
+	pub.publish(queue.ResultSubject(work.Job), fin, job.ContentID(work.ID, "final"))
+	if err := pub.wait(w.workCtx); err != nil {
+		jr.log().Warn("publish results", "err", err)
+		return false
+	}
+	return true
 }

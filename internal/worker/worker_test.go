@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/filter"
 	"github.com/ferry-dev/ferry/internal/job"
 	"github.com/ferry-dev/ferry/internal/queue"
+	"github.com/ferry-dev/ferry/internal/sides"
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/store/mem"
 	"github.com/ferry-dev/ferry/internal/trust"
@@ -565,5 +566,70 @@ func TestUntrustedWorkRefused(t *testing.T) {
 	}
 	if !strings.Contains(out, "refused job") || !strings.Contains(out, "does not trust") {
 		t.Errorf("the forged job's refusal was not logged with its reason:\n%s", out)
+	}
+}
+
+// TestPolicyRefusalDeadLetters: a worker whose policy refuses a job's side
+// dead-letters its work with the reason (no crash, no retry loop) and the
+// job ends failed; with the side allowed, the same job completes.
+func TestPolicyRefusalDeadLetters(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srcDir, dstDir := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(srcDir+"/id_ed25519", []byte("private"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(policy *sides.Policy) (job.State, []job.DLQEntry, string) {
+		conn := connect(t)
+		coord, err := job.Create(ctx, conn, job.Spec{Command: "copy", MaxAttempts: 3,
+			Src: job.Side{Location: srcDir}, Dst: job.Side{Location: dstDir}, DstKeepsMTime: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		var logs lockedBuf
+		w := worker.New(conn, worker.Options{Log: slog.New(slog.NewTextHandler(&logs, nil)), RetryBase: time.Millisecond,
+			Open: func(ctx context.Context, spec job.Spec) (store.Store, store.Store, error) {
+				return sides.OpenJob(ctx, spec, sides.Options{Policy: policy})
+			}})
+		wg.Go(func() { _ = w.Run(wctx) })
+		st, err := coord.Run(ctx, job.RunOptions{Tick: 10 * time.Millisecond})
+		stop()
+		wg.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dlq, err := job.ReadDLQ(ctx, conn, coord.ID(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, dlq, logs.String()
+	}
+
+	st, dlq, logs := run(&sides.Policy{})
+	if st.Status != job.Failed {
+		t.Fatalf("refused job: %s %q", st.Status, st.Error)
+	}
+	if len(dlq) != 1 || !strings.Contains(dlq[0].Error, "local paths are refused: this worker was started without --allow-local") {
+		t.Fatalf("dead letters %+v, want one naming --allow-local", dlq)
+	}
+	if _, err := os.Stat(dstDir + "/id_ed25519"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("refused job copied the file: %v", err)
+	}
+	if n := strings.Count(logs, "job refused"); n != 1 {
+		t.Errorf("refusal logged %d times, want once:\n%s", n, logs)
+	}
+
+	p, err := sides.NewPolicy([]string{srcDir, dstDir}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, dlq, logs = run(p)
+	if st.Status != job.Done || len(dlq) != 0 || st.Counters.Copied != 1 {
+		t.Fatalf("allowed job: %s %q %+v, dead letters %+v\n%s", st.Status, st.Error, st.Counters, dlq, logs)
+	}
+	if b, err := os.ReadFile(dstDir + "/id_ed25519"); err != nil || string(b) != "private" {
+		t.Fatalf("copy: %q %v", b, err)
 	}
 }
