@@ -25,7 +25,7 @@ func jobErr(err error) error {
 		return nil
 	}
 	if errors.Is(err, job.ErrNotFound) || errors.Is(err, job.ErrFinished) || errors.Is(err, job.ErrIncompatible) ||
-		errors.Is(err, job.ErrLocked) || errors.Is(err, queue.ErrLocked) {
+		errors.Is(err, job.ErrLocked) || errors.Is(err, queue.ErrLocked) || errors.Is(err, job.ErrNotFinished) {
 		return asUsage(err)
 	}
 	return err
@@ -161,7 +161,7 @@ func newJobCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	f.registerOutput(resume)
 	d.register(resume)
 
-	c.AddCommand(list, status, pause, resume, cancel)
+	c.AddCommand(list, status, pause, resume, cancel, newJobRmCmd(stdio, qf), newJobPruneCmd(stdio, qf))
 	return c
 }
 
