@@ -134,6 +134,15 @@ func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
 		CAFile: qf.ca, CertFile: qf.cert, KeyFile: qf.key,
 		AllowInsecure: qf.allowInsecure, Replicas: qf.replicas,
 		ReplicasSet: qf.flags != nil && qf.flags.Changed("nats-replicas"),
+		// This process may end up serving the state directory to others:
+		// it waits for them before it exits, until interrupted.
+		Linger: ctx,
+	}
+	if qf.warn != nil {
+		w, dir := qf.warn, o.StateDir
+		o.Waiting = func() {
+			fmt.Fprintf(w, "ferry: other ferry processes use state directory %s through this one (ferry job list shows their jobs); waiting for them to finish before exiting (interrupt to exit now: their jobs stop and can be resumed)\n", dir)
+		}
 	}
 	signer, keys, err := qf.identity(ctx)
 	if err != nil {
@@ -250,6 +259,8 @@ func (d *durableFlags) registerCreate(c *cobra.Command) {
 // A second signal aborts in-flight multipart uploads and exits.
 func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Conn, coord *job.Coordinator, f jobFlags, d durableFlags) error {
 	id := coord.ID()
+	ctx, stopLost := stopWhenServerLost(ctx, stdio.Err, qf, conn, id)
+	defer stopLost()
 	f.noProgress = f.noProgress || stdio.logs.isQuiet()
 	tty := isTerminal(stdio.Err) && !f.noProgress
 	console := newConsole(stdio.Err, tty)
@@ -405,6 +416,31 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 		return errNoTransfer
 	}
 	return nil
+}
+
+// stopWhenServerLost returns a context that ends, with one line on w, when
+// this process is a client of a state directory's server and the process
+// serving it exits (it was interrupted or killed while this job ran): the
+// job then stops as on an interrupt and can be resumed. stop ends the
+// watch and waits for it.
+func stopWhenServerLost(ctx context.Context, w io.Writer, qf *queueFlags, conn *queue.Conn, id string) (context.Context, func()) {
+	lost := conn.Lost()
+	if lost == nil {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-lost:
+			fmt.Fprintf(w, "ferry: the ferry process (pid %d) serving state directory %s exited while job %s ran; it stops here and can be resumed: ferry job resume %s\n",
+				conn.ServerPID(), qf.stateDirPath(), id, id)
+			cancel()
+		case <-done:
+		}
+	})
+	return ctx, func() { close(done); wg.Wait(); cancel() }
 }
 
 // sideString names a job's side for people: its location, and the object

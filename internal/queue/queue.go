@@ -10,19 +10,17 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ferry-dev/ferry/internal/fslock"
 	"github.com/ferry-dev/ferry/internal/transport"
 	"github.com/ferry-dev/ferry/internal/trust"
 )
@@ -77,6 +75,12 @@ type Options struct {
 	EncryptionKey string
 	// Name identifies this connection to the server (host and pid by default).
 	Name string
+	// Linger, for the process that ends up serving a state directory,
+	// bounds how long Close waits for the other processes connected to it
+	// to finish (nil: it does not wait). Waiting, when set, is called once
+	// when Close starts waiting.
+	Linger  context.Context
+	Waiting func()
 	// Signer signs what this process publishes (nil: a new key that only
 	// this process trusts). Trust is the keys whose messages this process
 	// accepts besides its own.
@@ -103,13 +107,27 @@ type Conn struct {
 	srv      *server.Server
 	lockFile *os.File
 	embedded bool
+
+	// A state directory's server (statedir.go): the token this process
+	// serves with, the directory, the shared or exclusive lock on its
+	// clients.lock, and, for a client, the serving process and a channel
+	// closed when the connection to it is lost.
+	token, stateDir string
+	clientsLock     *os.File
+	serverPID       int
+	lost            chan struct{}
+	lostOnce        sync.Once
+	linger          context.Context
+	waiting         func()
 }
 
 // ErrLocked is returned when another process holds the embedded state
 // directory.
 var ErrLocked = errors.New("state directory is in use by another ferry process")
 
-// Embedded reports whether the server runs inside this process.
+// Embedded reports whether the queue is a state directory's embedded
+// server, run by this process (Serving) or by another ferry process of
+// this machine that this one connected to.
 func (c *Conn) Embedded() bool { return c.embedded }
 
 // ClientURL is the URL other processes can reach an embedded server on when
@@ -140,11 +158,15 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 	c.Trust = trust.NewSet(append([]trust.PublicKey{c.Signer.Public()}, o.Trust...)...)
 	var opts []nats.Option
 	opts = append(opts, nats.Name(o.Name), nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
+	url := o.URL
 	if o.URL == "" {
-		if err := c.startEmbedded(o); err != nil {
+		u, more, err := c.openStateDir(ctx, o)
+		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, nats.InProcessServer(c.srv))
+		url = u
+		opts = append(opts, more...)
+		c.embedded, c.linger, c.waiting = true, o.Linger, o.Waiting
 	} else {
 		if err := CheckURL(o.URL, o.AllowInsecure); err != nil {
 			return nil, err
@@ -173,7 +195,7 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		}
 		opts = append(opts, nats.Timeout(5*time.Second), nats.RetryOnFailedConnect(false))
 	}
-	nc, err := nats.Connect(o.URL, opts...)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		c.shutdownEmbedded()
 		return nil, fmt.Errorf("connect to NATS %s: %w", displayURL(o.URL), err)
@@ -236,68 +258,6 @@ func CheckURL(raw string, allowInsecure bool) error {
 	return nil
 }
 
-func (c *Conn) startEmbedded(o Options) error {
-	if o.StateDir == "" {
-		return errors.New("embedded NATS: no state directory")
-	}
-	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
-		return fmt.Errorf("state directory %s: %w", o.StateDir, err)
-	}
-	lockPath := filepath.Join(o.StateDir, "lock")
-	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return fmt.Errorf("state directory %s: %w", o.StateDir, err)
-	}
-	if err := fslock.TryLock(f); err != nil {
-		holder, _ := os.ReadFile(lockPath)
-		f.Close()
-		return fmt.Errorf("%s: %w (%s)", o.StateDir, ErrLocked, strings.TrimSpace(string(holder)))
-	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d\n", os.Getpid())), 0)
-	c.lockFile = f
-	sopts := &server.Options{
-		ServerName:         "ferry-embedded",
-		JetStream:          true,
-		StoreDir:           filepath.Join(o.StateDir, "jetstream"),
-		DontListen:         o.Listen == "",
-		NoSigs:             true,
-		NoLog:              true,
-		JetStreamMaxMemory: 64 << 20,
-		MaxPayload:         8 << 20,
-	}
-	if o.EncryptionKey != "" {
-		sopts.JetStreamKey = o.EncryptionKey
-		sopts.JetStreamCipher = server.AES
-	}
-	if o.Listen != "" {
-		host, port, err := net.SplitHostPort(o.Listen)
-		if err != nil {
-			c.shutdownEmbedded()
-			return fmt.Errorf("--listen %q: %w", o.Listen, err)
-		}
-		p, err := strconv.Atoi(port)
-		if err != nil {
-			c.shutdownEmbedded()
-			return fmt.Errorf("--listen %q: bad port", o.Listen)
-		}
-		sopts.Host, sopts.Port = host, p
-	}
-	srv, err := server.NewServer(sopts)
-	if err != nil {
-		c.shutdownEmbedded()
-		return fmt.Errorf("embedded NATS: %w", err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
-		srv.Shutdown()
-		c.shutdownEmbedded()
-		return errors.New("embedded NATS: not ready after 30s")
-	}
-	c.srv, c.embedded = srv, true
-	return nil
-}
-
 func (c *Conn) shutdownEmbedded() {
 	if c.srv != nil {
 		c.srv.Shutdown()
@@ -305,13 +265,26 @@ func (c *Conn) shutdownEmbedded() {
 		c.srv = nil
 	}
 	if c.lockFile != nil {
+		if c.stateDir != "" {
+			// Before the lock is released: the next server writes its own.
+			os.Remove(ServerFile(c.stateDir))
+		}
 		c.lockFile.Close()
 		c.lockFile = nil
 	}
+	if c.clientsLock != nil {
+		c.clientsLock.Close()
+		c.clientsLock = nil
+	}
 }
 
-// Close drains the connection and stops an embedded server.
+// Close drains the connection and stops an embedded server. A process
+// that serves its state directory to others first waits, while
+// Options.Linger lasts, until they have disconnected.
 func (c *Conn) Close() {
+	if c.srv != nil && c.linger != nil {
+		c.waitForClients(c.linger, c.waiting)
+	}
 	if c.NC != nil {
 		_ = c.NC.Drain()
 		for i := 0; i < 50 && !c.NC.IsClosed(); i++ {
