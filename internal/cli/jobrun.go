@@ -388,7 +388,7 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 	if stop != nil {
 		stop()
 	}
-	if err != nil && errors.Is(err, context.Canceled) && drainCtx.Err() != nil {
+	if err != nil && drainCtx.Err() != nil && (errors.Is(err, context.Canceled) || serverLost(conn)) {
 		fmt.Fprintf(stdio.Err, "job %s interrupted: %d objects copied so far; resume with: ferry job resume %s\n", id, st.Counters.Copied, id)
 		if f.jsonOut {
 			// The job is still running as far as the queue knows (so
@@ -441,6 +441,16 @@ func stopWhenServerLost(ctx context.Context, w io.Writer, qf *queueFlags, conn *
 		}
 	})
 	return ctx, func() { close(done); wg.Wait(); cancel() }
+}
+
+// serverLost reports whether this client's state directory server is gone.
+func serverLost(conn *queue.Conn) bool {
+	select {
+	case <-conn.Lost():
+		return true
+	default:
+		return false
+	}
 }
 
 // sideString names a job's side for people: its location, and the object
