@@ -26,8 +26,18 @@ report() {
   echo "$1: state $(size "$state") bytes (jetstream $(size "$state/jetstream"), audit $(size "$state/audit"), snapshots $(size "$state/jobs"))"
 }
 start=$(date +%s)
-"$ferry" copy "$work/src" "$work/dst" --state-dir "$state" --no-progress --json > "$work/summary.json"
+"$ferry" copy "$work/src" "$work/dst" --state-dir "$state" --no-progress --json > "$work/summary.json" &
+copy=$!
+# The largest the queue's files got while the job ran, sampled every second.
+peak=0
+while kill -0 "$copy" 2>/dev/null; do
+  s=$(size "$state/jetstream"); s=${s:-0}
+  (( s > peak )) && peak=$s
+  sleep 1
+done
+wait "$copy"
 echo "copied $n objects in $(( $(date +%s) - start ))s: $(tail -c 300 "$work/summary.json")"
+echo "largest jetstream size while the job ran: $peak bytes"
 report "after the job"
 "$ferry" job prune --older-than 0s --state-dir "$state"
 report "after job prune (audit log kept)"

@@ -135,8 +135,9 @@ func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
 		AllowInsecure: qf.allowInsecure, Replicas: qf.replicas,
 		ReplicasSet: qf.flags != nil && qf.flags.Changed("nats-replicas"),
 		// This process may end up serving the state directory to others:
-		// it waits for them before it exits, until interrupted.
-		Linger: ctx,
+		// it waits for them before it exits, even after the interrupt that
+		// stopped its own job, until interrupted while it waits.
+		Linger: context.WithoutCancel(ctx),
 	}
 	if qf.warn != nil {
 		w, dir := qf.warn, o.StateDir

@@ -77,8 +77,9 @@ type Options struct {
 	Name string
 	// Linger, for the process that ends up serving a state directory,
 	// bounds how long Close waits for the other processes connected to it
-	// to finish (nil: it does not wait). Waiting, when set, is called once
-	// when Close starts waiting.
+	// to finish (nil: it does not wait); an interrupt (SIGINT, SIGTERM)
+	// received while it waits ends the wait too. Waiting, when set, is
+	// called once when Close starts waiting.
 	Linger  context.Context
 	Waiting func()
 	// Signer signs what this process publishes (nil: a new key that only

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -248,8 +250,9 @@ func writePrivate(path string, b []byte) error {
 
 // waitForClients holds the clients lock exclusively once no other process
 // is connected, checking every 250ms and calling waiting once with the
-// first refusal; it gives up when ctx ends (the other processes then lose
-// the server: see Lost).
+// first refusal; it gives up when ctx ends or at an interrupt (SIGINT,
+// SIGTERM) received while it waits (the other processes then lose the
+// server: see Lost).
 func (c *Conn) waitForClients(ctx context.Context, waiting func()) {
 	f, err := os.OpenFile(filepath.Join(c.stateDir, clientsName), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -258,6 +261,9 @@ func (c *Conn) waitForClients(ctx context.Context, waiting func()) {
 	told := false
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	for {
 		if err := fslock.TryLock(f); err == nil {
 			c.clientsLock = f // released after the server stopped
@@ -269,6 +275,9 @@ func (c *Conn) waitForClients(ctx context.Context, waiting func()) {
 		}
 		select {
 		case <-ctx.Done():
+			f.Close()
+			return
+		case <-sigs:
 			f.Close()
 			return
 		case <-t.C:
