@@ -54,9 +54,10 @@ type serverInfo struct {
 	PID   int    `json:"pid"`
 }
 
-// stateDirWait bounds how long a process tries to become the server or a
-// client of it (the serving process may be starting or shutting down).
-const stateDirWait = 30 * time.Second
+// StateDirWait bounds how long a process tries to become the server or a
+// client of it (the serving process may be starting or shutting down)
+// before Connect fails with ErrLocked.
+var StateDirWait = 30 * time.Second
 
 // openStateDir makes this process the state directory's server or a
 // client of it and returns the NATS options and URL to connect with.
@@ -67,7 +68,7 @@ func (c *Conn) openStateDir(ctx context.Context, o Options) (string, []nats.Opti
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return "", nil, fmt.Errorf("state directory %s: %w", o.StateDir, err)
 	}
-	deadline := time.Now().Add(stateDirWait)
+	deadline := time.Now().Add(StateDirWait)
 	var last error
 	for {
 		url, opts, err := c.tryStateDir(o)
