@@ -35,7 +35,7 @@ declare -A speak=()
 while kill -0 "$copy" 2>/dev/null; do
   s=$(size "$state/jetstream"); s=${s:-0}
   (( s > peak )) && peak=$s
-  for d in "$state"/jetstream/*/streams/*/; do
+  for d in "$state"/jetstream/jetstream/*/streams/*/; do
     [[ -d $d ]] || continue
     name=$(basename "$d"); v=$(size "$d"); v=${v:-0}
     (( v > ${speak[$name]:-0} )) && speak[$name]=$v
@@ -47,6 +47,7 @@ echo "copied $n objects in $(( $(date +%s) - start ))s: $(tail -c 300 "$work/sum
 echo "largest jetstream size while the job ran: $peak bytes"
 for name in "${!speak[@]}"; do echo "  largest $name: ${speak[$name]} bytes"; done
 report "after the job"
+for d in "$state"/jetstream/jetstream/*/streams/*/; do echo "  $(basename "$d"): $(size "$d") bytes"; done
 "$ferry" job prune --older-than 0s --state-dir "$state"
 report "after job prune (audit log kept)"
 # prune --audit would also have removed the audit log counted above.
