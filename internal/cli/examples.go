@@ -27,6 +27,11 @@ var examples = map[string]string{
 	"ferry job pause":  "  ferry job pause k3xqmv2hq7d4nb5a",
 	"ferry job resume": "  ferry job resume k3xqmv2hq7d4nb5a\n  ferry job resume k3xqmv2hq7d4nb5a --workers 0 --nats tls://nats.internal:4222",
 	"ferry job cancel": "  ferry job cancel k3xqmv2hq7d4nb5a",
+	"ferry job rm": `  ferry job rm k3xqmv2hq7d4nb5a --dry-run
+  ferry job rm k3xqmv2hq7d4nb5a --audit              # its audit log too`,
+	"ferry job prune": `  ferry job prune --older-than 30d --dry-run
+  ferry job prune --older-than 30d
+  ferry job prune --older-than 2026-01-01 --audit`,
 	"ferry dlq": `  ferry dlq list k3xqmv2hq7d4nb5a
   ferry dlq redrive k3xqmv2hq7d4nb5a`,
 	"ferry dlq list":    "  ferry dlq list k3xqmv2hq7d4nb5a\n  ferry dlq list k3xqmv2hq7d4nb5a --json",

@@ -26,7 +26,7 @@ func jobErr(err error) error {
 		return nil
 	}
 	if errors.Is(err, job.ErrNotFound) || errors.Is(err, job.ErrFinished) || errors.Is(err, job.ErrIncompatible) ||
-		errors.Is(err, job.ErrLocked) || errors.Is(err, queue.ErrLocked) {
+		errors.Is(err, job.ErrLocked) || errors.Is(err, queue.ErrLocked) || errors.Is(err, job.ErrNotFinished) {
 		return asUsage(err)
 	}
 	return err
@@ -162,7 +162,7 @@ func newJobCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	f.registerOutput(resume)
 	d.register(resume)
 
-	c.AddCommand(list, status, pause, resume, cancel)
+	c.AddCommand(list, status, pause, resume, cancel, newJobRmCmd(stdio, qf), newJobPruneCmd(stdio, qf))
 	return c
 }
 
@@ -171,13 +171,13 @@ func newJobCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 const Interrupted job.Status = "interrupted"
 
 // withLiveness shows a running job whose coordinator is gone as
-// interrupted. On an embedded server this process could open, nobody runs
-// anything; on an external cluster the job's lock tells.
+// interrupted: the job's lock tells (on a state directory's server shared
+// by several processes as on a cluster).
 func withLiveness(ctx context.Context, conn *queue.Conn, st job.State) job.State {
 	if st.Status != job.Running {
 		return st
 	}
-	if conn.Embedded() || !job.Locked(ctx, conn, st.Spec.ID) {
+	if !job.Locked(ctx, conn, st.Spec.ID) {
 		st.Status = Interrupted
 		st.Message = "no process coordinates it; continue with: ferry job resume " + st.Spec.ID
 	}
@@ -211,7 +211,7 @@ func resumeJob(ctx context.Context, stdio Stdio, qf *queueFlags, id string, f jo
 		}
 		fmt.Fprintf(stdio.Err, "job %s: %d dead-letter entries back on the work queue\n", id, n)
 	}
-	if !conn.Embedded() && job.Locked(ctx, conn, id) {
+	if job.Locked(ctx, conn, id) {
 		st, err := job.SetStatus(ctx, conn, id, job.Running, "")
 		if err != nil {
 			return jobErr(err)

@@ -152,6 +152,16 @@ func (qf *queueFlags) connect(ctx context.Context) (*queue.Conn, error) {
 		CAFile: qf.ca, CertFile: qf.cert, KeyFile: qf.key,
 		AllowInsecure: qf.allowInsecure, Replicas: qf.replicas,
 		ReplicasSet: qf.flags != nil && qf.flags.Changed("nats-replicas"),
+		// This process may end up serving the state directory to others:
+		// it waits for them before it exits, even after the interrupt that
+		// stopped its own job, until interrupted while it waits.
+		Linger: context.WithoutCancel(ctx),
+	}
+	if qf.warn != nil {
+		w, dir := qf.warn, o.StateDir
+		o.Waiting = func() {
+			fmt.Fprintf(w, "ferry: other ferry processes use state directory %s through this one (ferry job list shows their jobs); waiting for them to finish before exiting (interrupt to exit now: their jobs stop and can be resumed)\n", dir)
+		}
 	}
 	if qf.tokenFile != "" {
 		if qf.url == "" {
@@ -292,6 +302,8 @@ func (d *durableFlags) registerCreate(c *cobra.Command) {
 // A second signal aborts in-flight multipart uploads and exits.
 func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Conn, coord *job.Coordinator, f jobFlags, d durableFlags) error {
 	id := coord.ID()
+	ctx, stopLost := stopWhenServerLost(ctx, stdio.Err, qf, conn, id)
+	defer stopLost()
 	f.noProgress = f.noProgress || stdio.logs.isQuiet()
 	tty := isTerminal(stdio.Err) && !f.noProgress
 	console := newConsole(stdio.Err, tty)
@@ -419,7 +431,7 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 	if stop != nil {
 		stop()
 	}
-	if err != nil && errors.Is(err, context.Canceled) && drainCtx.Err() != nil {
+	if err != nil && drainCtx.Err() != nil && (errors.Is(err, context.Canceled) || serverLost(conn)) {
 		fmt.Fprintf(stdio.Err, "job %s interrupted: %d objects copied so far; resume with: ferry job resume %s\n", id, st.Counters.Copied, id)
 		if f.jsonOut {
 			// The job is still running as far as the queue knows (so
@@ -447,6 +459,41 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 		return errNoTransfer
 	}
 	return nil
+}
+
+// stopWhenServerLost returns a context that ends, with one line on w, when
+// this process is a client of a state directory's server and the process
+// serving it exits (it was interrupted or killed while this job ran): the
+// job then stops as on an interrupt and can be resumed. stop ends the
+// watch and waits for it.
+func stopWhenServerLost(ctx context.Context, w io.Writer, qf *queueFlags, conn *queue.Conn, id string) (context.Context, func()) {
+	lost := conn.Lost()
+	if lost == nil {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-lost:
+			fmt.Fprintf(w, "ferry: the ferry process (pid %d) serving state directory %s exited while job %s ran; it stops here and can be resumed: ferry job resume %s\n",
+				conn.ServerPID(), qf.stateDirPath(), id, id)
+			cancel()
+		case <-done:
+		}
+	})
+	return ctx, func() { close(done); wg.Wait(); cancel() }
+}
+
+// serverLost reports whether this client's state directory server is gone.
+func serverLost(conn *queue.Conn) bool {
+	select {
+	case <-conn.Lost():
+		return true
+	default:
+		return false
+	}
 }
 
 // sideString names a job's side for people: its location, and the object

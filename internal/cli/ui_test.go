@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -13,7 +15,9 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/dashboard"
+	"github.com/ferry-dev/ferry/internal/fslock"
 	"github.com/ferry-dev/ferry/internal/job"
+	"github.com/ferry-dev/ferry/internal/queue"
 )
 
 // lockedBuffer is an io.Writer a test reads while a command writes it.
@@ -147,20 +151,60 @@ func TestUICommand(t *testing.T) {
 	}
 }
 
-// TestUISnapshotFallback: while another process holds the embedded state
-// directory, `ferry ui` shows the jobs' snapshots and passes pause, resume
-// and cancel on as control files.
-func TestUISnapshotFallback(t *testing.T) {
+// TestUISharedStateDir: while another process serves the state directory
+// (a running copy), `ferry ui` connects to it as a client and has the whole
+// queue: jobs, workers and the dead-letter queue.
+func TestUISharedStateDir(t *testing.T) {
 	secretEnv(t)
-	state := t.TempDir()
+	state := filepath.Join(t.TempDir(), "state")
 	qf := &queueFlags{stateDir: state}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := qf.connect(ctx) // held: the "running copy"
+	conn, err := qf.connect(ctx) // serving: the "running copy"
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	// Registered before the dashboard's cleanup, so run after it: the
+	// serving process waits for its clients.
+	t.Cleanup(conn.Close)
+	coord, err := job.Create(ctx, conn, job.Spec{Command: "copy", Src: job.Side{Location: "/a"}, Dst: job.Side{Location: "/b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := coord.ID()
+	base, _ := startUICmd(t, "--state-dir", state)
+	got := getUIState(t, base)
+	if len(got.Jobs) != 1 || got.Jobs[0].ID != id || got.Workers == nil {
+		t.Fatalf("state through the serving process: %+v", got)
+	}
+	if code, body := httpDo(t, "GET", base+"api/jobs/"+id+"/dlq", ""); code != http.StatusOK {
+		t.Fatalf("dlq through the serving process: %d %s", code, body)
+	}
+}
+
+// TestUISnapshotFallback: when the state directory's server cannot be
+// reached (its lock is held, and no server answers), `ferry ui` shows the
+// jobs' snapshots and passes pause, resume and cancel on as control files.
+func TestUISnapshotFallback(t *testing.T) {
+	secretEnv(t)
+	state := filepath.Join(t.TempDir(), "state")
+	qf := &queueFlags{stateDir: state}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	old := queue.StateDirWait
+	queue.StateDirWait = time.Second
+	t.Cleanup(func() { queue.StateDirWait = old })
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(state, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fslock.TryLock(lock); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
 	id := job.NewID()
 	st := job.State{V: job.WireVersion, Spec: job.Spec{ID: id, Command: "copy", Created: time.Now().UTC()}, Status: job.Running}
 	b, _ := json.Marshal(st)

@@ -33,3 +33,18 @@ func unlock(f *os.File) error {
 	}
 	return nil
 }
+
+func lockShared(f *os.File) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EWOULDBLOCK):
+			return ErrLocked
+		}
+		return &os.PathError{Op: "flock", Path: f.Name(), Err: err}
+	}
+}

@@ -613,11 +613,13 @@ func (c *Coordinator) applyRecord(ctx context.Context, seq uint64, subject strin
 		for _, r := range f.Outcomes {
 			switch r.Outcome {
 			case OutcomeFailed, OutcomeDelFail:
-				c.opts.Log.Error("object failed", "job", c.id, "key", r.Key, "err", r.Error, "attempts", r.Attempts)
+				c.opts.Log.Error("object failed", c.failedAttrs(r)...)
 			}
 		}
 		if f.Task != nil && f.Task.Failed {
-			c.opts.Log.Error("listing task failed", "job", c.id, "err", f.Task.Error)
+			spec := c.State().Spec
+			c.opts.Log.Error("listing task failed", "job", c.id, "source", spec.Src.Location, "source_endpoint", EndpointName(spec.Src),
+				"destination", spec.Dst.Location, "destination_endpoint", EndpointName(spec.Dst), "err", f.Task.Error)
 		}
 	}
 	return nil
@@ -839,6 +841,38 @@ func (c *Coordinator) finish(ctx context.Context, status Status, msg string) (St
 		c.opts.OnUpdate(c.State())
 	}
 	return c.State(), nil
+}
+
+// failedAttrs are the log attributes of a failed object: the key, the side
+// it failed on with that side's location and endpoint, and the error.
+func (c *Coordinator) failedAttrs(r Result) []any {
+	attrs := []any{"job", c.id, "key", r.Key}
+	spec := c.State().Spec
+	side := r.Side
+	if side == "" && r.Outcome == OutcomeDelFail {
+		side = "destination"
+	}
+	switch side {
+	case "source":
+		attrs = append(attrs, "side", side, "location", spec.Src.Location, "endpoint", EndpointName(spec.Src))
+	case "destination":
+		attrs = append(attrs, "side", side, "location", spec.Dst.Location, "endpoint", EndpointName(spec.Dst))
+	default: // a worker of an older version: the side is not known
+		attrs = append(attrs, "source_endpoint", EndpointName(spec.Src), "destination_endpoint", EndpointName(spec.Dst))
+	}
+	return append(attrs, "err", r.Error, "attempts", r.Attempts)
+}
+
+// EndpointName is a side's endpoint for logs: its URL, "aws" for AWS S3,
+// "local" for a directory.
+func EndpointName(s Side) string {
+	switch {
+	case s.Endpoint != "":
+		return s.Endpoint
+	case strings.HasPrefix(s.Location, "s3://"):
+		return "aws"
+	}
+	return "local"
 }
 
 // UploadKeyPrefix is the prefix of a job's keys in the uploads bucket.

@@ -47,11 +47,10 @@ func staleHolder(holder string) bool {
 // release gives the lock up.
 func (c *Coordinator) lock(ctx context.Context) (lease context.Context, release func(), err error) {
 	holder := []byte(lockHolder())
-	if c.conn.Embedded() {
-		// The state directory's flock already makes this process the only
-		// one: a lock left by a killed process is stale.
-		_ = c.conn.Locks.Purge(ctx, c.id)
-	} else if cur, gerr := c.conn.Locks.Get(ctx, c.id); gerr == nil && staleHolder(string(cur.Value())) {
+	// Several processes of this machine may share a state directory's
+	// server (or a cluster): a lock is taken over only when its holder is
+	// a process of this host that no longer exists.
+	if cur, gerr := c.conn.Locks.Get(ctx, c.id); gerr == nil && staleHolder(string(cur.Value())) {
 		_ = c.conn.Locks.Delete(ctx, c.id, jetstream.LastRevision(cur.Revision()))
 	}
 	rev, err := c.conn.Locks.Create(ctx, c.id, holder)

@@ -141,11 +141,13 @@ type Result struct {
 	ListedSize int64  `json:"listed_size,omitempty"`
 	Outcome    string `json:"outcome,omitempty"`
 	Error      string `json:"error,omitempty"`
-	Attempts   int    `json:"attempts,omitempty"`
-	Worker     string `json:"worker,omitempty"`
-	Method     string `json:"method,omitempty"`
-	CRC32C     string `json:"crc32c,omitempty"`
-	MD5        bool   `json:"md5_verified,omitempty"`
+	// Side names the side a failure came from ("source", "destination").
+	Side     string `json:"side,omitempty"`
+	Attempts int    `json:"attempts,omitempty"`
+	Worker   string `json:"worker,omitempty"`
+	Method   string `json:"method,omitempty"`
+	CRC32C   string `json:"crc32c,omitempty"`
+	MD5      bool   `json:"md5_verified,omitempty"`
 	// Verified names how a copy's bytes were checked against the source
 	// (transfer.Result.Verified), or Unverified.
 	Verified string `json:"verified,omitempty"`

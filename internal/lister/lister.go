@@ -219,8 +219,8 @@ func (r *run) inRange(key string) bool { return r.end == "" || key <= r.end }
 
 func (r *run) runRange(ctx context.Context) error {
 	opts := store.ListOptions{Prefix: r.task.Prefix, StartAfter: r.task.StartAfter}
-	src := upTo(r.src.List(ctx, opts), r.task.End)
-	dst := upTo(r.dst.List(ctx, opts), r.task.End)
+	src := sided(SideSource, upTo(r.src.List(ctx, opts), r.task.End))
+	dst := sided(SideDestination, upTo(r.dst.List(ctx, opts), r.task.End))
 	for p, err := range plan.Merge(ctx, src, dst) {
 		if err != nil {
 			return err
@@ -241,8 +241,8 @@ func (r *run) runRange(ctx context.Context) error {
 
 func (r *run) runLevel(ctx context.Context) error {
 	opts := store.ListOptions{Prefix: r.task.Prefix, StartAfter: r.task.StartAfter}
-	src := store.ListLevel(ctx, r.src, opts)
-	dst := store.ListLevel(ctx, r.dst, opts)
+	src := sided(SideSource, store.ListLevel(ctx, r.src, opts))
+	dst := sided(SideDestination, store.ListLevel(ctx, r.dst, opts))
 	for p, err := range mergeLevel(ctx, src, dst) {
 		if err != nil {
 			return err
@@ -518,6 +518,47 @@ func mergeLevel(ctx context.Context, src, dst iter.Seq2[store.Entry, error]) ite
 				}
 			}
 			if !yield(p, nil) {
+				return
+			}
+		}
+	}
+}
+
+// The sides a listing error comes from (SideError).
+const (
+	SideSource      = "source"
+	SideDestination = "destination"
+)
+
+// SideError is a listing error of one side.
+type SideError struct {
+	Side string
+	Err  error
+}
+
+func (e *SideError) Error() string { return "list " + e.Side + ": " + e.Err.Error() }
+func (e *SideError) Unwrap() error { return e.Err }
+
+// ErrSide names the side a listing error came from ("" when unknown).
+func ErrSide(err error) string {
+	var se *SideError
+	if errors.As(err, &se) {
+		return se.Side
+	}
+	return ""
+}
+
+// sided marks the errors of one side's listing with the side.
+func sided[T any](side string, list iter.Seq2[T, error]) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		for v, err := range list {
+			if err != nil {
+				var se *SideError
+				if !errors.As(err, &se) {
+					err = &SideError{Side: side, Err: err}
+				}
+			}
+			if !yield(v, err) {
 				return
 			}
 		}

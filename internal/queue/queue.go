@@ -13,9 +13,9 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,7 +23,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/ferry-dev/ferry/internal/fslock"
 	"github.com/ferry-dev/ferry/internal/transport"
 	"github.com/ferry-dev/ferry/internal/trust"
 )
@@ -83,6 +82,13 @@ type Options struct {
 	EncryptionKey string
 	// Name identifies this connection to the server (host and pid by default).
 	Name string
+	// Linger, for the process that ends up serving a state directory,
+	// bounds how long Close waits for the other processes connected to it
+	// to finish (nil: it does not wait); an interrupt (SIGINT, SIGTERM)
+	// received while it waits ends the wait too. Waiting, when set, is
+	// called once when Close starts waiting.
+	Linger  context.Context
+	Waiting func()
 	// Signer signs what this process publishes (nil: a new key that only
 	// this process trusts). Trust is the keys whose messages this process
 	// accepts besides its own.
@@ -111,13 +117,27 @@ type Conn struct {
 	embedded bool
 	// ready is set once setup is done.
 	ready atomic.Bool
+
+	// A state directory's server (statedir.go): the token this process
+	// serves with, the directory, the shared or exclusive lock on its
+	// clients.lock, and, for a client, the serving process and a channel
+	// closed when the connection to it is lost.
+	token, stateDir string
+	clientsLock     *os.File
+	serverPID       int
+	lost            chan struct{}
+	lostOnce        sync.Once
+	linger          context.Context
+	waiting         func()
 }
 
 // ErrLocked is returned when another process holds the embedded state
 // directory.
 var ErrLocked = errors.New("state directory is in use by another ferry process")
 
-// Embedded reports whether the server runs inside this process.
+// Embedded reports whether the queue is a state directory's embedded
+// server, run by this process (Serving) or by another ferry process of
+// this machine that this one connected to.
 func (c *Conn) Embedded() bool { return c.embedded }
 
 // ClientURL is the URL other processes can reach an embedded server on when
@@ -156,14 +176,15 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 				fmt.Fprintf(os.Stderr, "ferry: nats: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 			}
 		}))
+	url := o.URL
 	if o.URL == "" {
-		if err := c.startEmbedded(o); err != nil {
+		u, more, err := c.openStateDir(ctx, o)
+		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, nats.InProcessServer(c.srv))
-		if o.ListenToken != "" {
-			opts = append(opts, nats.Token(o.ListenToken))
-		}
+		url = u
+		opts = append(opts, more...)
+		c.embedded, c.linger, c.waiting = true, o.Linger, o.Waiting
 	} else {
 		if err := CheckURL(o.URL, o.AllowInsecure); err != nil {
 			return nil, err
@@ -192,7 +213,7 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		}
 		opts = append(opts, nats.Timeout(5*time.Second), nats.RetryOnFailedConnect(false))
 	}
-	nc, err := nats.Connect(o.URL, opts...)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		c.shutdownEmbedded()
 		return nil, fmt.Errorf("connect to NATS %s: %w", displayURL(o.URL), err)
@@ -288,81 +309,6 @@ func CheckListen(addr string, auth, tls bool) error {
 	return nil
 }
 
-func (c *Conn) startEmbedded(o Options) error {
-	if o.StateDir == "" {
-		return errors.New("embedded NATS: no state directory")
-	}
-	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
-		return fmt.Errorf("state directory %s: %w", o.StateDir, err)
-	}
-	lockPath := filepath.Join(o.StateDir, "lock")
-	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return fmt.Errorf("state directory %s: %w", o.StateDir, err)
-	}
-	if err := fslock.TryLock(f); err != nil {
-		holder, _ := os.ReadFile(lockPath)
-		f.Close()
-		return fmt.Errorf("%s: %w (%s)", o.StateDir, ErrLocked, strings.TrimSpace(string(holder)))
-	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d\n", os.Getpid())), 0)
-	c.lockFile = f
-	sopts := &server.Options{
-		ServerName:         "ferry-embedded",
-		JetStream:          true,
-		StoreDir:           filepath.Join(o.StateDir, "jetstream"),
-		DontListen:         o.Listen == "",
-		NoSigs:             true,
-		NoLog:              true,
-		JetStreamMaxMemory: 64 << 20,
-		MaxPayload:         8 << 20,
-	}
-	if o.EncryptionKey != "" {
-		sopts.JetStreamKey = o.EncryptionKey
-		sopts.JetStreamCipher = server.AES
-	}
-	if o.Listen != "" {
-		host, port, err := net.SplitHostPort(o.Listen)
-		if err != nil {
-			c.shutdownEmbedded()
-			return fmt.Errorf("--listen %q: %w", o.Listen, err)
-		}
-		p, err := strconv.Atoi(port)
-		if err != nil {
-			c.shutdownEmbedded()
-			return fmt.Errorf("--listen %q: bad port", o.Listen)
-		}
-		if err := CheckListen(o.Listen, o.ListenToken != "", o.ListenCert != ""); err != nil {
-			c.shutdownEmbedded()
-			return err
-		}
-		sopts.Host, sopts.Port = host, p
-		sopts.Authorization = o.ListenToken
-		if o.ListenCert != "" {
-			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: o.ListenCert, KeyFile: o.ListenKey})
-			if err != nil {
-				c.shutdownEmbedded()
-				return fmt.Errorf("--listen-cert %s, --listen-key %s: %w", o.ListenCert, o.ListenKey, err)
-			}
-			sopts.TLSConfig, sopts.TLS, sopts.TLSTimeout = tc, true, 5
-		}
-	}
-	srv, err := server.NewServer(sopts)
-	if err != nil {
-		c.shutdownEmbedded()
-		return fmt.Errorf("embedded NATS: %w", err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
-		srv.Shutdown()
-		c.shutdownEmbedded()
-		return errors.New("embedded NATS: not ready after 30s")
-	}
-	c.srv, c.embedded = srv, true
-	return nil
-}
-
 func (c *Conn) shutdownEmbedded() {
 	if c.srv != nil {
 		c.srv.Shutdown()
@@ -370,13 +316,26 @@ func (c *Conn) shutdownEmbedded() {
 		c.srv = nil
 	}
 	if c.lockFile != nil {
+		if c.stateDir != "" {
+			// Before the lock is released: the next server writes its own.
+			os.Remove(ServerFile(c.stateDir))
+		}
 		c.lockFile.Close()
 		c.lockFile = nil
 	}
+	if c.clientsLock != nil {
+		c.clientsLock.Close()
+		c.clientsLock = nil
+	}
 }
 
-// Close drains the connection and stops an embedded server.
+// Close drains the connection and stops an embedded server. A process
+// that serves its state directory to others first waits, while
+// Options.Linger lasts, until they have disconnected.
 func (c *Conn) Close() {
+	if c.srv != nil && c.linger != nil {
+		c.waitForClients(c.linger, c.waiting)
+	}
 	if c.NC != nil {
 		_ = c.NC.Drain()
 		for i := 0; i < 50 && !c.NC.IsClosed(); i++ {

@@ -816,12 +816,12 @@ func (jr *jobRun) handleList(work job.Work) bool {
 		case cut:
 			rest.ID = job.ContentID(work.ID, "rest")
 		case work.Attempt < jr.spec.MaxAttempts && !store.Permanent(err):
-			jr.log().Warn("listing task failed, will retry", "attempt", work.Attempt, "err", logtext.OneLine(err.Error()))
+			jr.log().Warn("listing task failed, will retry", append(jr.listErrAttrs(stop.Rest.Prefix, err), "attempt", work.Attempt)...)
 			rest.ID, rest.Attempt = job.ContentID(work.ID, "retry"), work.Attempt+1
 			rest.NotBefore = time.Now().Add(backoff(w.opts.RetryBase, work.Attempt)).UnixMilli()
 			rest.Errs = []string{logtext.OneLine(err.Error())}
 		default:
-			jr.log().Error("listing task failed", "attempts", work.Attempt, "err", logtext.OneLine(err.Error()))
+			jr.log().Error("listing task failed", append(jr.listErrAttrs(stop.Rest.Prefix, err), "attempts", work.Attempt)...)
 			pub.publish(queue.DLQSubject(work.Job), job.DLQEntry{V: job.WireVersion, Job: work.Job, Kind: job.KindList, Task: &stop.Rest, Error: logtext.OneLine(err.Error()), Attempts: work.Attempt, Time: time.Now().UTC()}, job.ContentID(work.ID, "dlq"))
 			res.Failed, res.Error = true, logtext.OneLine(err.Error())
 		}
@@ -960,6 +960,7 @@ func (jr *jobRun) copyOne(ctx context.Context, o job.Obj, work job.Work, redeliv
 		res.Outcome, res.Ended = outcome, time.Now().UTC()
 		if err != nil {
 			res.Error = logtext.OneLine(err.Error())
+			res.Side = errSide(err, false)
 		}
 		return res, err
 	}
@@ -1004,7 +1005,7 @@ func (jr *jobRun) deleteOne(ctx context.Context, o job.Obj, work job.Work) (job.
 	err := jr.dst.Delete(ctx, o.K)
 	res.Ended = time.Now().UTC()
 	if err != nil {
-		res.Outcome, res.Error = job.OutcomeDelFail, logtext.OneLine(err.Error())
+		res.Outcome, res.Error, res.Side = job.OutcomeDelFail, logtext.OneLine(err.Error()), "destination"
 		return res, err
 	}
 	res.Outcome = job.OutcomeDeleted
@@ -1058,16 +1059,25 @@ func errSide(err error, del bool) string {
 	return "destination"
 }
 
-// endpointName is a side's endpoint for logs: its URL, "aws" for AWS S3,
-// "local" for a directory.
-func endpointName(s job.Side) string {
-	switch {
-	case s.Endpoint != "":
-		return s.Endpoint
-	case strings.HasPrefix(s.Location, "s3://"):
-		return "aws"
+// endpointName is a side's endpoint for logs (job.EndpointName).
+func endpointName(s job.Side) string { return job.EndpointName(s) }
+
+// listErrAttrs are the log attributes of a failed listing task: the
+// prefix, the side the error came from with its location and endpoint
+// (both sides when the error does not say), and the error.
+func (jr *jobRun) listErrAttrs(prefix string, err error) []any {
+	attrs := []any{"prefix", prefix}
+	switch side := lister.ErrSide(err); side {
+	case lister.SideSource, lister.SideDestination:
+		sd := jr.spec.Src
+		if side == lister.SideDestination {
+			sd = jr.spec.Dst
+		}
+		attrs = append(attrs, "side", side, "location", sd.Location, "endpoint", endpointName(sd))
+	default:
+		attrs = append(attrs, "side", "source and destination", "endpoint", endpointName(jr.spec.Src)+" and "+endpointName(jr.spec.Dst))
 	}
-	return "local"
+	return append(attrs, "err", logtext.OneLine(err.Error()))
 }
 
 // deadLetter fails a work message of a job whose stores this worker will
