@@ -46,9 +46,13 @@ type Fault struct {
 	// Stall delivers nothing for this long (or until the client goes
 	// away) just before the byte at At, then goes on.
 	Stall time.Duration
+	// Hold, when not nil, stalls like Stall until it is closed (or the
+	// client goes away): a stall the test ends when it chooses.
+	Hold <-chan struct{}
 }
 
-func (f Fault) bodyFault() bool { return f.Flip || f.Truncate || f.ResetBody || f.Stall > 0 }
+func (f Fault) stalls() bool    { return f.Stall > 0 || f.Hold != nil }
+func (f Fault) bodyFault() bool { return f.Flip || f.Truncate || f.ResetBody || f.stalls() }
 
 // FaultStats count the faults a [FaultProxy] has injected (those that took
 // effect: a flip counts once the flipped byte was sent on).
@@ -208,14 +212,10 @@ type faultBody struct {
 func (b *faultBody) Read(buf []byte) (int, error) {
 	if b.pos == b.at && !b.done {
 		b.done = true
-		if b.f.Stall > 0 {
+		if b.f.stalls() {
 			b.p.stalls.Add(1)
-			t := time.NewTimer(b.f.Stall)
-			select {
-			case <-t.C:
-			case <-b.ctx.Done():
-				t.Stop()
-				return 0, b.ctx.Err()
+			if err := stall(b.ctx, b.f); err != nil {
+				return 0, err
 			}
 		}
 		switch {
@@ -245,6 +245,24 @@ func (b *faultBody) Read(buf []byte) (int, error) {
 }
 
 func (b *faultBody) Close() error { return b.rc.Close() }
+
+// stall waits for f.Stall to pass or f.Hold to be closed, whichever is set
+// (both: whichever comes first), or for ctx to end.
+func stall(ctx context.Context, f Fault) error {
+	var timeout <-chan time.Time
+	if f.Stall > 0 {
+		t := time.NewTimer(f.Stall)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-timeout:
+	case <-f.Hold:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
 
 // Chances are the probabilities of the faults [RandomFaults] injects.
 type Chances struct {
