@@ -188,7 +188,7 @@ func resumeJob(ctx context.Context, stdio Stdio, qf *queueFlags, id string, f jo
 	if err := job.ValidID(id); err != nil {
 		return asUsage(err)
 	}
-	if err := d.checkBWLimit(); err != nil {
+	if err := d.checkProcessFlags(); err != nil {
 		return err
 	}
 	if f.concurrency <= 0 {
@@ -409,6 +409,7 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	var jobs []string
 	var verbose bool
 	var bwlimit string
+	var stallTimeout time.Duration
 	c := &cobra.Command{
 		Use:   "worker",
 		Short: "Work on every running job of a NATS cluster (--nats URL) until interrupted",
@@ -419,6 +420,9 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 			}
 			if concurrency < 1 {
 				return usageErr("--concurrency %d: want at least 1", concurrency)
+			}
+			if err := checkStallTimeout(stallTimeout); err != nil {
+				return err
 			}
 			limiter, err := parseBWLimit(bwlimit)
 			if err != nil {
@@ -433,7 +437,7 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 			log := newLogger(stdio.Err, verbose)
 			abort, stopSignals := signalStages(ctx, stdio.Err, drain)
 			defer stopSignals()
-			w := worker.New(conn, worker.Options{Concurrency: concurrency, Jobs: jobs, Log: log, Open: openSpec, DrainTimeout: drain, Abort: abort, Limiter: limiter})
+			w := worker.New(conn, worker.Options{Concurrency: concurrency, Jobs: jobs, Log: log, Open: openSpec, DrainTimeout: drain, Abort: abort, Limiter: limiter, StallTimeout: stallOption(stallTimeout)})
 			log.Info("worker started", "nats", qf.url, "concurrency", concurrency)
 			err = w.Run(ctx)
 			log.Info("worker stopped")
@@ -445,5 +449,6 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	c.Flags().StringArrayVar(&jobs, "job", nil, "work only on this job (repeatable)")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every object")
 	c.Flags().StringVar(&bwlimit, "bwlimit", "", "limit the bytes this worker reads from sources to this rate, all jobs together (e.g. 10M = 10 MiB/s)")
+	registerStallTimeout(c.Flags(), &stallTimeout)
 	return c
 }

@@ -139,11 +139,16 @@ type durableFlags struct {
 	maxAttempts     int
 	drainTimeout    time.Duration
 	bwlimit         string
-	limiter         *transfer.Limiter // parsed --bwlimit (checkBWLimit)
+	limiter         *transfer.Limiter // parsed --bwlimit (checkProcessFlags)
+	stallTimeout    time.Duration
 }
 
-// checkBWLimit parses --bwlimit (a usage error when it is bad).
-func (d *durableFlags) checkBWLimit() (err error) {
+// checkProcessFlags parses --bwlimit (a usage error when it is bad) and checks
+// --stall-timeout.
+func (d *durableFlags) checkProcessFlags() (err error) {
+	if err := checkStallTimeout(d.stallTimeout); err != nil {
+		return err
+	}
 	d.limiter, err = parseBWLimit(d.bwlimit)
 	return err
 }
@@ -154,6 +159,7 @@ func (d *durableFlags) register(c *cobra.Command) {
 	fl.IntVar(&d.maxAttempts, "max-attempts", 3, "attempts per object before it goes to the dead-letter queue")
 	fl.DurationVar(&d.drainTimeout, "drain-timeout", 30*time.Second, "on interrupt, how long in-flight objects may finish")
 	fl.StringVar(&d.bwlimit, "bwlimit", "", "limit the bytes read from the source to this rate, all objects of this process together (e.g. 10M = 10 MiB/s)")
+	registerStallTimeout(fl, &d.stallTimeout)
 }
 
 // registerCreate registers the flags that only a new job takes.
@@ -191,6 +197,7 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 			Abort:        abort,
 			Stats:        wstats,
 			Limiter:      d.limiter,
+			StallTimeout: stallOption(d.stallTimeout),
 		})
 		wg.Add(1)
 		go func() {

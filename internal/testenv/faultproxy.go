@@ -22,8 +22,10 @@ import (
 )
 
 // Fault is what a [FaultProxy] does to one request. The zero value forwards
-// it untouched. Body faults (Flip, Truncate, ResetBody, Stall) apply to GET
-// responses with a body of known length; the others to any request.
+// it untouched. Body faults (Flip, Truncate, ResetBody, Stall, Hold) apply
+// to GET responses with a body of known length, or with Request to the body
+// of a PUT request (PutObject, UploadPart) of known length; the others to
+// any request.
 type Fault struct {
 	// Status, when not 0, answers the request with this status and an S3
 	// error document (code SlowDown for 503, else InternalError), without
@@ -49,6 +51,12 @@ type Fault struct {
 	// Hold, when not nil, stalls like Stall until it is closed (or the
 	// client goes away): a stall the test ends when it chooses.
 	Hold <-chan struct{}
+	// Request applies the body faults to the request's body as the proxy
+	// reads it (a PUT), instead of the response's: a stall stops taking
+	// bytes from the client, a flipped bit reaches the server, truncation
+	// and reset fail the forwarded request (the client gets a 502 or a
+	// reset connection).
+	Request bool
 }
 
 func (f Fault) stalls() bool    { return f.Stall > 0 || f.Hold != nil }
@@ -169,7 +177,14 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 			code, r.URL.Path)
 		return
 	}
-	if f.bodyFault() {
+	switch {
+	case f.bodyFault() && f.Request:
+		if r.Method == http.MethodPut && r.ContentLength > 0 {
+			at := min(max(int64(f.At*float64(r.ContentLength)), 0), r.ContentLength-1)
+			conn, _ := r.Context().Value(connKey{}).(net.Conn)
+			r.Body = &faultBody{rc: r.Body, p: p, f: f, at: at, ctx: r.Context(), conn: conn}
+		}
+	case f.bodyFault():
 		r = r.WithContext(context.WithValue(r.Context(), faultKey{}, f))
 	}
 	p.rp.ServeHTTP(w, r)

@@ -82,8 +82,14 @@
 // cut short or reset is read on with a ranged GET from the byte reached (of
 // the same version), and a read receiving nothing for
 // [Options.StallTimeout] is aborted ([ErrStalled]) and read on likewise, a
-// bounded number of times per range. A part upload that fails with an error
-// worth retrying is retried from its buffer, twice, within the attempt.
+// bounded number of times per range. A part upload or a buffered Put that
+// fails with an error worth retrying is sent again from its buffer, twice,
+// within the attempt. Writes have a stall timeout too: a Put or UploadPart
+// whose body the destination stops taking for StallTimeout, or that gets no
+// answer StallTimeout after its last byte, is cancelled ([ErrStalled]) and
+// sent again likewise; the time a streamed Put's body waits for its source
+// is not counted (the read has its own timeout), and a streamed Put, having
+// no buffer, fails the attempt instead.
 //
 // Preserved: Content-Type, -Encoding, -Disposition, -Language,
 // Cache-Control, Expires, all user metadata, tags (fetched only when the

@@ -167,7 +167,9 @@ func (u *upload) uploadPart(ctx context.Context, num int32, buf *buffer, n int64
 	var p store.Part
 	for try := 0; ; try++ {
 		var err error
-		p, err = u.mp.UploadPart(ctx, u.dstKey, u.id, num, buf.reader(), n, want)
+		w := u.e.watchWrite(ctx)
+		p, err = u.mp.UploadPart(w.ctx, u.dstKey, u.id, num, w.seekable(buf.reader()), n, want)
+		err = w.done(err)
 		if err == nil {
 			if got := fullObjectCRC(p.ChecksumCRC32C); got != "" && got != want {
 				err = fmt.Errorf("%w: part crc32c %s != %s", store.ErrChecksum, got, want)

@@ -78,6 +78,10 @@ type Options struct {
 	RetryBase time.Duration
 	// Stats, when set, receives live byte counts for progress displays.
 	Stats *Stats
+	// StallTimeout aborts and retries a source read or a destination write
+	// (Put, UploadPart) that moves no bytes for this long (see
+	// [transfer.Options.StallTimeout]; 0: its default, negative: never).
+	StallTimeout time.Duration
 	// Limiter, when set, bounds the rate of the bytes this worker reads
 	// from sources, all its jobs and objects together (--bwlimit; each
 	// worker process has its own).
@@ -370,6 +374,7 @@ func (jr *jobRun) loop() {
 		SSEKMSKeyID:  jr.spec.SSEKMSKeyID,
 		StorageClass: jr.spec.StorageClass,
 		Limiter:      w.opts.Limiter,
+		StallTimeout: w.opts.StallTimeout,
 		Attempts:     1, // the queue retries, with its own attempt count
 
 		CompareChecksum: jr.spec.Compare == plan.CompareChecksum,
