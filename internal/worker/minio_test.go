@@ -217,3 +217,52 @@ func TestStalledGETsHoldOneSlotEach(t *testing.T) {
 		t.Errorf("with %d of %d slots held, the other objects took %s, against %s for all without faults", len(stalled), conc, faulty[0], clean[0])
 	}
 }
+
+// TestHalfThrottled: every request to the source has a 50% chance of a 503
+// SlowDown. The job completes with every object copied, no object failed,
+// and a bounded number of requests; the time is logged against a run
+// without faults.
+func TestHalfThrottled(t *testing.T) {
+	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	m.CreateBucket(t, "src")
+	m.CreateBucket(t, "dst1")
+	m.CreateBucket(t, "dst2")
+	const n, batch, conc = 300, 20, 16
+	g, gctx := errgroup.WithContext(t.Context())
+	g.SetLimit(16)
+	for i := range n {
+		key := fmt.Sprintf("k%04d", i)
+		g.Go(func() error {
+			_, err := m.Client().PutObject(gctx, &s3.PutObjectInput{Bucket: aws.String("src"), Key: aws.String(key),
+				Body: bytes.NewReader(bytes.Repeat([]byte(key), 256))})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.StartFaultProxy(t, m.Endpoint, nil)
+	st, clean := runS3Job(t, m, proxy, "dst1", conc, batch, []int{n}, nil)
+	if st.Status != job.Done || st.Counters.Copied != n {
+		t.Fatalf("clean run: %s %q %+v", st.Status, st.Error, st.Counters)
+	}
+	cleanReqs := proxy.Stats().Requests
+
+	proxy.SetFaults(testenv.RandomFaults(10, testenv.Chances{Unavailable: 0.5}))
+	st, faulty := runS3Job(t, m, proxy, "dst2", conc, batch, []int{n}, nil)
+	fs := proxy.Stats()
+	reqs := fs.Requests - cleanReqs
+	ls := s3store.EndpointLimiter(proxy.URL).Stats()
+	t.Logf("%d objects: %s and %d source requests without faults; at 50%% 503s %s and %d requests (%d answered 503); the endpoint's limit ended at %.0f after %d halvings",
+		n, clean[0].Round(time.Millisecond), cleanReqs, faulty[0].Round(time.Millisecond), reqs, fs.Statuses, ls.Limit, ls.Decreases)
+	if st.Status != job.Done || st.Counters.Copied != n || st.Counters.Failed != 0 {
+		t.Fatalf("at 50%% 503s: %s %q %+v", st.Status, st.Error, st.Counters)
+	}
+	// Each request is answered after two tries on average; allow 4.
+	if reqs > 4*cleanReqs {
+		t.Errorf("%d requests at 50%% 503s, against %d without faults", reqs, cleanReqs)
+	}
+	if ls.Decreases == 0 {
+		t.Error("the 503s never lowered the endpoint's limit")
+	}
+}

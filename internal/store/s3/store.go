@@ -205,8 +205,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if s.region == "" && s.endpoint != "" {
 		s.region = DefaultRegion
 	}
+	limKey := s.endpoint
+	if limKey == "" {
+		limKey = "s3." + s.region
+	}
+	lim := EndpointLimiter(limKey)
 	newClient := func(region string) *s3.Client {
 		return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+			o.HTTPClient = &limitedClient{next: o.HTTPClient, lim: lim}
 			o.Region = region
 			if s.endpoint != "" {
 				o.BaseEndpoint = aws.String(s.endpoint)
