@@ -79,6 +79,7 @@ type FaultProxy struct {
 	URL string
 
 	decide atomic.Pointer[func(*http.Request) Fault]
+	after  atomic.Pointer[func(*http.Request)]
 	rp     *httputil.ReverseProxy
 
 	requests, statuses, resets, flips, truncations, bodyResets, stalls atomic.Int64
@@ -140,6 +141,17 @@ func (p *FaultProxy) SetFaults(decide func(r *http.Request) Fault) {
 	p.decide.Store(&decide)
 }
 
+// SetAfter makes the proxy call after with every request it forwarded,
+// once the answer (body included) was passed on to the client (nil: none).
+// after is called from many goroutines at once.
+func (p *FaultProxy) SetAfter(after func(r *http.Request)) {
+	if after == nil {
+		p.after.Store(nil)
+		return
+	}
+	p.after.Store(&after)
+}
+
 // Stats returns the faults injected so far.
 func (p *FaultProxy) Stats() FaultStats {
 	return FaultStats{
@@ -188,6 +200,9 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(context.WithValue(r.Context(), faultKey{}, f))
 	}
 	p.rp.ServeHTTP(w, r)
+	if a := p.after.Load(); a != nil {
+		(*a)(r)
+	}
 }
 
 // resetConn closes c with a TCP RST rather than a FIN.
