@@ -113,7 +113,10 @@
 // Copy of an object the listing shows above the threshold first loads the
 // state of the destination key. When there is one, it Stats the source:
 // a state whose source version differs (or whose parts are not parts of
-// it) is dropped — its upload aborted — and the object copied afresh. Else
+// it) is dropped — its upload aborted — and the object copied afresh. A
+// destination implementing [store.PartLister] is asked for the upload's
+// parts: recorded parts it does not list with the same size and ETag are
+// uploaded again, and an upload it no longer has is started afresh. Else
 // only the missing parts are read, each with a ranged Open (which must
 // return the same source version) and uploaded with its CRC32C. When the
 // destination answers that the upload no longer exists (expired, aborted

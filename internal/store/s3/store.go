@@ -103,6 +103,7 @@ type Store struct {
 var (
 	_ store.Store      = (*Store)(nil)
 	_ store.Multipart  = (*Store)(nil)
+	_ store.PartLister = (*Store)(nil)
 	_ store.Copier     = (*Store)(nil)
 	_ store.PartStater = (*Store)(nil)
 )
