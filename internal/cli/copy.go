@@ -210,7 +210,7 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 	if err := checkMetricsAddr(f.durable.metricsAddr); err != nil {
 		return err
 	}
-	if err := f.durable.checkBWLimit(); err != nil {
+	if err := f.durable.checkProcessFlags(); err != nil {
 		return err
 	}
 	var partSize int64

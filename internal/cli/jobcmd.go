@@ -190,7 +190,7 @@ func resumeJob(ctx context.Context, stdio Stdio, qf *queueFlags, id string, f jo
 	if err := job.ValidID(id); err != nil {
 		return asUsage(err)
 	}
-	if err := d.checkBWLimit(); err != nil {
+	if err := d.checkProcessFlags(); err != nil {
 		return err
 	}
 	if f.concurrency <= 0 {
@@ -413,6 +413,7 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	var bwlimit, metricsAddr string
 	var uiAddr string
 	var allow allowFlags
+	var stallTimeout time.Duration
 	c := &cobra.Command{
 		Use:   "worker",
 		Short: "Work on every running job of a NATS cluster (--nats URL) until interrupted",
@@ -423,6 +424,9 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 			}
 			if concurrency < 1 {
 				return usageErr("--concurrency %d: want at least 1", concurrency)
+			}
+			if err := checkStallTimeout(stallTimeout); err != nil {
+				return err
 			}
 			limiter, err := parseBWLimit(bwlimit)
 			if err != nil {
@@ -461,7 +465,7 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 			abort, stopSignals := signalStages(ctx, stdio.Err, drain)
 			defer stopSignals()
 			w := worker.New(conn, worker.Options{Concurrency: concurrency, Jobs: jobs, Log: log, Open: workerOpen(m, policy), DrainTimeout: drain, Abort: abort, Limiter: limiter,
-				Name: name, LogObjects: verbose, Observer: observer(m)})
+				StallTimeout: stallOption(stallTimeout), Name: name, LogObjects: verbose, Observer: observer(m)})
 			log.Info("worker started", "nats", qf.url, "concurrency", concurrency, "key", conn.Signer.Public().String(), "trusted_keys", len(conn.Trust.Keys()),
 				"allow_local", policy.Local, "allow_endpoint", policy.Endpoints, "allow_secret", policy.Secrets, "allow_profile", policy.Profiles)
 			err = w.Run(ctx)
@@ -477,6 +481,7 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	c.Flags().StringVar(&bwlimit, "bwlimit", "", "limit the bytes this worker reads from sources to this rate, all jobs together (e.g. 10M = 10 MiB/s)")
 	c.Flags().StringVar(&uiAddr, "ui-addr", "", uiAddrUsage)
 	allow.register(c)
+	registerStallTimeout(c.Flags(), &stallTimeout)
 	return c
 }
 

@@ -263,15 +263,19 @@ type durableFlags struct {
 	maxAttempts     int
 	drainTimeout    time.Duration
 	bwlimit         string
-	limiter         *transfer.Limiter // parsed --bwlimit (checkBWLimit)
+	limiter         *transfer.Limiter // parsed --bwlimit (checkProcessFlags)
 	metricsAddr     string
 	uiAddr          string // --ui-addr: serve the dashboard (ui.go)
+	stallTimeout    time.Duration
 }
 
-// checkBWLimit parses --bwlimit (a usage error when it is bad), and
-// checks --ui-addr.
-func (d *durableFlags) checkBWLimit() (err error) {
+// checkProcessFlags parses --bwlimit (a usage error when it is bad) and
+// checks --ui-addr and --stall-timeout.
+func (d *durableFlags) checkProcessFlags() (err error) {
 	if err := checkUIAddr(d.uiAddr); err != nil {
+		return err
+	}
+	if err := checkStallTimeout(d.stallTimeout); err != nil {
 		return err
 	}
 	d.limiter, err = parseBWLimit(d.bwlimit)
@@ -286,6 +290,7 @@ func (d *durableFlags) register(c *cobra.Command) {
 	fl.StringVar(&d.bwlimit, "bwlimit", "", "limit the bytes read from the source to this rate, all objects of this process together (e.g. 10M = 10 MiB/s)")
 	fl.StringVar(&d.metricsAddr, "metrics-addr", "", metricsFlag)
 	fl.StringVar(&d.uiAddr, "ui-addr", "", uiAddrUsage)
+	registerStallTimeout(fl, &d.stallTimeout)
 }
 
 // registerCreate registers the flags that only a new job takes.
@@ -344,6 +349,7 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 			Name:         name,
 			LogObjects:   f.verbose,
 			Observer:     observer(m),
+			StallTimeout: stallOption(d.stallTimeout),
 		})
 		wg.Add(1)
 		go func() {

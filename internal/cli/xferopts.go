@@ -147,3 +147,25 @@ func parseBWLimit(s string) (*transfer.Limiter, error) {
 	}
 	return transfer.NewLimiter(n), nil
 }
+
+// registerStallTimeout registers --stall-timeout into v.
+func registerStallTimeout(fl *pflag.FlagSet, v *time.Duration) {
+	fl.DurationVar(v, "stall-timeout", transfer.DefaultStallTimeout, "abort and retry a source read or destination write that moves no bytes for this long (0: never)")
+}
+
+// checkStallTimeout refuses a negative --stall-timeout.
+func checkStallTimeout(d time.Duration) error {
+	if d < 0 {
+		return usageErr("--stall-timeout %s: want 0 (never) or more", d)
+	}
+	return nil
+}
+
+// stallOption is --stall-timeout as [worker.Options.StallTimeout] takes it
+// (0, never, is negative there).
+func stallOption(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}

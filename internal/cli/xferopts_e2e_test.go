@@ -43,6 +43,7 @@ func TestTransferOptionsBadInput(t *testing.T) {
 		{"files-from missing", with("copy", S, D, "--files-from", filepath.Join(dir, "nope")), "--files-from"},
 		{"bwlimit", with("copy", S, D, "--bwlimit", "fast"), "--bwlimit"},
 		{"bwlimit si", with("sync", S, D, "--bwlimit", "10MB/s"), "--bwlimit"},
+		{"negative stall timeout", with("copy", S, D, "--stall-timeout", "-1s"), "--stall-timeout"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := ferry(t, tt.args...)

@@ -173,6 +173,14 @@ type Multipart interface {
 	AbortMultipart(ctx context.Context, key, uploadID string) error
 }
 
+// PartLister is implemented by [Multipart] stores that can say which parts
+// an unfinished upload holds.
+type PartLister interface {
+	// ListParts returns the parts uploaded so far to uploadID, in order of
+	// number; an error wrapping ErrNotExist when the upload does not exist.
+	ListParts(ctx context.Context, key, uploadID string) ([]Part, error)
+}
+
 // Copier is implemented by stores that can copy an object from another store
 // on the server, without the bytes passing through ferry.
 type Copier interface {

@@ -22,8 +22,10 @@ import (
 )
 
 // Fault is what a [FaultProxy] does to one request. The zero value forwards
-// it untouched. Body faults (Flip, Truncate, ResetBody, Stall) apply to GET
-// responses with a body of known length; the others to any request.
+// it untouched. Body faults (Flip, Truncate, ResetBody, Stall, Hold) apply
+// to GET responses with a body of known length, or with Request to the body
+// of a PUT request (PutObject, UploadPart) of known length; the others to
+// any request.
 type Fault struct {
 	// Status, when not 0, answers the request with this status and an S3
 	// error document (code SlowDown for 503, else InternalError), without
@@ -46,9 +48,19 @@ type Fault struct {
 	// Stall delivers nothing for this long (or until the client goes
 	// away) just before the byte at At, then goes on.
 	Stall time.Duration
+	// Hold, when not nil, stalls like Stall until it is closed (or the
+	// client goes away): a stall the test ends when it chooses.
+	Hold <-chan struct{}
+	// Request applies the body faults to the request's body as the proxy
+	// reads it (a PUT), instead of the response's: a stall stops taking
+	// bytes from the client, a flipped bit reaches the server, truncation
+	// and reset fail the forwarded request (the client gets a 502 or a
+	// reset connection).
+	Request bool
 }
 
-func (f Fault) bodyFault() bool { return f.Flip || f.Truncate || f.ResetBody || f.Stall > 0 }
+func (f Fault) stalls() bool    { return f.Stall > 0 || f.Hold != nil }
+func (f Fault) bodyFault() bool { return f.Flip || f.Truncate || f.ResetBody || f.stalls() }
 
 // FaultStats count the faults a [FaultProxy] has injected (those that took
 // effect: a flip counts once the flipped byte was sent on).
@@ -67,6 +79,7 @@ type FaultProxy struct {
 	URL string
 
 	decide atomic.Pointer[func(*http.Request) Fault]
+	after  atomic.Pointer[func(*http.Request)]
 	rp     *httputil.ReverseProxy
 
 	requests, statuses, resets, flips, truncations, bodyResets, stalls atomic.Int64
@@ -128,6 +141,17 @@ func (p *FaultProxy) SetFaults(decide func(r *http.Request) Fault) {
 	p.decide.Store(&decide)
 }
 
+// SetAfter makes the proxy call after with every request it forwarded,
+// once the answer (body included) was passed on to the client (nil: none).
+// after is called from many goroutines at once.
+func (p *FaultProxy) SetAfter(after func(r *http.Request)) {
+	if after == nil {
+		p.after.Store(nil)
+		return
+	}
+	p.after.Store(&after)
+}
+
 // Stats returns the faults injected so far.
 func (p *FaultProxy) Stats() FaultStats {
 	return FaultStats{
@@ -165,10 +189,20 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 			code, r.URL.Path)
 		return
 	}
-	if f.bodyFault() {
+	switch {
+	case f.bodyFault() && f.Request:
+		if r.Method == http.MethodPut && r.ContentLength > 0 {
+			at := min(max(int64(f.At*float64(r.ContentLength)), 0), r.ContentLength-1)
+			conn, _ := r.Context().Value(connKey{}).(net.Conn)
+			r.Body = &faultBody{rc: r.Body, p: p, f: f, at: at, ctx: r.Context(), conn: conn}
+		}
+	case f.bodyFault():
 		r = r.WithContext(context.WithValue(r.Context(), faultKey{}, f))
 	}
 	p.rp.ServeHTTP(w, r)
+	if a := p.after.Load(); a != nil {
+		(*a)(r)
+	}
 }
 
 // resetConn closes c with a TCP RST rather than a FIN.
@@ -208,14 +242,10 @@ type faultBody struct {
 func (b *faultBody) Read(buf []byte) (int, error) {
 	if b.pos == b.at && !b.done {
 		b.done = true
-		if b.f.Stall > 0 {
+		if b.f.stalls() {
 			b.p.stalls.Add(1)
-			t := time.NewTimer(b.f.Stall)
-			select {
-			case <-t.C:
-			case <-b.ctx.Done():
-				t.Stop()
-				return 0, b.ctx.Err()
+			if err := stall(b.ctx, b.f); err != nil {
+				return 0, err
 			}
 		}
 		switch {
@@ -245,6 +275,24 @@ func (b *faultBody) Read(buf []byte) (int, error) {
 }
 
 func (b *faultBody) Close() error { return b.rc.Close() }
+
+// stall waits for f.Stall to pass or f.Hold to be closed, whichever is set
+// (both: whichever comes first), or for ctx to end.
+func stall(ctx context.Context, f Fault) error {
+	var timeout <-chan time.Time
+	if f.Stall > 0 {
+		t := time.NewTimer(f.Stall)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-timeout:
+	case <-f.Hold:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
 
 // Chances are the probabilities of the faults [RandomFaults] injects.
 type Chances struct {

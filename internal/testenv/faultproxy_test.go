@@ -186,3 +186,72 @@ func TestRandomFaultsReproducible(t *testing.T) {
 		t.Errorf("%d faults in %d requests", faults, len(a))
 	}
 }
+
+// Request body faults: a flipped bit reaches the server; a held PUT body
+// stops at the byte chosen until the hold is released.
+func TestFaultProxyRequestBody(t *testing.T) {
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	half := len(data) / 2
+	reached := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		head := make([]byte, half)
+		if _, err := io.ReadFull(r.Body, head); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		reached <- struct{}{}
+		rest, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Write(append(head, rest...)) // echo
+	}))
+	t.Cleanup(srv.Close)
+	p := StartFaultProxy(t, srv.URL, nil)
+	put := func() ([]byte, error) {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, p.URL+"/a", bytes.NewReader(data))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		return io.ReadAll(resp.Body)
+	}
+
+	p.SetFaults(func(*http.Request) Fault { return Fault{Request: true, Flip: true, At: 0.25, Bit: 1} })
+	got, err := put()
+	<-reached
+	want := bytes.Clone(data)
+	want[len(data)/4] ^= 1 << 1
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("flip: %d bytes, err %v, equal %v", len(got), err, bytes.Equal(got, want))
+	}
+
+	hold := make(chan struct{})
+	p.SetFaults(func(*http.Request) Fault { return Fault{Request: true, Hold: hold, At: 0.5} })
+	done := make(chan error, 1)
+	go func() {
+		got, err := put()
+		if err == nil && !bytes.Equal(got, data) {
+			err = errors.New("echo differs")
+		}
+		done <- err
+	}()
+	<-reached // the server has the bytes before the hold
+	select {
+	case err := <-done:
+		t.Fatalf("the PUT ended while its body was held: %v", err)
+	default:
+	}
+	close(hold)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.Flips != 1 || st.Stalls != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}

@@ -82,8 +82,14 @@
 // cut short or reset is read on with a ranged GET from the byte reached (of
 // the same version), and a read receiving nothing for
 // [Options.StallTimeout] is aborted ([ErrStalled]) and read on likewise, a
-// bounded number of times per range. A part upload that fails with an error
-// worth retrying is retried from its buffer, twice, within the attempt.
+// bounded number of times per range. A part upload or a buffered Put that
+// fails with an error worth retrying is sent again from its buffer, twice,
+// within the attempt. Writes have a stall timeout too: a Put or UploadPart
+// whose body the destination stops taking for StallTimeout, or that gets no
+// answer StallTimeout after its last byte, is cancelled ([ErrStalled]) and
+// sent again likewise; the time a streamed Put's body waits for its source
+// is not counted (the read has its own timeout), and a streamed Put, having
+// no buffer, fails the attempt instead.
 //
 // Preserved: Content-Type, -Encoding, -Disposition, -Language,
 // Cache-Control, Expires, all user metadata, tags (fetched only when the
@@ -107,7 +113,10 @@
 // Copy of an object the listing shows above the threshold first loads the
 // state of the destination key. When there is one, it Stats the source:
 // a state whose source version differs (or whose parts are not parts of
-// it) is dropped — its upload aborted — and the object copied afresh. Else
+// it) is dropped — its upload aborted — and the object copied afresh. A
+// destination implementing [store.PartLister] is asked for the upload's
+// parts: recorded parts it does not list with the same size and ETag are
+// uploaded again, and an upload it no longer has is started afresh. Else
 // only the missing parts are read, each with a ranged Open (which must
 // return the same source version) and uploaded with its CRC32C. When the
 // destination answers that the upload no longer exists (expired, aborted

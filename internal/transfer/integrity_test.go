@@ -466,3 +466,71 @@ func TestCRC64NVME(t *testing.T) {
 		t.Fatalf("base64 %s", got)
 	}
 }
+
+// TestMinIOWriteStallRetried: a Put and an UploadPart whose bodies the
+// destination stops taking (a fault proxy holds them, never released) are
+// cancelled after StallTimeout and sent again from their buffers, within
+// the attempt.
+func TestMinIOWriteStallRetried(t *testing.T) {
+	env := startTwoMinIOs(t)
+	dproxy := testenv.StartFaultProxy(t, env.dstSrv.Endpoint, nil)
+	dst, err := s3store.Open(t.Context(), s3store.Config{
+		Bucket: "dst", Endpoint: dproxy.URL,
+		Credentials: credentials.NewStaticCredentialsProvider(env.dstSrv.AccessKey, env.dstSrv.SecretKey, ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	// The first PUT of each object (or part) is held half-way through its
+	// body.
+	dproxy.SetFaults(func(r *http.Request) testenv.Fault {
+		if r.Method != http.MethodPut || r.ContentLength <= 0 {
+			return testenv.Fault{}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		id := r.URL.Path + "?" + r.URL.Query().Get("partNumber")
+		if seen[id] {
+			return testenv.Fault{}
+		}
+		seen[id] = true
+		return testenv.Fault{Request: true, Hold: hold, At: 0.5}
+	})
+	const stall = 2 * time.Second // long enough for an answer on a loaded machine
+	opts := Options{PartSize: 5 * mib, MultipartThreshold: 5 * mib, MemoryLimit: 64 * mib, RetryDelay: 10 * time.Millisecond,
+		PartConcurrency: 3, StallTimeout: stall, Attempts: 1}
+	small := testData(1*mib, 61)
+	sa := env.putOne(t, "small", small, "")
+	data := testData(12*mib, 62)
+	a := env.putParts(t, "mp", data, parts(12*mib, 5*mib), "", "")
+	e := New(env.src, dst, opts)
+	for _, c := range []struct {
+		a    store.Attrs
+		data []byte
+		puts int64
+	}{{sa, small, 1}, {a, data, 3}} {
+		before := dproxy.Stats().Stalls
+		start := time.Now()
+		res, err := e.Copy(t.Context(), c.a.Object, c.a.Key)
+		took := time.Since(start)
+		if err != nil {
+			t.Fatalf("%s: %v", c.a.Key, err)
+		}
+		if res.Attempts != 1 || res.Verified == Unverified {
+			t.Errorf("%s: attempts %d verified %q", c.a.Key, res.Attempts, res.Verified)
+		}
+		if got := dproxy.Stats().Stalls - before; got != c.puts {
+			t.Errorf("%s: %d writes held, want %d", c.a.Key, got, c.puts)
+		}
+		if took < stall {
+			t.Errorf("%s: copied in %s, before the stall timeout", c.a.Key, took)
+		}
+		t.Logf("%s (%d bytes): %d held writes timed out and sent again; copied in %s", c.a.Key, len(c.data), c.puts, took.Round(time.Millisecond))
+		env.checkDst(t, c.a.Key, c.data)
+	}
+}

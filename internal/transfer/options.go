@@ -67,8 +67,10 @@ type Options struct {
 	// StallTimeout aborts a source read that receives no bytes for this
 	// long (waiting for the response included) and reads the rest of its
 	// range again (see [ErrStalled]); such re-reads, like those after a
-	// body cut short, are bounded and do not spend Attempts. Default 30s;
-	// negative disables it.
+	// body cut short, are bounded and do not spend Attempts. It also
+	// cancels a Put or UploadPart whose body is not taken for this long
+	// (or that is not answered this long after its last byte), which is
+	// then sent again from its buffer. Default 30s; negative disables it.
 	StallTimeout time.Duration
 	// Resumer, when set, makes multipart uploads resumable: each upload
 	// and its completed parts are recorded with it, an upload is kept

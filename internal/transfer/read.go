@@ -11,7 +11,8 @@ import (
 )
 
 // ErrStalled is the cause with which a source read that received no bytes
-// for [Options.StallTimeout] is aborted; the read is then retried.
+// for [Options.StallTimeout], or a write whose body was not taken for as
+// long, is aborted; the request is then retried.
 var ErrStalled = errors.New("transfer: no bytes received within the stall timeout")
 
 // Bounds on the re-reads of one source range (see [sourceReader]); they do

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -167,7 +168,9 @@ func (u *upload) uploadPart(ctx context.Context, num int32, buf *buffer, n int64
 	var p store.Part
 	for try := 0; ; try++ {
 		var err error
-		p, err = u.mp.UploadPart(ctx, u.dstKey, u.id, num, buf.reader(), n, want)
+		w := u.e.watchWrite(ctx)
+		p, err = u.mp.UploadPart(w.ctx, u.dstKey, u.id, num, w.seekable(buf.reader()), n, want)
+		err = w.done(err)
 		if err == nil {
 			if got := fullObjectCRC(p.ChecksumCRC32C); got != "" && got != want {
 				err = fmt.Errorf("%w: part crc32c %s != %s", store.ErrChecksum, got, want)
@@ -310,6 +313,20 @@ func (e *Engine) resume(ctx context.Context, mp store.Multipart, obj store.Objec
 		}
 		return res, false, nil
 	}
+	if pl, ok := mp.(store.PartLister); ok {
+		listed, err := pl.ListParts(ctx, dstKey, st.UploadID)
+		if errors.Is(err, store.ErrNotExist) {
+			// Expired, or aborted elsewhere: start over.
+			if err := u.forget(ctx); err != nil {
+				return res, true, err
+			}
+			return res, false, nil
+		}
+		if err != nil {
+			return res, true, &ObjectError{Op: "list parts", Key: obj.Key, Err: err}
+		}
+		u.confirmParts(listed)
+	}
 	method := e.resumedMethod(attrs)
 	if method == Unverified && e.opts.RequireVerified {
 		// The skipped parts cannot be checked against the source now;
@@ -334,6 +351,31 @@ func (e *Engine) resume(ctx context.Context, mp store.Multipart, obj store.Objec
 		return Result{}, false, nil
 	}
 	return res, true, err
+}
+
+// confirmParts keeps, of the recorded parts, those the destination lists
+// with the same size and ETag; the others are uploaded again. (A part the
+// destination holds but the state does not name was uploaded when the
+// copy was stopped before recording it: it is uploaded again, replacing it.)
+func (u *upload) confirmParts(listed []store.Part) {
+	on := make(map[int32]store.Part, len(listed))
+	for _, p := range listed {
+		on[p.Number] = p
+	}
+	u.saveMu.Lock() // save's order: saveMu, then mu
+	defer u.saveMu.Unlock()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	kept := u.st.Parts[:0:0]
+	for _, p := range u.st.Parts {
+		if l, ok := on[p.Number]; ok && l.Size == p.Size && strings.EqualFold(l.ETag, p.ETag) {
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) != len(u.st.Parts) {
+		u.saved = len(kept) // the next part saves the state without the others
+	}
+	u.st.Parts = kept
 }
 
 // stale returns why the state st cannot be continued as a copy of the

@@ -495,3 +495,80 @@ func TestResumeMem(t *testing.T) {
 		t.Errorf("Verify = %q, %v", m, err)
 	}
 }
+
+// TestResumeChecksListParts: the recorded parts of an upload are checked
+// against the destination's ListParts before it is continued. A recorded
+// part the destination does not hold as recorded is uploaded again; an
+// upload the destination no longer has is started afresh.
+func TestResumeChecksListParts(t *testing.T) {
+	ctx := context.Background()
+	src := mem.New("src")
+	data := testData(9*testPart+3, 62)
+	if _, err := src.Put(ctx, store.PutInput{Key: "k", Size: int64(len(data))}, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := src.Stat(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// drain copies until 5 parts are recorded, then stops the copy.
+	drain := func(dst *mem.Store, r *memResumer) UploadState {
+		dctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		var calls atomic.Int32
+		dst.SetFault(func(op, key string) error {
+			if op == mem.OpUploadPart && calls.Add(1) > 5 {
+				cancel(ErrDrain)
+				return context.Canceled
+			}
+			return nil
+		})
+		defer dst.SetFault(nil)
+		opts := resumeOptions(r)
+		opts.PartConcurrency = 1
+		if _, err := New(src, dst, opts).Copy(dctx, sa.Object, "k"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("drained copy: %v", err)
+		}
+		st, ok, _ := r.get("k")
+		if !ok || len(st.Parts) != 5 {
+			t.Fatalf("after drain: state %v with %d parts", ok, len(st.Parts))
+		}
+		return st
+	}
+
+	t.Run("a recorded part the destination lists otherwise", func(t *testing.T) {
+		dst, r := mem.New("dst"), newResumer()
+		st := drain(dst, r)
+		st.Parts[1].ETag = "0123456789abcdef0123456789abcdef"
+		r.put(st)
+		dst.ResetCalls()
+		res, err := New(src, dst, resumeOptions(r)).Copy(ctx, sa.Object, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := dst.Calls(mem.OpUploadPart); n != 6 || dst.Calls(mem.OpListParts) != 1 || res.ResumedParts != 4 {
+			t.Errorf("%d UploadPart, %d ListParts calls, %d parts resumed; want 6, 1, 4", n, dst.Calls(mem.OpListParts), res.ResumedParts)
+		}
+		if got, _ := dst.Bytes("k"); !bytes.Equal(got, data) {
+			t.Error("destination bytes differ")
+		}
+	})
+	t.Run("an upload the destination no longer has", func(t *testing.T) {
+		dst, r := mem.New("dst"), newResumer()
+		st := drain(dst, r)
+		if err := dst.AbortMultipart(ctx, "k", st.UploadID); err != nil {
+			t.Fatal(err)
+		}
+		dst.ResetCalls()
+		res, err := New(src, dst, resumeOptions(r)).Copy(ctx, sa.Object, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := dst.Calls(mem.OpUploadPart); n != 10 || res.ResumedParts != 0 {
+			t.Errorf("%d UploadPart calls, %d parts resumed; want a fresh copy of 10 parts", n, res.ResumedParts)
+		}
+		if got, _ := dst.Bytes("k"); !bytes.Equal(got, data) || dst.Uploads() != 0 || r.len() != 0 {
+			t.Errorf("bytes equal %v, %d uploads, %d states left", bytes.Equal(got, data), dst.Uploads(), r.len())
+		}
+	})
+}

@@ -204,9 +204,21 @@ func (e *Engine) putBuffered(ctx context.Context, src *source, dstKey string) (s
 	if md5OK {
 		in.ContentMD5 = base64.StdEncoding.EncodeToString(src.md5.Sum(nil))
 	}
-	pr, err := e.dst.Put(ctx, in, buf.reader())
-	if err != nil {
-		return pr, crc, false, src.objErr("put", err)
+	var pr store.PutResult
+	for try := 0; ; try++ {
+		// A Put that fails (a stall, a reset the store's client gave up
+		// on) is sent again from the buffer, like a part.
+		w := e.watchWrite(ctx)
+		pr, err = e.dst.Put(w.ctx, in, w.seekable(buf.reader()))
+		if err = w.done(err); err == nil {
+			break
+		}
+		if try >= partRetries || ctx.Err() != nil || store.Permanent(err) {
+			return pr, crc, false, src.objErr("put", err)
+		}
+		if serr := sleep(ctx, e.backoff(try+1)); serr != nil {
+			return pr, crc, false, src.objErr("put", err)
+		}
 	}
 	return pr, crc, md5OK, e.checkPutResult(ctx, src, dstKey, pr, crc)
 }
@@ -364,7 +376,9 @@ func (e *Engine) putStreaming(ctx context.Context, src *source, dstKey string) (
 		in.ContentMD5 = base64.StdEncoding.EncodeToString(wantMD5)
 	}
 	body := &verifyingReader{src: src, wantCRC: wantCRC}
-	pr, err := e.dst.Put(ctx, in, body)
+	w := e.watchWrite(ctx)
+	pr, err := e.dst.Put(w.ctx, in, w.body(body))
+	err = w.done(err)
 	if body.err != nil {
 		return pr, "", false, body.err
 	}

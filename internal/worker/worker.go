@@ -82,6 +82,10 @@ type Options struct {
 	RetryBase time.Duration
 	// Stats, when set, receives live byte counts for progress displays.
 	Stats *Stats
+	// StallTimeout aborts and retries a source read or a destination write
+	// (Put, UploadPart) that moves no bytes for this long (see
+	// [transfer.Options.StallTimeout]; 0: its default, negative: never).
+	StallTimeout time.Duration
 	// Limiter, when set, bounds the rate of the bytes this worker reads
 	// from sources, all its jobs and objects together (--bwlimit; each
 	// worker process has its own).
@@ -368,6 +372,8 @@ type jobRun struct {
 	openErr error
 
 	refusedLogged atomic.Bool
+	// listing bounds the listing tasks this job runs at once on this worker.
+	listing chan struct{}
 
 	// stMu guards what the worker knows of the job's state.
 	stMu           sync.Mutex
@@ -458,39 +464,59 @@ func (jr *jobRun) loop() {
 		jr.log().Error("work consumer", "err", err)
 		return
 	}
-	// Enough messages in flight keep the object slots busy between batches
-	// (while one batch waits for its last objects and its acks): at least
-	// 3, and twice the batches it takes to fill Concurrency.
+	// Object-level scheduling: Concurrency means objects in flight, not
+	// messages. A message holds a dispatch slot only until every object of
+	// it has been handed to the pool (or, for a listing task, until it has a
+	// listing slot); the loop then fetches more, so a slow object holds its
+	// pool goroutine and its message, never the other objects' slots. Enough
+	// dispatch slots keep the pool busy between batches: at least 3, and
+	// twice the batches it takes to fill Concurrency. held bounds the
+	// messages held at once: each beyond the dispatch slots has an object
+	// in flight (or is publishing its Final).
 	batch := w.opts.BatchObjects
 	if batch <= 0 {
 		batch = 100 // the lister's default
 	}
-	slots := make(chan struct{}, max(3, 2*w.opts.Concurrency/batch+2))
+	dispatch := make(chan struct{}, max(3, 2*w.opts.Concurrency/batch+2))
+	held := make(chan struct{}, w.opts.Concurrency+cap(dispatch))
+	jr.listing = make(chan struct{}, cap(dispatch))
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
 	for jr.ctx.Err() == nil {
 		select {
-		case slots <- struct{}{}:
+		case held <- struct{}{}:
 		case <-jr.ctx.Done():
+			return
+		}
+		select {
+		case dispatch <- struct{}{}:
+		case <-jr.ctx.Done():
+			<-held
 			return
 		}
 		msg, err := cons.Next(jetstream.FetchMaxWait(2 * time.Second))
 		if err != nil {
-			<-slots
+			<-dispatch
+			<-held
 			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
 				return // the job finished
 			}
 			if !errors.Is(err, jetstream.ErrNoMessages) && jr.ctx.Err() == nil {
 				jr.log().Debug("fetch work", "err", err)
-				time.Sleep(200 * time.Millisecond)
+				select {
+				case <-jr.ctx.Done():
+				case <-time.After(200 * time.Millisecond):
+				}
 			}
 			continue
 		}
 		inflight.Add(1)
+		started := sync.OnceFunc(func() { <-dispatch })
 		go func() {
 			defer inflight.Done()
-			defer func() { <-slots }()
-			jr.handle(msg)
+			defer func() { <-held }()
+			defer started()
+			jr.handle(msg, started)
 		}()
 	}
 }
@@ -504,6 +530,7 @@ func (jr *jobRun) engine() *transfer.Engine {
 		SSEKMSKeyID:  jr.spec.SSEKMSKeyID,
 		StorageClass: jr.spec.StorageClass,
 		Limiter:      w.opts.Limiter,
+		StallTimeout: w.opts.StallTimeout,
 		Attempts:     1, // the queue retries, with its own attempt count
 
 		CompareChecksum: jr.spec.Compare == plan.CompareChecksum,
@@ -516,8 +543,10 @@ func (jr *jobRun) engine() *transfer.Engine {
 
 // handle processes one work message: it ends with exactly one Final on
 // the results stream naming every child it created (or, when nothing could
-// be published, a Nak so that the message is handled again).
-func (jr *jobRun) handle(msg jetstream.Msg) {
+// be published, a Nak so that the message is handled again). It calls
+// started once the message's objects are all handed to the pool, or its
+// listing has a listing slot: the job loop then fetches more work.
+func (jr *jobRun) handle(msg jetstream.Msg, started func()) {
 	w := jr.w
 	// Verified before anything else: work no trusted key signed for this
 	// job never touches a store, and gets no Final (no trusted parent
@@ -598,11 +627,20 @@ func (jr *jobRun) handle(msg jetstream.Msg) {
 	var ok bool
 	switch work.Kind {
 	case job.KindList:
+		select {
+		case jr.listing <- struct{}{}:
+		case <-jr.ctx.Done():
+			// Paused or draining before it started: handled again later.
+			_ = msg.Nak()
+			return
+		}
+		started()
 		ok = jr.handleList(work)
+		<-jr.listing
 	case job.KindCopy:
-		ok = jr.handleObjects(work, redelivered, false)
+		ok = jr.handleObjects(work, redelivered, false, started)
 	case job.KindDelete:
-		ok = jr.handleObjects(work, redelivered, true)
+		ok = jr.handleObjects(work, redelivered, true, started)
 	default:
 		_ = msg.TermWithReason("unknown work kind " + work.Kind)
 		return
@@ -854,7 +892,11 @@ func (jr *jobRun) handleList(work job.Work) bool {
 // outcomes of the objects that finished, a retry batch (next attempt) for
 // those that failed and may be retried, and a rest batch (same attempt)
 // for those a drain, pause or abort kept from finishing.
-func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
+//
+// started is called once every object is handed to the pool (or put in the
+// rest batch): from then on the message holds only the pool goroutines of
+// its unfinished objects.
+func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool, started func()) bool {
 	w := jr.w
 	ctx := w.workCtx
 	pub := &publisher{conn: w.conn, job: work.Job}
@@ -913,6 +955,7 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool) bool {
 		mu.Unlock()
 		break
 	}
+	started()
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()

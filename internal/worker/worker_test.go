@@ -633,3 +633,137 @@ func TestPolicyRefusalDeadLetters(t *testing.T) {
 		t.Fatalf("copy: %q %v", b, err)
 	}
 }
+
+// stallSrc holds the reads of chosen keys until release is closed.
+type stallSrc struct {
+	*mem.Store
+	stall   map[string]bool
+	stalled chan string // a stalled read began
+	release chan struct{}
+}
+
+func (s *stallSrc) Open(ctx context.Context, key string, off, n int64) (io.ReadCloser, store.Attrs, error) {
+	if s.stall[key] {
+		s.stalled <- key
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return nil, store.Attrs{}, ctx.Err()
+		}
+	}
+	return s.Store.Open(ctx, key, off, n)
+}
+
+// countDst signals done once want objects were written.
+type countDst struct {
+	*mem.Store
+	mu   sync.Mutex
+	n    int
+	want int
+	done chan struct{}
+}
+
+func (d *countDst) Put(ctx context.Context, in store.PutInput, body io.Reader) (store.PutResult, error) {
+	r, err := d.Store.Put(ctx, in, body)
+	if err == nil {
+		d.mu.Lock()
+		d.n++
+		if d.n == d.want {
+			close(d.done)
+		}
+		d.mu.Unlock()
+	}
+	return r, err
+}
+
+// TestSlowObjectHoldsOneSlot: object-level scheduling. One worker with
+// --concurrency 8 and batches of 20 objects; the reads of one object in each
+// of the first four batches hang until the test releases them. Every other
+// object must be copied while they hang (with batch-level scheduling the
+// four batches held every message slot and the job stopped at 76). Then the
+// reads are released and the job ends done with each object copied once.
+func TestSlowObjectHoldsOneSlot(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	conn := connect(t)
+	const n, batch = 400, 20
+	var keys []string
+	for i := range n {
+		keys = append(keys, fmt.Sprintf("k%04d", i))
+	}
+	stall := map[string]bool{keys[3]: true, keys[batch+5]: true, keys[2*batch+7]: true, keys[3*batch]: true}
+	src := &stallSrc{Store: mem.New("src"), stall: stall, stalled: make(chan string, len(stall)), release: make(chan struct{})}
+	dst := &countDst{Store: mem.New("dst"), want: n - len(stall), done: make(chan struct{})}
+	for _, k := range keys {
+		body := []byte("v:" + k)
+		if _, err := src.Store.Put(ctx, store.PutInput{Key: k, Size: int64(len(body))}, bytes.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	coord, err := job.Create(ctx, conn, job.Spec{Command: "copy", Src: job.Side{Location: "mem://src"}, Dst: job.Side{Location: "mem://dst"}, MaxAttempts: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, stopWorker := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	w := worker.New(conn, worker.Options{
+		Concurrency: 8, Name: "w", BatchObjects: batch, RetryBase: time.Millisecond,
+		Open: func(context.Context, job.Spec) (store.Store, store.Store, error) { return src, dst, nil },
+	})
+	wg.Go(func() {
+		if err := w.Run(wctx); err != nil {
+			t.Error(err)
+		}
+	})
+	type ran struct {
+		st  job.State
+		err error
+	}
+	result := make(chan ran, 1)
+	audit := &memAudit{lines: map[string]int{}}
+	wg.Go(func() {
+		st, err := coord.Run(ctx, job.RunOptions{Audit: audit, Tick: 10 * time.Millisecond})
+		result <- ran{st, err}
+	})
+	defer func() { stopWorker(); cancel(); wg.Wait() }()
+
+	// A bound for a failing run, not a synchronisation: the test goes on
+	// as soon as the events it waits for happen.
+	deadline := time.After(time.Minute)
+	for range stall {
+		select {
+		case <-src.stalled:
+		case <-deadline:
+			t.Fatal("the stalled reads never began: a slow object blocks others")
+		}
+	}
+	select {
+	case <-dst.done:
+	case <-deadline:
+		dst.mu.Lock()
+		got := dst.n
+		dst.mu.Unlock()
+		t.Fatalf("with %d reads held, %d of the other %d objects were copied in a minute: a slow object blocks others", len(stall), got, n-len(stall))
+	}
+	for k := range stall {
+		if _, ok := dst.Bytes(k); ok {
+			t.Fatalf("%s copied while its read was held", k)
+		}
+	}
+	close(src.release)
+	r := <-result
+	if r.err != nil || r.st.Status != job.Done {
+		t.Fatalf("%v: %s %q %+v", r.err, r.st.Status, r.st.Error, r.st.Counters)
+	}
+	if k := r.st.Counters; k.Copied != n || k.Failed != 0 {
+		t.Fatalf("counters %+v", k)
+	}
+	for _, k := range keys {
+		if b, ok := dst.Bytes(k); !ok || string(b) != "v:"+k {
+			t.Fatalf("destination %q: %q %v", k, b, ok)
+		}
+		if c := audit.lines[k+" object"]; c != 1 {
+			t.Fatalf("%d audit lines for %q", c, k)
+		}
+	}
+}

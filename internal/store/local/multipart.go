@@ -77,15 +77,8 @@ func (s *Store) createMultipart(ctx context.Context, in store.PutInput) (string,
 	if name == "" {
 		return "", fmt.Errorf("cannot upload a directory marker in parts: %w", store.ErrUnsafeKey)
 	}
-	d, created, err := s.openDirs(dirs, true)
+	d, created, tmp, f, err := s.createTemp(in.Key, dirs)
 	if err != nil {
-		return "", err
-	}
-	tmp := randomName()
-	f, err := d.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
-	if err != nil {
-		d.close()
-		s.removeDirs(created)
 		return "", err
 	}
 	var b [16]byte

@@ -127,3 +127,44 @@ func (s *Store) syncDir(d *os.Root) error {
 	}
 	return err
 }
+
+// testHookDirsOpened, when set (by tests), is called by createTemp between
+// opening a key's directories and creating its temporary file.
+var testHookDirsOpened func(key string)
+
+// createTempTries bounds how often createTemp opens the directories again
+// after they were removed under it.
+const createTempTries = 3
+
+// createTemp opens (creating) the directories dirs of key and creates a
+// fresh temporary file in the last. A write that fails removes the empty
+// directories it created (removeDirs), and may do so after another write
+// opened one but before that write created its file in it: creating the
+// file then fails with ENOENT. createTemp then opens the directories again,
+// creating them anew, so that a concurrent failure (a full disk, say) is
+// reported as itself by the write that met it and never as "no such file
+// or directory" by another.
+func (s *Store) createTemp(key string, dirs []string) (d dirHandle, created []string, tmp string, f *os.File, err error) {
+	for try := 1; ; try++ {
+		var made []string
+		d, made, err = s.openDirs(dirs, true)
+		created = append(created, made...)
+		if err != nil {
+			s.removeDirs(created)
+			return dirHandle{}, nil, "", nil, err
+		}
+		if testHookDirsOpened != nil {
+			testHookDirsOpened(key)
+		}
+		tmp = randomName()
+		f, err = d.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if err == nil {
+			return d, created, tmp, f, nil
+		}
+		d.close()
+		if !errors.Is(err, fs.ErrNotExist) || try >= createTempTries {
+			s.removeDirs(created)
+			return dirHandle{}, nil, "", nil, err
+		}
+	}
+}

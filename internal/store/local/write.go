@@ -50,18 +50,11 @@ func (s *Store) put(ctx context.Context, in store.PutInput, body io.Reader) (sto
 	if name == "" {
 		return s.putMarker(ctx, in, dirs, body)
 	}
-	d, created, err := s.openDirs(dirs, true)
+	d, created, tmp, f, err := s.createTemp(in.Key, dirs)
 	if err != nil {
 		return store.PutResult{}, err
 	}
 	defer d.close()
-
-	tmp := randomName()
-	f, err := d.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
-	if err != nil {
-		s.removeDirs(created)
-		return store.PutResult{}, err
-	}
 	done := false
 	defer func() {
 		if !done {

@@ -28,6 +28,7 @@ import (
 var (
 	_ store.Store       = (*Store)(nil)
 	_ store.Multipart   = (*Store)(nil)
+	_ store.PartLister  = (*Store)(nil)
 	_ store.LocalReader = (*Store)(nil)
 )
 
@@ -43,6 +44,7 @@ const (
 	OpUploadPart        = "UploadPart"
 	OpCompleteMultipart = "CompleteMultipart"
 	OpAbortMultipart    = "AbortMultipart"
+	OpListParts         = "ListParts"
 )
 
 // pageSize is how many objects List copies per lock, like an S3 page.
@@ -582,3 +584,24 @@ func (s *Store) Uploads() int {
 
 // ReadsLocally reports true: Open reads memory on this machine.
 func (s *Store) ReadsLocally() bool { return true }
+
+// ListParts returns the parts of an unfinished upload, in order of number.
+func (s *Store) ListParts(ctx context.Context, key, uploadID string) ([]store.Part, error) {
+	if err := s.begin(OpListParts, key); err != nil {
+		return nil, fmt.Errorf("mem: list parts of %q: %w", key, err)
+	}
+	u, err := s.upload(key, uploadID)
+	if err != nil {
+		return nil, fmt.Errorf("mem: list parts of %q: %w", key, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := make([]store.Part, 0, len(u.parts))
+	for n, data := range u.parts {
+		sum := md5.Sum(data)
+		ps = append(ps, store.Part{Number: n, Size: int64(len(data)), ETag: hex.EncodeToString(sum[:]),
+			ChecksumCRC32C: b64crc(crc32.Checksum(data, castagnoli))})
+	}
+	slices.SortFunc(ps, func(a, b store.Part) int { return int(a.Number - b.Number) })
+	return ps, nil
+}

@@ -121,3 +121,25 @@ func (s *Store) AbortMultipart(ctx context.Context, key, uploadID string) error 
 	}
 	return err
 }
+
+// ListParts returns the parts uploaded so far to uploadID (ListParts,
+// every page), in order of number.
+func (s *Store) ListParts(ctx context.Context, key, uploadID string) ([]store.Part, error) {
+	full, err := s.fullKey("list parts", key)
+	if err != nil {
+		return nil, err
+	}
+	var parts []store.Part
+	p := s3.NewListPartsPaginator(s.client, &s3.ListPartsInput{Bucket: aws.String(s.bucket), Key: aws.String(full), UploadId: aws.String(uploadID)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, wrap("list parts", s.url(key), objectOp, err)
+		}
+		for _, pt := range page.Parts {
+			parts = append(parts, store.Part{Number: aws.ToInt32(pt.PartNumber), Size: aws.ToInt64(pt.Size),
+				ETag: unquote(aws.ToString(pt.ETag)), ChecksumCRC32C: aws.ToString(pt.ChecksumCRC32C)})
+		}
+	}
+	return parts, nil
+}

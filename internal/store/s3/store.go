@@ -108,6 +108,7 @@ type Store struct {
 var (
 	_ store.Store      = (*Store)(nil)
 	_ store.Multipart  = (*Store)(nil)
+	_ store.PartLister = (*Store)(nil)
 	_ store.Copier     = (*Store)(nil)
 	_ store.PartStater = (*Store)(nil)
 )
@@ -214,8 +215,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if s.region == "" && s.endpoint != "" {
 		s.region = DefaultRegion
 	}
+	limKey := s.endpoint
+	if limKey == "" {
+		limKey = "s3." + s.region
+	}
+	lim := EndpointLimiter(limKey)
 	newClient := func(region string) *s3.Client {
 		return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+			o.HTTPClient = &limitedClient{next: o.HTTPClient, lim: lim}
 			o.Region = region
 			if s.endpoint != "" {
 				o.BaseEndpoint = aws.String(s.endpoint)
