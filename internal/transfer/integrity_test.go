@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -353,6 +354,7 @@ func TestMinIOSourceReadsResumed(t *testing.T) {
 	// Each GET fails the first time a range ending where it ends is asked
 	// for: a ranged GET once, a whole-object GET once as such and once as
 	// the ranged GET of the rest.
+	var chosen atomic.Int64 // faults handed to the proxy
 	firstTime := func(f testenv.Fault) func(*http.Request) testenv.Fault {
 		var mu sync.Mutex
 		seen := map[string]bool{}
@@ -371,6 +373,7 @@ func TestMinIOSourceReadsResumed(t *testing.T) {
 				return testenv.Fault{}
 			}
 			seen[k] = true
+			chosen.Add(1)
 			return f
 		}
 	}
@@ -386,6 +389,7 @@ func TestMinIOSourceReadsResumed(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := tt.count(env.proxy.Stats())
+			chosen.Store(0)
 			env.proxy.SetFaults(firstTime(tt.fault))
 			defer env.proxy.SetFaults(nil)
 			e := New(env.src, env.dst, opts)
@@ -403,8 +407,15 @@ func TestMinIOSourceReadsResumed(t *testing.T) {
 				}
 				env.checkDst(t, key, c.data)
 			}
-			if got := tt.count(env.proxy.Stats()) - before; got < 4 {
-				t.Errorf("%d faults injected, want one per GET (at least 4)", got)
+			// One fault per GET is chosen (at least 4). On a loaded
+			// machine the 300 ms stall timeout can end a slow read before
+			// the proxy reaches its fault point, so the faults carried out
+			// may be fewer, but never none.
+			if got := chosen.Load(); got < 4 {
+				t.Errorf("%d faults chosen, want one per GET (at least 4)", got)
+			}
+			if got := tt.count(env.proxy.Stats()) - before; got < 1 {
+				t.Errorf("no %s fault carried out", tt.name)
 			}
 		})
 	}

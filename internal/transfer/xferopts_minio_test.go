@@ -96,8 +96,15 @@ func TestBandwidthLimitMinIO(t *testing.T) {
 	want := time.Duration(float64(8*mib) / rate * float64(time.Second))
 	achieved := float64(8*mib) / took.Seconds() / mib
 	t.Logf("8 MiB at --bwlimit 2M: %.2fs, %.3f MiB/s (%.1f%% off)", took.Seconds(), achieved, (achieved-2)/2*100)
-	if took < want*9/10 || took > want*11/10 {
-		t.Fatalf("took %v, want %v ± 10%%", took, want)
+	// Faster than the limit allows is the failure this guards against; a
+	// loaded machine can only make the copy slower, so the lower rate
+	// bound is loose (the 10% measurement is in docs/transfer-options.md,
+	// from an unloaded run).
+	if took < want*9/10 {
+		t.Fatalf("took %v: faster than --bwlimit allows (want at least %v)", took, want*9/10)
+	}
+	if took > want*3 {
+		t.Fatalf("took %v, want about %v: the limiter throttles far below its rate", took, want)
 	}
 }
 
