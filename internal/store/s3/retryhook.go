@@ -2,12 +2,14 @@ package s3
 
 import (
 	"errors"
+	"io"
 	"net"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
 )
 
 // Reasons [Config.OnRetry] reports.
@@ -51,8 +53,24 @@ func RetryReason(err error) string {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return RetryTimeout
 	}
-	if (retry.RetryableConnectionError{}).IsErrorRetryable(err) == aws.TrueTernary {
+	if (retry.RetryableConnectionError{}).IsErrorRetryable(err) == aws.TrueTernary ||
+		(retryableCutBody{}).IsErrorRetryable(err) == aws.TrueTernary {
 		return RetryConnection
 	}
 	return RetryOther
+}
+
+// retryableCutBody makes the SDK retry a request whose response body ended
+// before the document it holds did (a connection closed mid-body, the
+// Content-Length not reached): the SDK reports it as a deserialization
+// error wrapping io.ErrUnexpectedEOF and does not retry it by itself, so a
+// listing page cut short failed the job (issue 10's fault suite).
+type retryableCutBody struct{}
+
+func (retryableCutBody) IsErrorRetryable(err error) aws.Ternary {
+	var de *smithy.DeserializationError
+	if errors.As(err, &de) && errors.Is(de.Err, io.ErrUnexpectedEOF) {
+		return aws.TrueTernary
+	}
+	return aws.UnknownTernary
 }
