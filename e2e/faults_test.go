@@ -180,6 +180,25 @@ func putInParts(t *testing.T, m *testenv.MinIO, bucket, key string, b []byte, pa
 	}
 }
 
+// putBodies puts body(key) at every key.
+func putBodies(t *testing.T, m *testenv.MinIO, bucket string, keys []string, body func(string) []byte) {
+	t.Helper()
+	g, ctx := errgroup.WithContext(context.Background())
+	g.SetLimit(64)
+	client := m.Client()
+	for _, k := range keys {
+		g.Go(func() error {
+			if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: bytes.NewReader(body(k))}); err != nil {
+				return fmt.Errorf("put %s: %w", k, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatalf("seed %d objects: %v", len(keys), err)
+	}
+}
+
 // faultRow is one run of the table.
 type faultRow struct {
 	Class    string
@@ -205,7 +224,7 @@ func (e *faultEnv) checkDst(t *testing.T, dst string) (missing, corrupt []string
 	t.Helper()
 	var mu sync.Mutex
 	g, ctx := errgroup.WithContext(context.Background())
-	g.SetLimit(16)
+	g.SetLimit(32)
 	client := e.w.b.Client()
 	for key, want := range e.want {
 		g.Go(func() error {
