@@ -337,7 +337,15 @@ func (e *faultEnv) run(t *testing.T, class *faultClass, rate float64, seed uint6
 	if row.TimedOut {
 		t.Errorf("%s %.0f%%: not finished after %s\n%s", row.Class, rate*100, faultRunLimit, tail(p.err.String(), 2000))
 	}
-	id := jobID(t, p.err.String())
+	m := jobIDRE.FindStringSubmatch(p.err.String())
+	if m == nil {
+		// ferry refused to start: its checks of the two sides failed.
+		row.Status = "not started"
+		row.Missing = len(e.want)
+		t.Errorf("%s %.0f%%: exit %d before a job was created\n%s", row.Class, rate*100, row.Exit, tail(p.err.String(), 2000))
+		return row
+	}
+	id := m[1]
 	if row.Exit == 0 || row.Exit == 1 {
 		s := parseSummary(t, p.out.String(), p.err.String())
 		row.Status, row.Copied, row.Failed = s.Status, s.Copied, s.Failed
@@ -409,6 +417,7 @@ func TestFaultTable(t *testing.T) {
 	if base.Exit != 0 {
 		t.Fatalf("the run without faults: exit %d", base.Exit)
 	}
+	t.Logf("%s (the run without faults)", base)
 	rows := []faultRow{base}
 	for ci := range faultClasses {
 		for ri, rate := range []float64{0.05, 0.20, 0.50} {
