@@ -419,8 +419,12 @@ func TestFaultTable(t *testing.T) {
 	}
 	t.Logf("%s (the run without faults)", base)
 	rows := []faultRow{base}
+	only := os.Getenv("FERRY_FAULT_TABLE_ONLY") // "class" or "class@rate%" items, comma-separated
 	for ci := range faultClasses {
 		for ri, rate := range []float64{0.05, 0.20, 0.50} {
+			if only != "" && !faultTableSelected(only, faultClasses[ci].name, rate) {
+				continue
+			}
 			row := e.run(t, &faultClasses[ci], rate, uint64(100*ci+ri+1))
 			if row.Requests > maxRequestFactor*base.Requests {
 				t.Errorf("%s %.0f%%: %d requests, more than %d × the %d without faults", row.Class, rate*100, row.Requests, maxRequestFactor, base.Requests)
@@ -440,6 +444,19 @@ func TestFaultTable(t *testing.T) {
 			t.Fatalf("write %s: %v", out, err)
 		}
 	}
+}
+
+// faultTableSelected reports whether FERRY_FAULT_TABLE_ONLY (only) selects
+// the row of class at rate: an item "class" selects its three rates,
+// "class@20" one of them.
+func faultTableSelected(only, class string, rate float64) bool {
+	for _, item := range strings.Split(only, ",") {
+		name, pct, hasRate := strings.Cut(strings.TrimSpace(item), "@")
+		if name == class && (!hasRate || pct == fmt.Sprint(int(rate*100))) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestFaultsMixed20: the table's mixed row at 20%, in the default run: 60

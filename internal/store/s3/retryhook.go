@@ -60,16 +60,17 @@ func RetryReason(err error) string {
 	return RetryOther
 }
 
-// retryableCutBody makes the SDK retry a request whose response body ended
-// before the document it holds did (a connection closed mid-body, the
-// Content-Length not reached): the SDK reports it as a deserialization
-// error wrapping io.ErrUnexpectedEOF and does not retry it by itself, so a
-// listing page cut short failed the job (issue 10's fault suite).
+// retryableCutBody makes the SDK retry a request whose answer could not be
+// read whole or parsed: a body that ended before its Content-Length (the
+// connection closed mid-body; io.ErrUnexpectedEOF) or a document that does
+// not decode (a damaged XML answer: the SDK's DeserializationError). The
+// SDK retries neither by itself, so one listing page or tagging answer cut
+// short failed the job or its preflight (issue 10's fault suite).
 type retryableCutBody struct{}
 
 func (retryableCutBody) IsErrorRetryable(err error) aws.Ternary {
 	var de *smithy.DeserializationError
-	if errors.As(err, &de) && errors.Is(de.Err, io.ErrUnexpectedEOF) {
+	if errors.As(err, &de) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return aws.TrueTernary
 	}
 	return aws.UnknownTernary

@@ -61,8 +61,9 @@ func TestOnRetry(t *testing.T) {
 }
 
 // TestListingCutShortRetried: a ListObjectsV2 answer whose body ends before
-// its Content-Length (the connection closed mid-document) is sent again by
-// the SDK, reported as a connection retry, and the listing completes.
+// its Content-Length (the connection closed mid-document), and one with a
+// flipped bit that breaks its XML, are sent again by the SDK, reported as
+// connection retries, and the listing completes.
 func TestListingCutShortRetried(t *testing.T) {
 	m, bucket := newBucket(t)
 	s := openStore(t, m, bucket, "p")
@@ -85,10 +86,16 @@ func TestListingCutShortRetried(t *testing.T) {
 	defer ps.Close()
 	var lists atomic.Int32
 	proxy.SetFaults(func(r *http.Request) testenv.Fault {
-		if r.Method != http.MethodGet || r.URL.Query().Get("list-type") != "2" || lists.Add(1) > 1 {
+		if r.Method != http.MethodGet || r.URL.Query().Get("list-type") != "2" {
 			return testenv.Fault{}
 		}
-		return testenv.Fault{Truncate: true, At: 0.5}
+		switch lists.Add(1) {
+		case 1:
+			return testenv.Fault{Truncate: true, At: 0.5}
+		case 2:
+			return testenv.Fault{Flip: true, At: 0.5, Bit: 7} // not UTF-8 any more
+		}
+		return testenv.Fault{}
 	})
 	n := 0
 	for _, err := range ps.List(t.Context(), store.ListOptions{}) {
@@ -100,12 +107,12 @@ func TestListingCutShortRetried(t *testing.T) {
 	if n != 5 {
 		t.Errorf("listed %d objects, want 5", n)
 	}
-	if st := proxy.Stats(); st.Truncations != 1 {
-		t.Errorf("%d truncations injected, want 1", st.Truncations)
+	if st := proxy.Stats(); st.Truncations != 1 || st.Flips != 1 {
+		t.Errorf("%d truncations and %d flips injected, want 1 and 1", st.Truncations, st.Flips)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if want := []string{RetryConnection}; !slices.Equal(reasons, want) {
+	if want := []string{RetryConnection, RetryConnection}; !slices.Equal(reasons, want) {
 		t.Errorf("retries reported %q, want %q", reasons, want)
 	}
 }
