@@ -137,6 +137,9 @@ func TestSoak(t *testing.T) {
 			case code == -1 && r.id == "":
 				continue // killed before the job was created: start it again
 			case code == -1:
+				st := w.status(r.id)
+				t.Logf("kill %d after %s: job %s, %d of %d objects finished (%d copied, %d skipped, %d failed)",
+					kills, time.Since(start).Round(time.Second), r.id, st.Counters.Finished, p.objects, st.Counters.Copied, st.Counters.Skipped, st.Counters.Failed)
 				args = []string{"job", "resume", r.id, "--no-progress", "--json", "--concurrency", "32", "--stall-timeout", "1s"}
 				continue
 			case code == 0 || code == 1 || (code == 2 && strings.Contains(errs, "already finished")):
