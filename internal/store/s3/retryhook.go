@@ -2,12 +2,14 @@ package s3
 
 import (
 	"errors"
+	"io"
 	"net"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
 )
 
 // Reasons [Config.OnRetry] reports.
@@ -51,8 +53,25 @@ func RetryReason(err error) string {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return RetryTimeout
 	}
-	if (retry.RetryableConnectionError{}).IsErrorRetryable(err) == aws.TrueTernary {
+	if (retry.RetryableConnectionError{}).IsErrorRetryable(err) == aws.TrueTernary ||
+		(retryableCutBody{}).IsErrorRetryable(err) == aws.TrueTernary {
 		return RetryConnection
 	}
 	return RetryOther
+}
+
+// retryableCutBody makes the SDK retry a request whose answer could not be
+// read whole or parsed: a body that ended before its Content-Length (the
+// connection closed mid-body; io.ErrUnexpectedEOF) or a document that does
+// not decode (a damaged XML answer: the SDK's DeserializationError). The
+// SDK retries neither by itself, so one listing page or tagging answer cut
+// short failed the job or its preflight (issue 10's fault suite).
+type retryableCutBody struct{}
+
+func (retryableCutBody) IsErrorRetryable(err error) aws.Ternary {
+	var de *smithy.DeserializationError
+	if errors.As(err, &de) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return aws.TrueTernary
+	}
+	return aws.UnknownTernary
 }

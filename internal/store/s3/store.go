@@ -177,6 +177,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		std := retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = cfg.RetryMaxAttempts
 			o.RateLimiter = ratelimit.None
+			o.Retryables = append([]retry.IsErrorRetryable{retryableCutBody{}}, o.Retryables...)
 		})
 		if cfg.OnRetry == nil {
 			return std
