@@ -57,30 +57,6 @@ type Record struct {
 	Started, Finished time.Time
 }
 
-// line is the wire form of a record: docs/audit.md. The field order is
-// the struct's.
-type line struct {
-	Prev       string `json:"prev"`
-	Seq        int64  `json:"seq"`
-	Time       string `json:"time"`
-	Job        string `json:"job"`
-	Key        string `json:"key"`
-	KeyBase64  string `json:"key_base64,omitempty"`
-	Size       int64  `json:"size"`
-	SrcETag    string `json:"src_etag,omitempty"`
-	SrcVersion string `json:"src_version,omitempty"`
-	CRC32C     string `json:"crc32c,omitempty"`
-	MD5        string `json:"md5,omitempty"`
-	DstETag    string `json:"dst_etag,omitempty"`
-	DstVersion string `json:"dst_version,omitempty"`
-	Outcome    string `json:"outcome"`
-	Error      string `json:"error,omitempty"`
-	Attempts   int    `json:"attempts"`
-	Worker     string `json:"worker,omitempty"`
-	Started    string `json:"started,omitempty"`
-	Finished   string `json:"finished,omitempty"`
-}
-
 func stamp(t time.Time) string {
 	if t.IsZero() {
 		return ""
@@ -88,14 +64,16 @@ func stamp(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-func toLine(r Record, prev string, seq int64, now time.Time) (line, error) {
+// toLine is a record in its wire form (docs/audit.md; Entry, without its
+// Hash, which is not written).
+func toLine(r Record, prev string, seq int64, now time.Time) (Entry, error) {
 	if !r.Outcome.valid() {
-		return line{}, fmt.Errorf("audit: record %q: invalid outcome %q", r.Key, r.Outcome)
+		return Entry{}, fmt.Errorf("audit: record %q: invalid outcome %q", r.Key, r.Outcome)
 	}
 	if r.Time.IsZero() {
 		r.Time = now
 	}
-	l := line{
+	l := Entry{
 		Prev: prev, Seq: seq, Time: stamp(r.Time), Job: r.Job, Key: r.Key, Size: r.Size,
 		SrcETag: r.SrcETag, SrcVersion: r.SrcVersion, CRC32C: r.CRC32C, MD5: r.MD5,
 		DstETag: r.DstETag, DstVersion: r.DstVersion, Outcome: string(r.Outcome),
