@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -116,21 +117,16 @@ func writeJobReport(ctx context.Context, stdio Stdio, out, auditPath string, j r
 	if out == "" || out == "-" {
 		return reportErr(report.Write(ctx, stdio.Out, open, j, opts))
 	}
-	dir := filepath.Dir(out)
-	tmp, err := os.CreateTemp(dir, ".ferry-report-*")
+	var werr error
+	err := atomicfile.WriteFunc(out, 0o600, func(w io.Writer) error {
+		werr = report.Write(ctx, w, open, j, opts)
+		return werr
+	})
+	if werr != nil {
+		return reportErr(werr)
+	}
 	if err != nil {
 		return usageErr("report %s: %v", out, unwrapPath(err))
-	}
-	defer os.Remove(tmp.Name())
-	if err := report.Write(ctx, tmp, open, j, opts); err != nil {
-		tmp.Close()
-		return reportErr(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("report %s: %w", out, err)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return fmt.Errorf("report %s: %w", out, err)
 	}
 	return nil
 }

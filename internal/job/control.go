@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -34,20 +35,7 @@ func WriteSnapshot(dir, id string, b, key []byte) error {
 		}
 		b = sealed
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, id+".json"))
+	return atomicfile.Write(filepath.Join(dir, id+".json"), b, 0o600)
 }
 
 // ReadSnapshot reads a job state file written by a running coordinator.

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"net"
 	"os"
 	"os/signal"
@@ -279,34 +280,11 @@ func (c *Conn) serve(o Options) error {
 		info.URL, info.Cert = "tls://"+net.JoinHostPort(host, strconv.Itoa(addr.Port)), o.ListenCert
 	}
 	b, _ := json.Marshal(info)
-	if err := writePrivate(ServerFile(o.StateDir), b); err != nil {
+	if err := atomicfile.Write(ServerFile(o.StateDir), b, 0o600); err != nil {
 		return fmt.Errorf("state directory %s: %w", o.StateDir, err)
 	}
 	c.stateDir, c.embedded = o.StateDir, true
 	return nil
-}
-
-// writePrivate atomically writes a file only its owner can read.
-func writePrivate(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".server-*")
-	if err != nil {
-		return err
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // waitForClients holds the clients lock exclusively once no other process

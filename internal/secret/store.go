@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ferry-dev/ferry/internal/atomicfile"
 	"io"
 	"io/fs"
 	"os"
@@ -504,7 +505,7 @@ func (s *Store) update(ctx context.Context, fn func(map[string]map[string]string
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("secret store: encrypt: %w", err)
 	}
-	if err := writeAtomic(s.dir, StoreFile, buf.Bytes()); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, StoreFile), buf.Bytes(), 0o600); err != nil {
 		return err
 	}
 	s.cache = nil
@@ -535,7 +536,7 @@ func (s *Store) recipients(ctx context.Context) ([]age.Recipient, error) {
 		}
 		content := fmt.Sprintf("# ferry secret store identity, created %s\n# public key: %s\n# Keep a copy: without it %s cannot be decrypted.\n%s\n",
 			time.Now().UTC().Format(time.RFC3339), id.Recipient(), StoreFile, id)
-		if err := writeAtomic(s.dir, IdentityFile, []byte(content)); err != nil {
+		if err := atomicfile.Write(filepath.Join(s.dir, IdentityFile), []byte(content), 0o600); err != nil {
 			return nil, err
 		}
 		ids, err = []*age.X25519Identity{id}, nil
@@ -572,40 +573,4 @@ func readLimited(f *os.File, path string) ([]byte, error) {
 		return nil, fmt.Errorf("secret store: %s is larger than %d bytes", path, maxFileSize)
 	}
 	return data, nil
-}
-
-// writeAtomic replaces dir/name with data: a 0600 temporary file in dir,
-// written and fsynced, renamed over name, and the directory fsynced.
-func writeAtomic(dir, name string, data []byte) (err error) {
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("secret store: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return fmt.Errorf("secret store: %w", err)
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("secret store: write %s: %w", name, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("secret store: write %s: %w", name, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("secret store: write %s: %w", name, err)
-	}
-	if err = os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("secret store: %w", err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync() // best effort: not every file system syncs directories
-		d.Close()
-	}
-	return nil
 }
