@@ -289,7 +289,7 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 	} else if location.Overlaps(srcLoc, dstLoc, sameService) {
 		return usageErr("source %s and destination %s are the same location or one is inside the other", srcLoc, dstLoc)
 	}
-	if err := autoPreflight(ctx, stdio, cmd, f, src, dst); err != nil {
+	if err := autoPreflight(ctx, stdio, cmd, f, src, dst, sides.srcKey); err != nil {
 		return err
 	}
 	if dst.missing {

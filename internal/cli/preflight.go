@@ -18,7 +18,8 @@ import (
 // --allowed-regions check always (even with --skip-preflight), then the
 // preflight checks unless --skip-preflight. A failed check stops the job
 // with exit 2; warnings are one line on stderr (the whole table with -v).
-func autoPreflight(ctx context.Context, stdio Stdio, cmd string, f jobFlags, src, dst opened) error {
+// srcKey is a single-object source's name under src ("" for a prefix).
+func autoPreflight(ctx context.Context, stdio Stdio, cmd string, f jobFlags, src, dst opened, srcKey string) error {
 	printNotes(stdio, src, dst)
 	if cmd == "verify" {
 		return nil
@@ -31,7 +32,9 @@ func autoPreflight(ctx context.Context, stdio Stdio, cmd string, f jobFlags, src
 	if f.sec.skipPreflight {
 		return nil
 	}
-	rep := preflight.Run(ctx, preflight.Options{Src: preflightSide(ctx, "source", src), Dst: preflightSide(ctx, "destination", dst), SSE: f.sse})
+	srcSide := preflightSide(ctx, "source", src)
+	srcSide.Key = srcKey
+	rep := preflight.Run(ctx, preflight.Options{Src: srcSide, Dst: preflightSide(ctx, "destination", dst), SSE: f.sse})
 	if f.verbose {
 		_ = rep.WriteTable(stdio.Err)
 	}
@@ -153,6 +156,13 @@ func runPreflight(ctx context.Context, stdio Stdio, f jobFlags, fx fixFlags, src
 			return usageErr("--ca-bundle %s: %v", f.caBundle, err)
 		}
 	}
+	// A source without a trailing slash may be one object: open its
+	// parent and check what is listed under the name, which is the object
+	// itself or, for a prefix, its contents.
+	srcKey := ""
+	if srcLoc.Kind == location.S3 && srcLoc.Prefix != "" && !hasTrailingSlash(srcArg) {
+		srcLoc.Prefix, srcKey = splitKey(srcLoc.Prefix)
+	}
 	src, err := openForPreflight(ctx, "source", srcLoc, f.src, f.sec.srcCA)
 	if err != nil {
 		return err
@@ -162,8 +172,10 @@ func runPreflight(ctx context.Context, stdio Stdio, f jobFlags, fx fixFlags, src
 		return err
 	}
 	printNotes(stdio, src, dst)
+	srcSide := preflightSide(ctx, "source", src)
+	srcSide.Key = srcKey
 	rep := preflight.Run(ctx, preflight.Options{
-		Src: preflightSide(ctx, "source", src), Dst: preflightSide(ctx, "destination", dst),
+		Src: srcSide, Dst: preflightSide(ctx, "destination", dst),
 		AllowedRegions: f.sec.allowedRegions, SSE: f.sse,
 	})
 	if fx.fix && len(rep.Failed()) == 0 {

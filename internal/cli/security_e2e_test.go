@@ -507,6 +507,15 @@ func TestAutoPreflight(t *testing.T) {
 	if r.code != ExitFailed || strings.Contains(r.err, "preflight:") || !strings.Contains(r.err, `failed: "a-sealed"`) {
 		t.Fatalf("--skip-preflight: exit %d\n%s", r.code, r.err)
 	}
+	// A single object is checked on itself: "a-sealed" sorts first in the
+	// bucket but is not what this copy reads.
+	one := append(append([]string{"copy", "s3://" + src + "/ok", "s3://" + dst + "/one"}, e.srcB()...), e.dstA()...)
+	if r := ferry(t, append(one, "-v")...); r.code != 0 || !regexpLine(r.err, "source", "read", "pass", `"ok"`) {
+		t.Fatalf("single object: exit %d\n%s", r.code, r.err)
+	}
+	if r := ferryCmd(t, append(append([]string{"preflight", "s3://" + src + "/ok", "s3://" + dst}, e.srcB()...), e.dstA()...)...); r.code != 0 || !regexpLine(r.out, "source", "read", "pass", `"ok"`) {
+		t.Fatalf("preflight of a single object: exit %d\n%s%s", r.code, r.out, r.err)
+	}
 }
 
 func TestSSE(t *testing.T) {

@@ -124,6 +124,10 @@ type Side struct {
 	Bucket string
 	// Prefix is "" or ends in "/".
 	Prefix string
+	// Key, when not "", is a single object's name under Prefix (a source
+	// such as s3://b/dir/photo.jpg): the source checks list and read that
+	// object, as the job will, rather than the first object under Prefix.
+	Key string
 	// Local describes a local side for its single row.
 	Local string
 	// Explain, when set, tells a failed required request in words, with
@@ -163,7 +167,8 @@ func sourceChecks(ctx context.Context, sd Side) []Check {
 	if checks[0].Status == Fail && checks[0].Name == "bucket" && strings.Contains(checks[0].Detail, "does not exist") {
 		return checks
 	}
-	out, err := sd.Client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &sd.Bucket, Prefix: &sd.Prefix, MaxKeys: aws.Int32(1), EncodingType: types.EncodingTypeUrl})
+	listPrefix := sd.Prefix + sd.Key
+	out, err := sd.Client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &sd.Bucket, Prefix: &listPrefix, MaxKeys: aws.Int32(1), EncodingType: types.EncodingTypeUrl})
 	if err != nil {
 		return append(checks, required(sd, side, "list", "ListObjectsV2", err))
 	}
@@ -498,7 +503,7 @@ func hasFalse(v json.RawMessage) bool {
 	return false
 }
 
-func where(sd Side) string { return "s3://" + sd.Bucket + "/" + sd.Prefix }
+func where(sd Side) string { return "s3://" + sd.Bucket + "/" + sd.Prefix + sd.Key }
 
 // required reports err of a request the job needs: a failure.
 func required(sd Side, side, name, req string, err error) Check {

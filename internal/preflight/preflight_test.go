@@ -240,3 +240,48 @@ func TestDeniesInsecureTransport(t *testing.T) {
 		}
 	}
 }
+
+// oneObject lists and reads like a bucket holding s/p/photo.jpg and
+// s/p/photo.jpg.bak, recording what was asked.
+type oneObject struct {
+	fake
+	listed, read string
+}
+
+func (o *oneObject) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	o.listed = aws.ToString(in.Prefix)
+	out := &s3.ListObjectsV2Output{EncodingType: in.EncodingType}
+	for _, k := range []string{"p/aaa", "p/photo.jpg", "p/photo.jpg.bak"} {
+		if strings.HasPrefix(k, o.listed) {
+			out.Contents = append(out.Contents, types.Object{Key: aws.String(k)})
+			break
+		}
+	}
+	return out, nil
+}
+
+func (o *oneObject) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	o.read = aws.ToString(in.Key)
+	return &s3.GetObjectOutput{Body: io.NopCloser(strings.NewReader("x"))}, nil
+}
+
+// A single-object source is checked on that object, as the job reads it,
+// not on whatever object sorts first under its parent.
+func TestSingleObjectSource(t *testing.T) {
+	src := &oneObject{}
+	r := Run(context.Background(), Options{
+		Src: Side{Client: src, Bucket: "s", Prefix: "p/", Key: "photo.jpg"},
+		Dst: Side{Client: &fake{}, Bucket: "d", Prefix: "q/"},
+	})
+	if src.listed != "p/photo.jpg" || src.read != "p/photo.jpg" {
+		t.Errorf("listed under %q and read %q, want p/photo.jpg for both", src.listed, src.read)
+	}
+	if st, d := statusOf(r, "source", "list"); st != Pass || !strings.Contains(d, "s3://s/p/photo.jpg") {
+		t.Errorf("source list: %v %q", st, d)
+	}
+	src = &oneObject{}
+	Run(context.Background(), Options{Src: Side{Client: src, Bucket: "s", Prefix: "p/"}, Dst: Side{Client: &fake{}, Bucket: "d"}})
+	if src.listed != "p/" || src.read != "p/aaa" {
+		t.Errorf("prefix source: listed under %q and read %q, want p/ and p/aaa", src.listed, src.read)
+	}
+}
