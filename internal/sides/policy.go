@@ -1,7 +1,9 @@
 package sides
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -237,4 +239,37 @@ func within(path, dir string) bool {
 	}
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+// openConfined opens path, which [Policy.Check] allowed, as an [os.Root]
+// reached from inside the allowed directory that holds it: a symbolic link
+// swapped into the path after the check cannot lead the job outside that
+// directory (os.Root refuses it). With create, a missing last element is
+// made first (its parent must exist).
+func (p *Policy) openConfined(path string, create bool) (*os.Root, error) {
+	real, err := realPath(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range p.Local {
+		if !within(real, d) {
+			continue
+		}
+		rel, err := filepath.Rel(d, real)
+		if err != nil {
+			return nil, err
+		}
+		base, err := os.OpenRoot(d)
+		if err != nil {
+			return nil, err
+		}
+		defer base.Close()
+		if create && rel != "." {
+			if err := base.Mkdir(rel, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
+				return nil, err
+			}
+		}
+		return base.OpenRoot(rel)
+	}
+	return nil, fmt.Errorf("%s is not below a directory this worker allows", path)
 }

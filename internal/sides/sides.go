@@ -185,6 +185,9 @@ type Opened struct {
 	// Missing is set for a local destination directory that does not
 	// exist yet; Create makes it (after every other check passed).
 	Missing bool
+	// policy, when set, confines a local store to the allowed directory
+	// that holds it (Policy.openConfined).
+	policy *Policy
 }
 
 // S3 returns the S3 store of o, or nil.
@@ -198,7 +201,16 @@ func (o *Opened) Create() error {
 	if !o.Missing {
 		return nil
 	}
-	st, err := local.Create(o.Location.Path)
+	var st *local.Store
+	var err error
+	if o.policy != nil {
+		var r *os.Root
+		if r, err = o.policy.openConfined(o.Location.Path, true); err == nil {
+			st = local.FromRoot(r, o.Location.Path, local.Options{})
+		}
+	} else {
+		st, err = local.Create(o.Location.Path)
+	}
 	if err != nil {
 		return &Error{Role: Destination, Location: o.Location.Canonical(), Class: classify(err), msg: fmt.Sprintf("destination %s: %v", o.Location.Path, err), err: err}
 	}
@@ -216,7 +228,7 @@ func Open(ctx context.Context, role string, c Config, o Options) (Opened, error)
 	if c.Location.Kind == location.S3 {
 		return openS3(ctx, role, c, o)
 	}
-	return openLocal(role, c)
+	return openLocal(role, c, o.Policy)
 }
 
 func openS3(ctx context.Context, role string, c Config, o Options) (Opened, error) {
@@ -274,7 +286,8 @@ func openS3(ctx context.Context, role string, c Config, o Options) (Opened, erro
 	return Opened{Store: st, Location: loc}, nil
 }
 
-func openLocal(role string, c Config) (Opened, error) {
+// With a policy the store is confined to the allowed directory holding it.
+func openLocal(role string, c Config, p *Policy) (Opened, error) {
 	loc := c.Location
 	fi, err := os.Stat(loc.Path)
 	if role == Destination && errors.Is(err, os.ErrNotExist) {
@@ -282,7 +295,7 @@ func openLocal(role string, c Config) (Opened, error) {
 		if pfi, perr := os.Stat(parent); perr != nil || !pfi.IsDir() {
 			return Opened{}, newErr(role, c, NotFound, err, "destination %s: does not exist, and neither does its parent directory %s", loc.Path, parent)
 		}
-		return Opened{Location: loc, Missing: true}, nil
+		return Opened{Location: loc, Missing: true, policy: p}, nil
 	}
 	if err != nil {
 		return Opened{}, newErr(role, c, classify(err), err, "%s %s: %v", role, loc.Path, unwrapPath(err))
@@ -300,6 +313,13 @@ func openLocal(role string, c Config) (Opened, error) {
 	}
 	if err != nil {
 		return Opened{}, newErr(role, c, classify(err), err, "%s %s: cannot read the directory: %v", role, loc.Path, unwrapPath(err))
+	}
+	if p != nil {
+		r, err := p.openConfined(loc.Path, false)
+		if err != nil {
+			return Opened{}, newErr(role, c, Refused, ErrRefused, "%s %s: %v", role, loc.Path, unwrapPath(err))
+		}
+		return Opened{Store: local.FromRoot(r, loc.Path, local.Options{}), Location: loc}, nil
 	}
 	st, err := local.Open(loc.Path, local.Options{})
 	if err != nil {
@@ -395,7 +415,7 @@ func openJobDst(ctx context.Context, c Config, o Options) (store.Store, error) {
 	}
 	if c.Location.Kind == location.Local {
 		if _, err := os.Stat(c.Location.Path); errors.Is(err, os.ErrNotExist) {
-			d := Opened{Location: c.Location, Missing: true}
+			d := Opened{Location: c.Location, Missing: true, policy: o.Policy}
 			if err := d.Create(); err != nil {
 				return nil, err
 			}

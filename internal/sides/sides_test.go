@@ -184,3 +184,79 @@ func TestErrorClasses(t *testing.T) {
 		t.Errorf("Where = %q", w)
 	}
 }
+
+// A directory swapped for a symbolic link after the policy check (the
+// window between Check and opening) cannot take the job outside the
+// allowed directory: the store is opened from inside it.
+func TestPolicySwapAfterCheck(t *testing.T) {
+	root := t.TempDir()
+	allowed, outside := filepath.Join(root, "allowed"), filepath.Join(root, "outside")
+	sub := filepath.Join(allowed, "sub")
+	for _, d := range []string{allowed, outside, sub} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("s"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPolicy([]string{allowed}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := localSide(t, sub)
+	if err := p.Check(Source, c); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	// The swap.
+	if err := os.Remove(sub); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, sub); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := p.openConfined(sub, false); err == nil {
+		r.Close()
+		t.Fatal("opened a path swapped for a link out of the allowed directory")
+	}
+	// The same for a destination created after the check.
+	newDst := filepath.Join(sub, "new")
+	if r, err := p.openConfined(newDst, true); err == nil {
+		r.Close()
+		t.Fatal("created a destination through a link out of the allowed directory")
+	}
+	if _, err := os.Stat(filepath.Join(outside, "new")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a directory was made outside: %v", err)
+	}
+
+	// Without a swap the confined store reads and creates as usual.
+	if err := os.Remove(sub); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sub, "k"), []byte("v"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := Open(context.Background(), Source, c, Options{Policy: p})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer o.Store.(interface{ Close() error }).Close()
+	a, err := o.Store.Stat(context.Background(), "k")
+	if err != nil || a.Size != 1 {
+		t.Fatalf("stat k: %+v %v", a, err)
+	}
+	d, err := Open(context.Background(), Destination, localSide(t, filepath.Join(sub, "made")), Options{Policy: p})
+	if err != nil || !d.Missing {
+		t.Fatalf("open missing destination: %+v %v", d, err)
+	}
+	if err := d.Create(); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	defer d.Store.(interface{ Close() error }).Close()
+	if fi, err := os.Stat(filepath.Join(sub, "made")); err != nil || !fi.IsDir() {
+		t.Fatalf("destination not made: %v", err)
+	}
+}

@@ -74,11 +74,19 @@ func Open(root string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local: open: %w", err)
 	}
+	return FromRoot(r, root, opts), nil
+}
+
+// FromRoot makes a store of the directory r, already opened (for example
+// below a directory the caller confines it to, with [os.Root.OpenRoot]).
+// name is the directory's path for messages. The store owns r: Close
+// closes it.
+func FromRoot(r *os.Root, name string, opts Options) *Store {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{path: root, root: r, opts: opts, log: log, uploads: make(map[string]*upload)}, nil
+	return &Store{path: name, root: r, opts: opts, log: log, uploads: make(map[string]*upload)}
 }
 
 // Create opens root as a store with default [Options], first creating the
