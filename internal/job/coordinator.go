@@ -88,6 +88,10 @@ type RunOptions struct {
 	// credentials again ("" when they do); a job that paused itself while
 	// waiting for valid credentials is resumed when it does.
 	Probe func(ctx context.Context) string
+	// StopWhenTripped makes Run return (with [ErrTripped], the state
+	// saved, the job paused and resumable) once a worker's circuit breaker
+	// paused the job, instead of waiting for a resume.
+	StopWhenTripped bool
 	// ControlDir, when set, is polled for control files (ID.pause,
 	// ID.resume, ID.cancel) that other processes write when they cannot
 	// reach an embedded server (see [RequestControl]).
@@ -500,6 +504,14 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 			c.pollControl(ctx)
 			if c.adoptStatus(ctx) {
 				dirty = true
+				if st := c.State(); c.opts.StopWhenTripped && st.Status == Paused && strings.HasPrefix(st.Message, Tripped) {
+					c.opts.Log.Error("job paused by its circuit breaker", "job", c.id, "reason", st.Message)
+					c.interrupted()
+					if c.opts.OnUpdate != nil {
+						c.opts.OnUpdate(c.State())
+					}
+					return c.State(), fmt.Errorf("job %s: %w: %s", c.id, ErrTripped, st.Message)
+				}
 			}
 			c.probeCredentials(ctx)
 			done, err := c.step(ctx)
