@@ -237,6 +237,9 @@ type State struct {
 	// Unsafe names the first MaxNamed keys skipped as unsafe (they are
 	// results, not dead letters: retrying cannot help).
 	Unsafe []KeyError `json:"skipped_unsafe,omitempty"`
+	// SrcMissing names the first MaxNamed keys the source listed and then
+	// answered "not found" for (Counters.SrcMissing counts them all).
+	SrcMissing []KeyError `json:"source_missing,omitempty"`
 	// Refused counts records on the job's results stream the coordinator
 	// did not apply: unsigned, or signed by a key it does not trust.
 	Refused int64 `json:"refused,omitempty"`

@@ -1035,6 +1035,7 @@ func (jr *jobRun) copyOne(ctx context.Context, o job.Obj, work job.Work, redeliv
 		}
 		ok, err := jr.eng.UpToDate(ctx, src, dst)
 		if err != nil {
+			res.SrcMissing = srcMissing(err)
 			return finish(job.OutcomeFailed, err)
 		}
 		if ok {
@@ -1043,11 +1044,9 @@ func (jr *jobRun) copyOne(ctx context.Context, o job.Obj, work job.Work, redeliv
 	}
 	r, err := jr.eng.Copy(ctx, src, o.K)
 	res.Attempts = work.Attempt
-	if err != nil && errors.Is(err, store.ErrNotExist) {
-		// Listed, then not found: the listing cannot be trusted (a server
-		// that lists what it cannot serve, or a concurrent delete).
-		res.SrcMissing = true
-	}
+	// Listed, then not found: the listing cannot be trusted (a server
+	// that lists what it cannot serve, or a concurrent delete).
+	res.SrcMissing = srcMissing(err)
 	if err != nil {
 		if errors.Is(err, store.ErrUnsafeKey) || errors.Is(err, store.ErrInvalidKey) {
 			return finish(job.OutcomeUnsafe, err)
@@ -1121,6 +1120,15 @@ func errSide(err error, del bool) string {
 		return "source"
 	}
 	return "destination"
+}
+
+// srcMissing reports whether err says that the source does not have the
+// object: a source step's "not found", or a server-side copy's (which
+// reads the source).
+func srcMissing(err error) bool {
+	var oe *transfer.ObjectError
+	return errors.Is(err, store.ErrNotExist) && errors.As(err, &oe) &&
+		(strings.Contains(oe.Op, "source") || oe.Op == "server copy")
 }
 
 // endpointName is a side's endpoint for logs (job.EndpointName).
