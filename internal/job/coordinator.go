@@ -619,6 +619,9 @@ func (c *Coordinator) applyRecord(ctx context.Context, seq uint64, subject strin
 			if r.Outcome == OutcomeUnsafe && len(c.state.Unsafe) < MaxNamed {
 				c.state.Unsafe = append(c.state.Unsafe, KeyError{Key: r.Key, Error: r.Error})
 			}
+			if r.ProvenanceLost && r.Outcome == OutcomeCopied && c.state.ProvenanceLost == "" {
+				c.state.ProvenanceLost = r.Key
+			}
 			if r.SrcMissing && r.Outcome != OutcomeUnsafe && r.Outcome != OutcomeCopied && r.Outcome != OutcomeSkipped && len(c.state.SrcMissing) < MaxNamed {
 				c.state.SrcMissing = append(c.state.SrcMissing, KeyError{Key: r.Key, Error: r.Error})
 			}

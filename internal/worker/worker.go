@@ -1059,6 +1059,7 @@ func (jr *jobRun) copyOne(ctx context.Context, o job.Obj, work job.Work, redeliv
 		res.Verified = job.Unverified
 	}
 	res.SrcETag, res.SrcVersion, res.DstETag, res.DstVersion = r.SrcETag, r.SrcVersionID, r.DstETag, r.DstVersionID
+	res.ProvenanceLost = r.ProvenanceLost
 	return finish(job.OutcomeCopied, nil)
 }
 
