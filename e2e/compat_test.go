@@ -319,6 +319,9 @@ func TestCompatMatrix(t *testing.T) {
 	v := testenv.StartVersityGW(t)
 	servers = append(servers, compatServer{name: "versitygw", endpoint: v.Endpoint, client: v.Client()})
 	profiles["versitygw"] = creds{v.AccessKey, v.SecretKey, v.Region, v.Endpoint}
+	sw := testenv.StartSeaweedFS(t)
+	servers = append(servers, compatServer{name: "seaweedfs", endpoint: sw.Endpoint, client: sw.Client()})
+	profiles["seaweedfs"] = creds{sw.AccessKey, sw.SecretKey, sw.Region, sw.Endpoint}
 	var credFile, confFile strings.Builder
 	for _, name := range slices.Sorted(maps.Keys(profiles)) {
 		p := profiles[name]
