@@ -61,6 +61,47 @@ install_go_tool nats-server github.com/nats-io/nats-server/v2 v2.15.2
 install_go_tool versitygw github.com/versity/versitygw/cmd/versitygw v1.8.0
 # install_go_tool nats-server github.com/nats-io/nats-server/v2 vX.Y.Z
 
+# install_go_module_build NAME MODULE VERSION PACKAGE
+#   Builds PACKAGE (a path inside the module, e.g. ./weed) from the source of
+#   MODULE@VERSION as the module proxy serves it, into
+#   $FERRY_TOOLS_DIR/NAME-VERSION/NAME. For modules whose go.mod has replace
+#   directives, which `go install m@v` refuses: the build runs inside a
+#   writable copy of the module, so its go.mod (replaces included) and
+#   go.sum apply.
+install_go_module_build() {
+	local name="$1" module="$2" version="$3" pkg="$4"
+	local dir="$FERRY_TOOLS_DIR/$name-$version"
+	local bin="$dir/$name"
+	if [[ -x "$bin" ]]; then
+		echo "install-tools: $name $version already installed: $bin"
+		return 0
+	fi
+	echo "install-tools: building $name from the source of $module@$version (this can take 10 minutes or more)"
+	mkdir -p "$dir"
+	local tmp src
+	tmp="$(mktemp -d "$dir/.build.XXXXXX")"
+	# shellcheck disable=SC2064
+	trap "chmod -R u+w '$tmp' 2>/dev/null; rm -rf '$tmp'" RETURN
+	src="$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "$module@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+	if [[ -z "$src" || ! -d "$src" ]]; then
+		echo "install-tools: go mod download $module@$version gave no source directory" >&2
+		return 1
+	fi
+	cp -R "$src" "$tmp/src"
+	chmod -R u+w "$tmp/src"
+	(
+		cd "$tmp/src"
+		GOFLAGS="-buildvcs=false" CGO_ENABLED="${CGO_ENABLED:-0}" \
+			go build -trimpath -o "$tmp/$name.bin" "$pkg"
+	)
+	mv "$tmp/$name.bin" "$bin"
+	echo "install-tools: installed $bin"
+}
+
+# SeaweedFS for the S3 compatibility tests; keep in step with
+# testenv.SeaweedFSVersion. Its go.mod has replace directives.
+install_go_module_build weed github.com/seaweedfs/seaweedfs v0.0.0-20261109003541-7506e5f91cd6 ./weed
+
 # Benchmark peers (bench/), opt-in so `make test` never builds rclone:
 #   scripts/install-tools.sh bench
 # Keep the versions in step with bench/tools.go.

@@ -47,6 +47,7 @@ type jobSummary struct {
 	Deleted     int64     `json:"objects_deleted"`
 	DeleteFail  int64     `json:"deletes_failed"`
 	UnsafeN     int64     `json:"objects_skipped_unsafe"`
+	ProvLost    int64     `json:"objects_provenance_lost,omitempty"`
 	Reconciled  int64     `json:"objects_reconciled"`
 	Gaps        int64     `json:"reconcile_gaps"`
 	BytesCopied int64     `json:"bytes_copied"`
@@ -73,7 +74,7 @@ func summarize(st job.State) jobSummary {
 		Source: sideString(st.Spec.Src), Destination: sideString(st.Spec.Dst),
 		Listed: k.Listed, BytesListed: k.ListedBytes, Excluded: k.Excluded,
 		Copied: k.Copied, Skipped: k.Skipped, Failed: k.Failed, Deleted: k.Deleted, DeleteFail: k.DeleteFailed,
-		UnsafeN: k.Unsafe, Reconciled: k.Reconciled, Gaps: k.ReconcileGaps, TasksFailed: k.TasksFailed,
+		UnsafeN: k.Unsafe, ProvLost: k.ProvenanceLost, Reconciled: k.Reconciled, Gaps: k.ReconcileGaps, TasksFailed: k.TasksFailed,
 		BytesCopied: k.CopiedBytes, BytesSkip: k.SkippedBytes, Duration: st.Duration,
 		Error: st.Error, AuditHash: st.AuditHash, AuditLines: st.AuditLines,
 	}
@@ -98,6 +99,10 @@ func reportJob(ctx context.Context, stdio Stdio, conn *queue.Conn, st job.State,
 	}
 	for _, g := range s.Missing {
 		fmt.Fprintf(stdio.Err, "missing at the destination: %q: %s\n", g.Key, g.Error)
+	}
+	if n := st.Counters.ProvenanceLost; n > 0 {
+		// Once per job, however many objects.
+		fmt.Fprintf(stdio.Err, "note: the destination kept no user metadata on %d copied object(s), %q the first: it drops metadata on such objects (directory markers), so ferry's provenance is not stored there; empty objects are compared by size, so they are not copied again\n", n, st.ProvenanceLost)
 	}
 	if s.Failed > 0 || s.DeleteFail > 0 || s.TasksFailed > 0 {
 		entries, _ := job.ReadDLQ(ctx, conn, st.Spec.ID, 1000)

@@ -411,6 +411,9 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 		SnapshotDir: qf.snapshotDirIfEmbedded(conn),
 		SnapshotKey: qf.snapshotKey(ctx),
 		ControlDir:  qf.controlDirIfEmbedded(conn),
+		// A job its circuit breaker paused waits for `ferry job resume`
+		// after the cause is fixed: this process says why and exits.
+		StopWhenTripped: true,
 		OnUpdate: func(s job.State) {
 			snap.Lock()
 			snap.st = s
@@ -450,6 +453,12 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 			printJobJSON(stdio, st)
 		}
 		return errInterrupted
+	}
+	if errors.Is(err, job.ErrTripped) {
+		if f.jsonOut {
+			printJobJSON(stdio, st)
+		}
+		return &exitError{code: ExitInterrupted, err: fmt.Errorf("job %s paused (%d objects copied so far): %s", id, st.Counters.Copied, st.Message)}
 	}
 	if err != nil {
 		return &exitError{code: ExitFailed, err: fmt.Errorf("job %s: %w", id, err)}

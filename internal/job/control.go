@@ -184,6 +184,15 @@ func Locked(ctx context.Context, conn *queue.Conn, id string) bool {
 // itself because an endpoint refused its credentials.
 const WaitingForCredentials = "waiting for valid credentials for "
 
+// Tripped starts the status message of a job that its circuit breaker
+// paused: most of its recent objects failed with the same server error
+// from one endpoint. It stays paused until `ferry job resume`.
+const Tripped = "circuit breaker: "
+
+// ErrTripped is returned by [Coordinator.Run] with
+// [RunOptions.StopWhenTripped] when the job's circuit breaker paused it.
+var ErrTripped = errors.New("paused by its circuit breaker")
+
 // probeCredentials resumes a job that waits for valid credentials once
 // its endpoints accept them (checked every 5 seconds).
 func (c *Coordinator) probeCredentials(ctx context.Context) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -88,6 +89,10 @@ type RunOptions struct {
 	// credentials again ("" when they do); a job that paused itself while
 	// waiting for valid credentials is resumed when it does.
 	Probe func(ctx context.Context) string
+	// StopWhenTripped makes Run return (with [ErrTripped], the state
+	// saved, the job paused and resumable) once a worker's circuit breaker
+	// paused the job, instead of waiting for a resume.
+	StopWhenTripped bool
 	// ControlDir, when set, is polled for control files (ID.pause,
 	// ID.resume, ID.cancel) that other processes write when they cannot
 	// reach an embedded server (see [RequestControl]).
@@ -501,6 +506,14 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 			if c.adoptStatus(ctx) {
 				dirty = true
 			}
+			// (A save may have adopted the status as well.)
+			if st := c.State(); c.opts.StopWhenTripped && st.Status == Paused && strings.HasPrefix(st.Message, Tripped) {
+				c.interrupted()
+				if c.opts.OnUpdate != nil {
+					c.opts.OnUpdate(c.State())
+				}
+				return c.State(), fmt.Errorf("job %s: %w: %s", c.id, ErrTripped, st.Message)
+			}
 			c.probeCredentials(ctx)
 			done, err := c.step(ctx)
 			if err != nil {
@@ -606,6 +619,12 @@ func (c *Coordinator) applyRecord(ctx context.Context, seq uint64, subject strin
 			if r.Outcome == OutcomeUnsafe && len(c.state.Unsafe) < MaxNamed {
 				c.state.Unsafe = append(c.state.Unsafe, KeyError{Key: r.Key, Error: r.Error})
 			}
+			if r.ProvenanceLost && r.Outcome == OutcomeCopied && c.state.ProvenanceLost == "" {
+				c.state.ProvenanceLost = r.Key
+			}
+			if r.SrcMissing && r.Outcome != OutcomeUnsafe && r.Outcome != OutcomeCopied && r.Outcome != OutcomeSkipped && len(c.state.SrcMissing) < MaxNamed {
+				c.state.SrcMissing = append(c.state.SrcMissing, KeyError{Key: r.Key, Error: r.Error})
+			}
 		}
 	}
 	c.mu.Unlock()
@@ -693,7 +712,7 @@ func (c *Coordinator) step(ctx context.Context) (bool, error) {
 			msg += "; no objects were deleted"
 		}
 	case spec.Delete && k.DeletesPlanned > 0 && !st.DeletesReleased && k.SrcMissing > 0:
-		status, msg = Failed, fmt.Sprintf("%d source key(s) were listed but then not found: the source listing cannot be trusted; no objects were deleted", k.SrcMissing)
+		status, msg = Failed, fmt.Sprintf("%d source key(s) were listed but then not found (%s): the source listing cannot be trusted; no objects were deleted", k.SrcMissing, namedKeys(st.SrcMissing, 10))
 	case spec.Delete && k.DeletesPlanned > 0 && !st.DeletesReleased:
 		status, msg = Failed, deleteLimit(spec, k).Error()
 	case k.Listed != k.Copied+k.Skipped+k.Failed+k.Unsafe || k.ListedBytes != k.AccountedBytes:
@@ -724,6 +743,19 @@ func (c *Coordinator) step(ctx context.Context) (bool, error) {
 	}
 	_, err := c.finish(ctx, status, msg)
 	return true, err
+}
+
+// namedKeys quotes the first max keys of ks, and says how many more.
+func namedKeys(ks []KeyError, max int) string {
+	var names []string
+	for i, k := range ks {
+		if i == max {
+			names = append(names, fmt.Sprintf("and %d more", len(ks)-max))
+			break
+		}
+		names = append(names, strconv.Quote(k.Key))
+	}
+	return strings.Join(names, ", ")
 }
 
 // ErrDeleteLimit: a sync would delete more than allowed.

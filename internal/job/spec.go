@@ -172,9 +172,13 @@ type Counters struct {
 	AccountedBytes int64 `json:"bytes_accounted"`
 	// SrcMissing counts failed objects the source listed and then did not
 	// find: evidence of a listing that cannot be trusted (no deletes).
-	SrcMissing   int64 `json:"objects_source_missing,omitempty"`
-	Deleted      int64 `json:"objects_deleted"`
-	DeleteFailed int64 `json:"deletes_failed"`
+	SrcMissing int64 `json:"objects_source_missing,omitempty"`
+	// ProvenanceLost counts copies on which the destination did not keep
+	// ferry's provenance metadata (a server that drops user metadata on
+	// directory markers).
+	ProvenanceLost int64 `json:"objects_provenance_lost,omitempty"`
+	Deleted        int64 `json:"objects_deleted"`
+	DeleteFailed   int64 `json:"deletes_failed"`
 	// Finished counts object outcomes of enqueued copies (copied, skipped
 	// after a check, failed, unsafe).
 	Finished       int64 `json:"objects_finished"`
@@ -237,6 +241,13 @@ type State struct {
 	// Unsafe names the first MaxNamed keys skipped as unsafe (they are
 	// results, not dead letters: retrying cannot help).
 	Unsafe []KeyError `json:"skipped_unsafe,omitempty"`
+	// SrcMissing names the first MaxNamed keys the source listed and then
+	// answered "not found" for (Counters.SrcMissing counts them all).
+	SrcMissing []KeyError `json:"source_missing,omitempty"`
+	// ProvenanceLost names the first object the destination kept no
+	// provenance on (Counters.ProvenanceLost counts them): the limitation
+	// is reported once per job.
+	ProvenanceLost string `json:"provenance_lost,omitempty"`
 	// Refused counts records on the job's results stream the coordinator
 	// did not apply: unsigned, or signed by a key it does not trust.
 	Refused int64 `json:"refused,omitempty"`

@@ -152,13 +152,16 @@ type Result struct {
 	// (transfer.Result.Verified), or Unverified.
 	Verified string `json:"verified,omitempty"`
 	// SrcMissing: the source listed the key, then answered "not found".
-	SrcMissing bool      `json:"src_missing,omitempty"`
-	SrcETag    string    `json:"src_etag,omitempty"`
-	SrcVersion string    `json:"src_version,omitempty"`
-	DstETag    string    `json:"dst_etag,omitempty"`
-	DstVersion string    `json:"dst_version,omitempty"`
-	Started    time.Time `json:"started,omitzero"`
-	Ended      time.Time `json:"ended,omitzero"`
+	SrcMissing bool `json:"src_missing,omitempty"`
+	// ProvenanceLost: the destination did not keep the provenance ferry
+	// wrote on this object (transfer.Result.ProvenanceLost).
+	ProvenanceLost bool      `json:"provenance_lost,omitempty"`
+	SrcETag        string    `json:"src_etag,omitempty"`
+	SrcVersion     string    `json:"src_version,omitempty"`
+	DstETag        string    `json:"dst_etag,omitempty"`
+	DstVersion     string    `json:"dst_version,omitempty"`
+	Started        time.Time `json:"started,omitzero"`
+	Ended          time.Time `json:"ended,omitzero"`
 
 	// Objs are the objects of a "skipped" result.
 	Objs []Obj `json:"objs,omitempty"`
@@ -289,6 +292,9 @@ func (c *Counters) applyOutcome(r Result) {
 	case OutcomeCopied:
 		c.Copied++
 		c.CopiedBytes += r.Size
+		if r.ProvenanceLost {
+			c.ProvenanceLost++
+		}
 		if r.Verified == Unverified {
 			c.Unverified++
 		}

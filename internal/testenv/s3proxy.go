@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,12 @@ type S3ProxyOptions struct {
 	// ListObjectsV2 and ListMultipartUploads response. An error answers
 	// the request with 502 Bad Gateway and the error's text.
 	RewriteList func(body []byte) ([]byte, error)
+	// DropMetadata, when set, removes the user metadata (x-amz-meta-*
+	// headers) from the responses to the HEAD and GET requests of the
+	// objects whose key (the path after the bucket) it returns true for:
+	// a server that does not keep metadata on some objects (SeaweedFS on
+	// directory markers).
+	DropMetadata func(key string) bool
 }
 
 // S3Proxy is a reverse proxy on 127.0.0.1 in front of a real S3 server
@@ -72,6 +79,17 @@ func StartS3Proxy(t testing.TB, upstream *MinIO, opts S3ProxyOptions) *S3Proxy {
 		},
 		Transport: upstream.httpClient().Transport,
 		ModifyResponse: func(resp *http.Response) error {
+			if opts.DropMetadata != nil && resp.Request != nil &&
+				(resp.Request.Method == http.MethodHead || resp.Request.Method == http.MethodGet) && !isListRequest(resp.Request) {
+				_, key, _ := strings.Cut(strings.TrimPrefix(resp.Request.URL.Path, "/"), "/")
+				if opts.DropMetadata(key) {
+					for h := range resp.Header {
+						if strings.HasPrefix(strings.ToLower(h), "x-amz-meta-") {
+							resp.Header.Del(h)
+						}
+					}
+				}
+			}
 			if opts.RewriteList == nil || resp.StatusCode != http.StatusOK || !isListRequest(resp.Request) {
 				return nil
 			}

@@ -26,6 +26,7 @@ import (
 //
 //	destination missing (ErrNotExist)                      → false
 //	destination size != src.Size                           → false
+//	both empty                                             → true
 //	no or malformed provenance metadata                    → false
 //	ferry-src-size != src.Size                             → false
 //	src.ETag != "": ferry-src-etag == src.ETag              → true
@@ -56,6 +57,7 @@ func (e *Engine) UpToDate(ctx context.Context, src store.Object, dst store.Objec
 // modification times are never looked at. First matching row wins:
 //
 //	destination size != src.Size                                → false
+//	both empty                                                  → true
 //	provenance: ferry copied this source ETag, verified then     → true
 //	destination has no checksum (full-object CRC32C stated by
 //	  the server or recorded by ferry, or a plain MD5 ETag)      → false
@@ -67,6 +69,9 @@ func (e *Engine) UpToDate(ctx context.Context, src store.Object, dst store.Objec
 func (e *Engine) sameChecksum(ctx context.Context, src store.Object, dst store.Attrs) (bool, error) {
 	if dst.Size != src.Size {
 		return false, nil
+	}
+	if src.Size == 0 {
+		return true, nil // empty: the same bytes
 	}
 	p, hasProv := ParseProvenance(dst.Metadata)
 	if hasProv && src.ETag != "" && p.SrcETag == src.ETag && p.SrcSize == src.Size {
@@ -125,6 +130,11 @@ func (e *Engine) sumSource(ctx context.Context, attrs store.Attrs) (objectSum, e
 func upToDate(src store.Object, dst store.Attrs) bool {
 	if dst.Size != src.Size {
 		return false
+	}
+	if src.Size == 0 {
+		// Every empty object holds the same bytes, with or without the
+		// provenance (which some servers drop on directory markers).
+		return true
 	}
 	p, ok := ParseProvenance(dst.Metadata)
 	if !ok || p.SrcSize != src.Size {

@@ -44,6 +44,9 @@ type Result struct {
 	// uploaded and this copy reused (see [Options.Resumer]); 0 when the
 	// copy did not continue an earlier upload.
 	ResumedParts int
+	// ProvenanceLost: the destination did not keep the provenance ferry
+	// wrote on this (empty) object: it drops user metadata on such objects.
+	ProvenanceLost bool
 
 	SrcETag, SrcVersionID string
 	DstETag, DstVersionID string
@@ -109,9 +112,28 @@ func (e *Engine) Copy(ctx context.Context, obj store.Object, dstKey string) (Res
 	if err != nil {
 		res.Verified = Unverified
 	}
+	if err == nil && res.Size == 0 {
+		res.ProvenanceLost = e.provenanceLost(ctx, dstKey)
+	}
 	res.Key = dstKey
 	res.Duration = time.Since(start)
 	return res, err
+}
+
+// provenanceLost reports whether the destination kept no provenance on the
+// empty object it just wrote at key. Some servers drop the user metadata
+// of some objects (SeaweedFS: of directory markers); ferry then cannot tell
+// later copies from others by their provenance, but it does not need to
+// for empty objects (UpToDate). Only empty objects are checked (one HEAD
+// each): the servers known to drop metadata drop it on markers. A failed
+// check says nothing.
+func (e *Engine) provenanceLost(ctx context.Context, key string) bool {
+	attrs, err := e.dst.Stat(ctx, key)
+	if err != nil {
+		return false
+	}
+	_, ok := ParseProvenance(attrs.Metadata)
+	return !ok
 }
 
 // backoff is the delay after the given failed attempt: RetryDelay doubled

@@ -121,3 +121,52 @@ func TestLocalToS3Provenance(t *testing.T) {
 		t.Error("no user metadata sent")
 	}
 }
+
+// TestProvenanceDroppedOnMarkers: a destination that keeps no user
+// metadata on directory markers (SeaweedFS; here MinIO behind a proxy that
+// drops it). The copy of a marker says the provenance was lost, that of a
+// regular object does not; the marker is up to date afterwards (also with
+// --checksum), so a sync does not copy it again, and Verify finds it equal.
+func TestProvenanceDroppedOnMarkers(t *testing.T) {
+	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	m.CreateBucket(t, "src")
+	m.CreateBucket(t, "dst")
+	proxy := testenv.StartS3Proxy(t, m, testenv.S3ProxyOptions{DropMetadata: func(key string) bool { return strings.HasSuffix(key, "/") }})
+	creds := credentials.NewStaticCredentialsProvider(proxy.AccessKey, proxy.SecretKey, "")
+	dst, err := s3store.Open(t.Context(), s3store.Config{Bucket: "dst", Endpoint: proxy.Endpoint, Region: proxy.Region, Credentials: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dst.Close() })
+	src := openS3(t, m, creds, "src", "")
+	marker := putS3(t, src, "dir/", nil, store.PutInput{Metadata: map[string]string{"owner": "alice"}})
+	regular := putS3(t, src, "dir/file", testData(1000, 5), store.PutInput{})
+	for _, compare := range []bool{false, true} {
+		e := New(src, dst, Options{RetryDelay: 10 * time.Millisecond, CompareChecksum: compare, DisableServerSideCopy: true})
+		for _, c := range []struct {
+			obj  store.Object
+			lost bool
+		}{{marker, true}, {regular, false}} {
+			r, err := e.Copy(t.Context(), c.obj, c.obj.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.ProvenanceLost != c.lost {
+				t.Errorf("%q: ProvenanceLost = %v, want %v", c.obj.Key, r.ProvenanceLost, c.lost)
+			}
+			da, err := dst.Stat(t.Context(), c.obj.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := ParseProvenance(da.Metadata); ok == c.lost {
+				t.Errorf("%q: provenance read back: %v (metadata %v)", c.obj.Key, ok, da.Metadata)
+			}
+			if ok, err := e.UpToDate(t.Context(), c.obj, da.Object); err != nil || !ok {
+				t.Errorf("%q (checksum %v): UpToDate after the copy = %v, %v", c.obj.Key, compare, ok, err)
+			}
+			if why, err := e.Verify(t.Context(), c.obj, da.Object); err != nil || why != "" {
+				t.Errorf("%q: Verify = %q, %v", c.obj.Key, why, err)
+			}
+		}
+	}
+}

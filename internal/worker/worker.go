@@ -334,11 +334,13 @@ func (w *Worker) onJobUpdate(ctx context.Context, e jetstream.KeyValueEntry) {
 		jr = &jobRun{w: w, spec: st.Spec, done: make(chan struct{})}
 		jr.setState(st)
 		jr.ctx, jr.cancel = context.WithCancel(ctx)
+		jr.workCtx, jr.workCancel = context.WithCancelCause(w.workCtx)
 		w.jobs[id] = jr
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()
 			jr.loop()
+			jr.workCancel(nil)
 			w.mu.Lock()
 			if w.jobs[id] == jr {
 				delete(w.jobs, id)
@@ -365,6 +367,12 @@ type jobRun struct {
 
 	credMu     sync.Mutex
 	credPaused bool
+
+	// workCtx carries the job's in-flight objects (a child of the
+	// worker's): the circuit breaker cancels it when it trips.
+	workCtx    context.Context
+	workCancel context.CancelCauseFunc
+	brk        breaker
 
 	// openErr, when set, is why the job's stores cannot be opened on this
 	// worker and never will be (refused by its policy, an invalid side):
@@ -898,7 +906,7 @@ func (jr *jobRun) handleList(work job.Work) bool {
 // its unfinished objects.
 func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool, started func()) bool {
 	w := jr.w
-	ctx := w.workCtx
+	ctx := jr.workCtx
 	pub := &publisher{conn: w.conn, job: work.Job}
 	var mu sync.Mutex
 	var outcomes []job.Result
@@ -926,13 +934,16 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool, started fu
 				res, err = jr.copyOne(ctx, o, work, redelivered)
 			}
 			jr.objectDone(res, err)
+			tripped := jr.breakerRecord(ctx, err, del) && err != nil
 			revoked := err != nil && errors.Is(err, store.ErrAccess) && jr.credentialsRevoked(ctx)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
-			case revoked || (err != nil && ctx.Err() != nil):
-				// The endpoint refuses everything (the job waits for valid
-				// credentials) or the work was cancelled: not an attempt.
+			case tripped || revoked || (err != nil && ctx.Err() != nil):
+				// The endpoint fails everything (the circuit breaker
+				// paused the job), refuses everything (the job waits for
+				// valid credentials) or the work was cancelled: not an
+				// attempt.
 				rest = append(rest, o)
 			case err != nil && !store.Permanent(err) && !errors.Is(err, store.ErrUnsafeKey) && !errors.Is(err, transfer.ErrUnverified) && work.Attempt < jr.spec.MaxAttempts:
 				retry = append(retry, o)
@@ -959,6 +970,12 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool, started fu
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
+	if jr.brk.isTripped() {
+		// The objects of this batch that failed while the breaker was
+		// tripping are tried again after the resume, at the same attempt.
+		rest = append(rest, retry...)
+		retry, retryErrs = nil, nil
+	}
 	fin := job.Final{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Work: work.ID, Worker: w.opts.Name, Attempt: work.Attempt, Outcomes: outcomes}
 	if len(retry) > 0 {
 		r := job.Work{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Attempt: work.Attempt + 1, Objs: retry, Errs: retryErrs,
@@ -977,6 +994,10 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool, started fu
 		r.ID = job.ContentID(work.ID, "rest")
 		pub.publish(queue.WorkSubject(work.Job, work.Kind), r, r.ID)
 		fin.Children = append(fin.Children, job.Child{ID: r.ID, Kind: work.Kind})
+	}
+	if len(rest) > 0 || ctx.Err() != nil {
+		// The work was cancelled (a drain, an abort, the breaker): what
+		// finished is still published.
 		var cancel context.CancelFunc
 		pctx, cancel = context.WithTimeout(context.Background(), publishTimeout)
 		defer cancel()
@@ -1014,6 +1035,7 @@ func (jr *jobRun) copyOne(ctx context.Context, o job.Obj, work job.Work, redeliv
 		}
 		ok, err := jr.eng.UpToDate(ctx, src, dst)
 		if err != nil {
+			res.SrcMissing = srcMissing(err)
 			return finish(job.OutcomeFailed, err)
 		}
 		if ok {
@@ -1022,11 +1044,9 @@ func (jr *jobRun) copyOne(ctx context.Context, o job.Obj, work job.Work, redeliv
 	}
 	r, err := jr.eng.Copy(ctx, src, o.K)
 	res.Attempts = work.Attempt
-	if err != nil && errors.Is(err, store.ErrNotExist) {
-		// Listed, then not found: the listing cannot be trusted (a server
-		// that lists what it cannot serve, or a concurrent delete).
-		res.SrcMissing = true
-	}
+	// Listed, then not found: the listing cannot be trusted (a server
+	// that lists what it cannot serve, or a concurrent delete).
+	res.SrcMissing = srcMissing(err)
 	if err != nil {
 		if errors.Is(err, store.ErrUnsafeKey) || errors.Is(err, store.ErrInvalidKey) {
 			return finish(job.OutcomeUnsafe, err)
@@ -1039,6 +1059,7 @@ func (jr *jobRun) copyOne(ctx context.Context, o job.Obj, work job.Work, redeliv
 		res.Verified = job.Unverified
 	}
 	res.SrcETag, res.SrcVersion, res.DstETag, res.DstVersion = r.SrcETag, r.SrcVersionID, r.DstETag, r.DstVersionID
+	res.ProvenanceLost = r.ProvenanceLost
 	return finish(job.OutcomeCopied, nil)
 }
 
@@ -1100,6 +1121,15 @@ func errSide(err error, del bool) string {
 		return "source"
 	}
 	return "destination"
+}
+
+// srcMissing reports whether err says that the source does not have the
+// object: a source step's "not found", or a server-side copy's (which
+// reads the source).
+func srcMissing(err error) bool {
+	var oe *transfer.ObjectError
+	return errors.Is(err, store.ErrNotExist) && errors.As(err, &oe) &&
+		(strings.Contains(oe.Op, "source") || oe.Op == "server copy")
 }
 
 // endpointName is a side's endpoint for logs (job.EndpointName).

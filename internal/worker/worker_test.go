@@ -413,6 +413,15 @@ func TestListedButMissingDeletesNothing(t *testing.T) {
 	if n := len(o.dst.Store.Keys()); n != 300-2+4 {
 		t.Fatalf("destination has %d keys, want %d", n, 300-2+4)
 	}
+	// Reported by name.
+	if len(st.SrcMissing) != 2 {
+		t.Fatalf("the job names %d missing keys, want 2: %+v", len(st.SrcMissing), st.SrcMissing)
+	}
+	for _, k := range st.SrcMissing {
+		if !o.src.ghosts[k.Key] || !strings.Contains(st.Error, strconv.Quote(k.Key)) {
+			t.Errorf("key %q: a ghost %v, named in %q", k.Key, o.src.ghosts[k.Key], st.Error)
+		}
+	}
 }
 
 // TestForgedDeleteRefused: delete work on a job without --delete is never

@@ -32,6 +32,9 @@ type Limiter struct {
 	freed     chan struct{} // closed (and replaced) when a slot frees
 	throttles int64
 	decreases int64
+
+	// health tracks the endpoint's failures in a row (failfast.go).
+	health health
 }
 
 func newLimiter() *Limiter {
@@ -138,6 +141,7 @@ func (c *limitedClient) Do(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := c.next.Do(req)
 	c.lim.release(round, err == nil && throttling(resp))
+	c.lim.health.answered(resp, err, req.Context().Err() != nil)
 	return resp, err
 }
 

@@ -224,6 +224,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	newClient := func(region string) *s3.Client {
 		return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 			o.HTTPClient = &limitedClient{next: o.HTTPClient, lim: lim}
+			if r, ok := o.Retryer.(aws.RetryerV2); ok {
+				o.Retryer = failFastRetryer{RetryerV2: r, h: &lim.health}
+			}
 			o.Region = region
 			if s.endpoint != "" {
 				o.BaseEndpoint = aws.String(s.endpoint)
