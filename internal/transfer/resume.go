@@ -192,6 +192,8 @@ func (u *upload) uploadPart(ctx context.Context, num int32, buf *buffer, n int64
 	}
 	p.Number, p.Size, p.ChecksumCRC32C = num, n, want
 	u.mu.Lock()
+	// A part uploaded again (see rereadParts) replaces its record.
+	u.st.Parts = slices.DeleteFunc(u.st.Parts, func(q store.Part) bool { return q.Number == num })
 	u.st.Parts = append(u.st.Parts, p)
 	u.mu.Unlock()
 	if u.e.opts.Resumer == nil {
@@ -593,4 +595,61 @@ func (e *Engine) queueRangedParts(gctx context.Context, g *errgroup.Group, u *up
 		})
 	}
 	return nil
+}
+
+// rereadParts is what a copy does when the bytes of its uploaded parts, as
+// first read, failed the check against the source: one part at least was
+// read damaged (a flipped bit), and a whole-object check cannot tell which.
+// Each part is read again, in order, until two reads of it agree — the
+// read that was uploaded counts as one — up to maxSourceRereads times; a
+// part whose agreed bytes are not those uploaded is uploaded again. The
+// agreed bytes are written to feed, in order, so the caller can check
+// them against the source again before completing. The re-reads do not
+// spend the object's attempts; a part no two reads of which agree fails
+// the attempt with store.ErrChecksum.
+func (e *Engine) rereadParts(ctx context.Context, u *upload, attrs store.Attrs, key string, size, partSize int64, feed io.Writer) error {
+	uploaded := map[int32]string{}
+	for _, p := range u.parts() {
+		uploaded[p.Number] = p.ChecksumCRC32C
+	}
+	for i := range partCount(size, partSize) {
+		off, n := i*partSize, min(partSize, size-i*partSize)
+		if err := e.agreePart(ctx, u, attrs, key, int32(i+1), off, n, uploaded[int32(i+1)], feed); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// agreePart reads part num (bytes [off, off+n)) until two reads agree, the
+// upload of CRC32C have counting as one, uploads the agreed bytes when they
+// differ from those, and writes them to feed.
+func (e *Engine) agreePart(ctx context.Context, u *upload, attrs store.Attrs, key string, num int32, off, n int64, have string, feed io.Writer) error {
+	buf, err := e.mem.get(ctx, n)
+	if err != nil {
+		return u.objErr("verify source", err)
+	}
+	defer buf.release()
+	seen := map[string]int{}
+	if have != "" {
+		seen[have] = 1
+	}
+	for read := 0; read <= maxSourceRereads; read++ {
+		e.opts.retried("source", "checksum")
+		crc, err := e.readPart(ctx, attrs, key, off, n, buf)
+		if err != nil {
+			return err
+		}
+		if seen[crc]++; seen[crc] < 2 {
+			continue
+		}
+		if crc != have {
+			if err := u.uploadPart(ctx, num, buf, n, crc); err != nil {
+				return err
+			}
+		}
+		buf.writeTo(feed)
+		return nil
+	}
+	return u.objErr("verify source", fmt.Errorf("%w: part %d: no two of %d reads agree", store.ErrChecksum, num, maxSourceRereads+2))
 }
