@@ -83,6 +83,10 @@ type FaultProxy struct {
 	rp     *httputil.ReverseProxy
 
 	requests, statuses, resets, flips, truncations, bodyResets, stalls atomic.Int64
+
+	// throttleAbove, when not 0, answers 503 SlowDown to a request that
+	// arrives while that many are being forwarded (SetThrottle).
+	throttleAbove, inFlight, throttled atomic.Int64
 }
 
 type (
@@ -152,6 +156,17 @@ func (p *FaultProxy) SetAfter(after func(r *http.Request)) {
 	p.after.Store(&after)
 }
 
+// SetThrottle makes the proxy throttle by load, like a server: a request
+// that arrives while k others are being forwarded (until their answers,
+// bodies included, were passed on) is answered 503 SlowDown, not
+// forwarded; k = 0 turns it off. These answers count in
+// FaultStats.Statuses and Throttled. Faults chosen by SetFaults apply to
+// the requests forwarded.
+func (p *FaultProxy) SetThrottle(k int) { p.throttleAbove.Store(int64(k)) }
+
+// Throttled returns how many requests SetThrottle's limit refused.
+func (p *FaultProxy) Throttled() int64 { return p.throttled.Load() }
+
 // Stats returns the faults injected so far.
 func (p *FaultProxy) Stats() FaultStats {
 	return FaultStats{
@@ -162,8 +177,13 @@ func (p *FaultProxy) Stats() FaultStats {
 
 func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 	p.requests.Add(1)
+	n := p.inFlight.Add(1)
+	defer p.inFlight.Add(-1)
 	var f Fault
-	if d := p.decide.Load(); d != nil {
+	if k := p.throttleAbove.Load(); k > 0 && n > k {
+		p.throttled.Add(1)
+		f = Fault{Status: http.StatusServiceUnavailable}
+	} else if d := p.decide.Load(); d != nil {
 		f = (*d)(r)
 	}
 	switch {
