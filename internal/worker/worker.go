@@ -380,6 +380,7 @@ type jobRun struct {
 	deletesOK      bool
 	runs           int
 	lastRunStarted time.Time
+	checkBelow     uint64
 }
 
 func (jr *jobRun) stop() { jr.cancel() }
@@ -402,7 +403,7 @@ func (jr *jobRun) setState(st job.State) {
 	jr.stMu.Lock()
 	defer jr.stMu.Unlock()
 	jr.deletesOK = st.DeletesReleased
-	jr.runs, jr.lastRunStarted = st.Runs, st.Started
+	jr.runs, jr.lastRunStarted, jr.checkBelow = st.Runs, st.Started, st.CheckBelow
 }
 
 // deletesReleased reports whether the coordinator released the job's
@@ -413,13 +414,16 @@ func (jr *jobRun) deletesReleased() bool {
 	return jr.deletesOK
 }
 
-// queuedBeforeResume reports whether a message stored at t may have been
-// handled by a run of the job that was killed: it was queued before the
-// latest resume. Such messages check the destination first.
-func (jr *jobRun) queuedBeforeResume(t time.Time) bool {
+// queuedBeforeResume reports whether a message stored at t with
+// work-stream sequence seq may have been handled by a run of the job that
+// was killed: it was queued before the latest resume, and an earlier run's
+// consumer delivered it (its sequence is below the job's CheckBelow). Such
+// messages check the destination first; the others were never delivered,
+// and checking each of their objects would cost a request per object.
+func (jr *jobRun) queuedBeforeResume(t time.Time, seq uint64) bool {
 	jr.stMu.Lock()
 	defer jr.stMu.Unlock()
-	return jr.runs > 1 && t.Before(jr.lastRunStarted)
+	return jr.runs > 1 && t.Before(jr.lastRunStarted) && (jr.checkBelow == 0 || seq < jr.checkBelow)
 }
 
 func (jr *jobRun) log() *slog.Logger { return jr.w.opts.Log.With("job", jr.spec.ID) }
@@ -595,7 +599,7 @@ func (jr *jobRun) handle(msg jetstream.Msg, started func()) {
 		return
 	}
 	md, _ := msg.Metadata()
-	redelivered := md != nil && (md.NumDelivered > 1 || jr.queuedBeforeResume(md.Timestamp))
+	redelivered := md != nil && (md.NumDelivered > 1 || jr.queuedBeforeResume(md.Timestamp, md.Sequence.Stream))
 	// A redelivered message whose Final the coordinator applied needs
 	// nothing more (asked only on redelivery: a first delivery has none).
 	if redelivered {
