@@ -33,6 +33,9 @@ type Fault struct {
 	Status int
 	// Reset resets the connection (TCP RST) instead of answering.
 	Reset bool
+	// Delay holds the request this long (or until the client goes away)
+	// before forwarding it: a server's latency, before any answer.
+	Delay time.Duration
 
 	// At places the body faults: the byte at offset At×length of the body
 	// (0 ≤ At < 1).
@@ -208,6 +211,15 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 			`<Error><Code>%s</Code><Message>injected by the fault proxy</Message><Resource>%s</Resource><RequestId>fault</RequestId></Error>`,
 			code, r.URL.Path)
 		return
+	}
+	if f.Delay > 0 {
+		t := time.NewTimer(f.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
 	}
 	switch {
 	case f.bodyFault() && f.Request:

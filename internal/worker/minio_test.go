@@ -268,11 +268,13 @@ func TestHalfThrottled(t *testing.T) {
 }
 
 // TestLoadThrottled: the source throttles by load, like a server: a request
-// arriving while more than throttleK others are being served is answered
-// 503 SlowDown. With the endpoint's AIMD limiter the requests in flight
-// settle below throttleK (the limit's mean over the second half of the
-// job) and the job meets fewer 503s than with the limiter switched off;
-// both complete with every object copied.
+// arriving while throttleK others are being served is answered 503
+// SlowDown; each request it serves takes it 20 ms, so that the requests in
+// flight depend on the server, not on how busy the machine running the
+// test is. With the endpoint's AIMD limiter its limit settles below
+// throttleK (its mean over the second half of the job) and the job meets
+// fewer 503s than with the limiter switched off; both complete with every
+// object copied.
 func TestLoadThrottled(t *testing.T) {
 	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
 	m.CreateBucket(t, "src")
@@ -311,6 +313,7 @@ func TestLoadThrottled(t *testing.T) {
 			limits = append(limits, l)
 			mu.Unlock()
 		})
+		proxy.SetFaults(func(*http.Request) testenv.Fault { return testenv.Fault{Delay: 20 * time.Millisecond} })
 		proxy.SetThrottle(throttleK)
 		st, took := runS3Job(t, m, proxy, dst, conc, batch, []int{n}, nil)
 		if st.Status != job.Done || st.Counters.Copied != n || st.Counters.Failed != 0 {
@@ -332,7 +335,7 @@ func TestLoadThrottled(t *testing.T) {
 		name string
 		r    run
 	}{{"AIMD", on}, {"AIMD off", off}} {
-		t.Logf("503 above %d in flight, %s: %d objects in %s, %d source requests, %d answered 503; the limit's mean over the second half %.1f (capped at the concurrency %d), %d halvings",
+		t.Logf("503 while %d others are served, %s: %d objects in %s, %d source requests, %d answered 503; the limit's mean over the second half %.1f (capped at the concurrency %d), %d halvings",
 			throttleK, r.name, n, r.r.took.Round(time.Millisecond), r.r.requests, r.r.throttled, r.r.meanLimit, conc, r.r.decreases)
 	}
 	if on.throttled >= off.throttled {
