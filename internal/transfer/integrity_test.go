@@ -624,3 +624,59 @@ func TestMinIOFlippedPartReadAgain(t *testing.T) {
 		t.Errorf("%d re-reads, want 5 (1 of the small object, 4 of the large one's parts)", rereads.Load())
 	}
 }
+
+// TestMinIOWriteFlipsResent: the first 4 writes of each object and part
+// reach the destination with a flipped bit; the destination rejects each
+// (its checksum does not match) and the copy sends it again from its
+// buffer, 5 times in all, within one attempt.
+func TestMinIOWriteFlipsResent(t *testing.T) {
+	env := startTwoMinIOs(t)
+	dproxy := testenv.StartFaultProxy(t, env.dstSrv.Endpoint, nil)
+	dst, err := s3store.Open(t.Context(), s3store.Config{
+		Bucket: "dst", Endpoint: dproxy.URL,
+		Credentials: credentials.NewStaticCredentialsProvider(env.dstSrv.AccessKey, env.dstSrv.SecretKey, ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	dproxy.SetFaults(func(r *http.Request) testenv.Fault {
+		if r.Method != http.MethodPut || r.ContentLength <= 0 {
+			return testenv.Fault{}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		id := r.URL.Path + "?" + r.URL.Query().Get("partNumber")
+		if seen[id]++; seen[id] > 4 {
+			return testenv.Fault{}
+		}
+		return testenv.Fault{Request: true, Flip: true, At: 0.5, Bit: 1}
+	})
+	opts := Options{PartSize: 5 * mib, MultipartThreshold: 5 * mib, MemoryLimit: 64 * mib, RetryDelay: 10 * time.Millisecond,
+		PartConcurrency: 3, Attempts: 1}
+	small := testData(100_000, 71)
+	sa := env.putOne(t, "small", small, "")
+	data := testData(12*mib, 72)
+	a := env.putParts(t, "mp", data, parts(12*mib, 5*mib), "", "")
+	e := New(env.src, dst, opts)
+	for _, c := range []struct {
+		a      store.Attrs
+		data   []byte
+		writes int64
+	}{{sa, small, 1}, {a, data, 3}} {
+		before := dproxy.Stats().Flips
+		res, err := e.Copy(t.Context(), c.a.Object, c.a.Key)
+		if err != nil {
+			t.Fatalf("%s: %v", c.a.Key, err)
+		}
+		if res.Attempts != 1 || res.Verified == Unverified {
+			t.Errorf("%s: attempts %d verified %q", c.a.Key, res.Attempts, res.Verified)
+		}
+		if got := dproxy.Stats().Flips - before; got != 4*c.writes {
+			t.Errorf("%s: %d writes damaged, want %d", c.a.Key, got, 4*c.writes)
+		}
+		env.checkDst(t, c.a.Key, c.data)
+	}
+}

@@ -160,6 +160,18 @@ func (u *upload) save(ctx context.Context) error {
 // attempt fails. It does not spend the object's Attempts.
 const partRetries = 2
 
+// writeRetries is how many times a part or buffered Put that failed with
+// err is sent again from its buffer: partRetries, or maxSourceRereads when
+// the destination rejected the bytes as damaged on the way
+// (store.ErrChecksum: BadDigest, a checksum mismatch), which resending
+// the buffer cures.
+func writeRetries(err error) int {
+	if errors.Is(err, store.ErrChecksum) {
+		return maxSourceRereads
+	}
+	return partRetries
+}
+
 // uploadPart uploads part num (n bytes in buf whose CRC32C is want), checks
 // the CRC32C the store reports, and records the part. A failure worth
 // retrying is retried up to partRetries times.
@@ -182,7 +194,7 @@ func (u *upload) uploadPart(ctx context.Context, num int32, buf *buffer, n int64
 		if errors.Is(err, store.ErrNotExist) {
 			u.gone.Store(true)
 		}
-		if try >= partRetries || ctx.Err() != nil || store.Permanent(err) {
+		if try >= writeRetries(err) || ctx.Err() != nil || store.Permanent(err) {
 			return u.objErr(op, err)
 		}
 		u.e.opts.retried("destination", "part")

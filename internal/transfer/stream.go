@@ -223,7 +223,7 @@ func (e *Engine) putBuffered(ctx context.Context, src *source, dstKey string) (s
 		if err = w.done(err); err == nil {
 			break
 		}
-		if try >= partRetries || ctx.Err() != nil || store.Permanent(err) {
+		if try >= writeRetries(err) || ctx.Err() != nil || store.Permanent(err) {
 			return pr, crc, false, src.objErr("put", err)
 		}
 		if serr := sleep(ctx, e.backoff(try+1)); serr != nil {
