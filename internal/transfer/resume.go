@@ -3,11 +3,14 @@ package transfer
 import (
 	"cmp"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -230,7 +233,15 @@ func (u *upload) parts() []store.Part {
 // state left behind by a failed Delete is harmless: it names an upload that
 // no longer exists, so a later copy starts over.
 func (u *upload) complete(ctx context.Context) (store.PutResult, error) {
-	pr, err := u.mp.CompleteMultipart(ctx, u.dstKey, u.id, u.parts())
+	parts := u.parts()
+	pr, err := u.mp.CompleteMultipart(ctx, u.dstKey, u.id, parts)
+	if err != nil && errors.Is(err, store.ErrNotExist) {
+		// The store's client may have sent the request again after an
+		// answer that never arrived, and the first one completed it.
+		if done, ok := u.completedBefore(ctx, parts); ok {
+			pr, err = done, nil
+		}
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrNotExist) {
 			u.gone.Store(true)
@@ -243,6 +254,30 @@ func (u *upload) complete(ctx context.Context) (store.PutResult, error) {
 		_ = r.Delete(dctx, u.dstKey)
 	}
 	return pr, nil
+}
+
+// completedBefore reports whether the destination object is the one these
+// parts complete: its size is theirs and its ETag the multipart ETag of
+// their ETags (the MD5 of their MD5s, "-" and their number), as S3 and
+// MinIO compute it. It is asked when CompleteMultipart answers that the
+// upload does not exist.
+func (u *upload) completedBefore(ctx context.Context, parts []store.Part) (store.PutResult, bool) {
+	h := md5.New()
+	var size int64
+	for _, p := range parts {
+		b, err := hex.DecodeString(strings.Trim(p.ETag, `"`))
+		if err != nil || len(b) != md5.Size {
+			return store.PutResult{}, false
+		}
+		h.Write(b)
+		size += p.Size
+	}
+	want := hex.EncodeToString(h.Sum(nil)) + "-" + strconv.Itoa(len(parts))
+	a, err := u.e.dst.Stat(ctx, u.dstKey)
+	if err != nil || a.Size != size || !strings.EqualFold(strings.Trim(a.ETag, `"`), want) {
+		return store.PutResult{}, false
+	}
+	return store.PutResult{ETag: a.ETag, VersionID: a.VersionID, ChecksumCRC32C: a.ChecksumCRC32C}, true
 }
 
 // fail ends an upload that failed with err (after its part uploads have
