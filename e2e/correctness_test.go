@@ -355,7 +355,7 @@ func TestSyncDeleteListingFailsDeletesNothing(t *testing.T) {
 	start := time.Now()
 	p := w.startProc(append([]string{"sync", "s3://" + src, "s3://" + dst, "--delete", "--max-attempts", "2", "--no-progress", "--json",
 		"--src-endpoint", proxy.URL, "--src-profile", "a"}, w.dstB()...)...)
-	code := waitProc(t, p, 3*time.Minute, "sync --delete")
+	code := waitProc(t, p, 6*time.Minute, "sync --delete")
 	took := time.Since(start)
 	out, errs := p.out.String(), p.err.String()
 	page2 := proxy.Stats().Statuses

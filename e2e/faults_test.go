@@ -262,24 +262,35 @@ func (e *faultEnv) checkDst(t *testing.T, dst string) (missing, corrupt []string
 
 // dlqKeys lists the keys in a job's DLQ.
 func (w *world) dlqKeys(id string) map[string]bool {
+	keys := map[string]bool{}
+	for k := range w.dlqByKey(id) {
+		keys[k] = true
+	}
+	return keys
+}
+
+// dlqByKey returns the keys in a job's DLQ with their errors.
+func (w *world) dlqByKey(id string) map[string]string {
 	w.t.Helper()
 	code, out, errs := w.run("dlq", "list", id, "--json")
 	if code != 0 {
 		w.t.Fatalf("dlq list: exit %d: %s", code, errs)
 	}
-	keys := map[string]bool{}
+	keys := map[string]string{}
 	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		if strings.TrimSpace(sc.Text()) == "" {
 			continue
 		}
 		var e struct {
-			Key string `json:"key"`
+			Key   string `json:"key"`
+			Error string `json:"error"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			w.t.Fatalf("dlq line %q: %v", sc.Text(), err)
 		}
-		keys[e.Key] = true
+		keys[e.Key] = e.Error
 	}
 	return keys
 }
@@ -352,7 +363,12 @@ func (e *faultEnv) run(t *testing.T, class *faultClass, rate float64, seed uint6
 	} else if !row.TimedOut {
 		t.Errorf("%s %.0f%%: exit %d\n%s", row.Class, rate*100, row.Exit, tail(p.err.String(), 2000))
 	}
-	dlq := w.dlqKeys(id)
+	dlqErrs := w.dlqByKey(id)
+	dlq := map[string]bool{}
+	for k, msg := range dlqErrs {
+		dlq[k] = true
+		t.Logf("%s %.0f%%: in the DLQ: %s: %s", row.Class, rate*100, k, msg)
+	}
 	row.DLQ = len(dlq)
 	missing, corrupt := e.checkDst(t, dst)
 	row.Missing, row.Corrupt = len(missing), len(corrupt)

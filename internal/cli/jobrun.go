@@ -579,6 +579,10 @@ func noWorker(ctx context.Context, conn *queue.Conn, id string) bool {
 
 func st0(c *job.Coordinator) job.Spec { return c.State().Spec }
 
+// reconcilePasses bounds the passes of a reconciliation whose listings
+// were out of order or that found gaps.
+const reconcilePasses = 3
+
 // reconcileFunc is the job's final reconciliation (package reconcile): both
 // sides listed again, every selected source key checked at the destination.
 // Keys the job reported failed (its dead-letter queue) or unsafe are known
@@ -612,13 +616,24 @@ func reconcileFunc(conn *queue.Conn, spec job.Spec, log *slog.Logger) func(conte
 			}
 		}
 		eng := transfer.New(src, dst, transfer.Options{CompareChecksum: spec.Compare == plan.CompareChecksum})
-		start := time.Now()
-		rep, err := reconcile.Run(ctx, src, dst, reconcile.Options{
-			Filter: flt, DstKeepsMTime: spec.DstKeepsMTime, Since: spec.Created, Compare: spec.Compare,
-			Known: func(k string) bool { return known[k] },
-			Check: eng.UpToDate,
-		})
-		log.Info("reconciled", "job", spec.ID, "checked", rep.Checked, "gaps", rep.Gaps, "seconds", time.Since(start).Seconds())
+		var rep reconcile.Report
+		for pass := 1; ; pass++ {
+			start := time.Now()
+			rep, err = reconcile.Run(ctx, src, dst, reconcile.Options{
+				Filter: flt, DstKeepsMTime: spec.DstKeepsMTime, Since: spec.Created, Compare: spec.Compare,
+				Known: func(k string) bool { return known[k] },
+				Check: eng.UpToDate,
+			})
+			log.Info("reconciled", "job", spec.ID, "checked", rep.Checked, "gaps", rep.Gaps, "seconds", time.Since(start).Seconds())
+			// A listing page damaged on the way (over plain HTTP) shows
+			// keys out of order, or keys that do not exist: a gap. A
+			// real gap is found again; a damaged page is not.
+			damaged := errors.Is(err, plan.ErrOutOfOrder) || (err == nil && rep.Gaps > 0)
+			if !damaged || pass >= reconcilePasses || ctx.Err() != nil {
+				break
+			}
+			log.Info("reconciling again: the listing was out of order or found gaps", "job", spec.ID, "pass", pass+1, "err", err)
+		}
 		out := job.Reconciliation{Checked: rep.Checked, Gaps: rep.Gaps}
 		for _, g := range rep.Examples {
 			out.Examples = append(out.Examples, job.KeyError{Key: g.Key, Error: g.Reason})

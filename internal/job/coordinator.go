@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -270,6 +271,18 @@ func (c *Coordinator) ensureConsumer(ctx context.Context, fresh bool) error {
 	return nil
 }
 
+// deliveredBelow returns one above the highest work-stream sequence the
+// job's consumer delivered, read before a resume resets it: no message
+// above was ever given to a worker. When the consumer cannot be read it
+// returns the largest sequence: every message may have been delivered.
+func (c *Coordinator) deliveredBelow(ctx context.Context) uint64 {
+	cons, err := c.conn.JS.Consumer(ctx, queue.StreamWork, WorkConsumer(c.id))
+	if err != nil {
+		return math.MaxUint64
+	}
+	return cons.CachedInfo().Delivered.Stream + 1
+}
+
 // WorkConsumer names the durable consumer of a job's work.
 func WorkConsumer(id string) string { return "work-" + id }
 
@@ -381,6 +394,12 @@ func (c *Coordinator) Run(ctx context.Context, opts RunOptions) (State, error) {
 		}
 	}
 	c.mu.Unlock()
+	if c.resumed {
+		below := c.deliveredBelow(ctx)
+		c.mu.Lock()
+		c.state.CheckBelow = max(c.state.CheckBelow, below)
+		c.mu.Unlock()
+	}
 	if err := c.ensureConsumer(ctx, c.resumed && c.conn.Embedded()); err != nil {
 		return c.State(), err
 	}

@@ -235,6 +235,13 @@ type State struct {
 	// Runs counts the coordinator runs (1 + resumes); workers treat a
 	// message queued before the latest run started as possibly handled.
 	Runs int `json:"runs,omitempty"`
+	// CheckBelow narrows that: a message queued before the latest run
+	// started is possibly handled only if its work-stream sequence is
+	// below CheckBelow, one above the highest sequence the consumer of
+	// any earlier run delivered (a message above it was never delivered,
+	// so never handled). It only grows; 0 (a record from before it
+	// existed): every such message is possibly handled.
+	CheckBelow uint64 `json:"check_below,omitempty"`
 	// Gaps names the first keys the final reconciliation found missing or
 	// different at the destination.
 	Gaps []KeyError `json:"gaps,omitempty"`

@@ -33,6 +33,9 @@ type Fault struct {
 	Status int
 	// Reset resets the connection (TCP RST) instead of answering.
 	Reset bool
+	// Delay holds the request this long (or until the client goes away)
+	// before forwarding it: a server's latency, before any answer.
+	Delay time.Duration
 
 	// At places the body faults: the byte at offset At×length of the body
 	// (0 ≤ At < 1).
@@ -83,6 +86,10 @@ type FaultProxy struct {
 	rp     *httputil.ReverseProxy
 
 	requests, statuses, resets, flips, truncations, bodyResets, stalls atomic.Int64
+
+	// throttleAbove, when not 0, answers 503 SlowDown to a request that
+	// arrives while that many are being forwarded (SetThrottle).
+	throttleAbove, inFlight, throttled atomic.Int64
 }
 
 type (
@@ -152,6 +159,17 @@ func (p *FaultProxy) SetAfter(after func(r *http.Request)) {
 	p.after.Store(&after)
 }
 
+// SetThrottle makes the proxy throttle by load, like a server: a request
+// that arrives while k others are being forwarded (until their answers,
+// bodies included, were passed on) is answered 503 SlowDown, not
+// forwarded; k = 0 turns it off. These answers count in
+// FaultStats.Statuses and Throttled. Faults chosen by SetFaults apply to
+// the requests forwarded.
+func (p *FaultProxy) SetThrottle(k int) { p.throttleAbove.Store(int64(k)) }
+
+// Throttled returns how many requests SetThrottle's limit refused.
+func (p *FaultProxy) Throttled() int64 { return p.throttled.Load() }
+
 // Stats returns the faults injected so far.
 func (p *FaultProxy) Stats() FaultStats {
 	return FaultStats{
@@ -162,8 +180,13 @@ func (p *FaultProxy) Stats() FaultStats {
 
 func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 	p.requests.Add(1)
+	n := p.inFlight.Add(1)
+	defer p.inFlight.Add(-1)
 	var f Fault
-	if d := p.decide.Load(); d != nil {
+	if k := p.throttleAbove.Load(); k > 0 && n > k {
+		p.throttled.Add(1)
+		f = Fault{Status: http.StatusServiceUnavailable}
+	} else if d := p.decide.Load(); d != nil {
 		f = (*d)(r)
 	}
 	switch {
@@ -188,6 +211,15 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 			`<Error><Code>%s</Code><Message>injected by the fault proxy</Message><Resource>%s</Resource><RequestId>fault</RequestId></Error>`,
 			code, r.URL.Path)
 		return
+	}
+	if f.Delay > 0 {
+		t := time.NewTimer(f.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
 	}
 	switch {
 	case f.bodyFault() && f.Request:

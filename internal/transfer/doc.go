@@ -82,8 +82,16 @@
 // cut short or reset is read on with a ranged GET from the byte reached (of
 // the same version), and a read receiving nothing for
 // [Options.StallTimeout] is aborted ([ErrStalled]) and read on likewise, a
-// bounded number of times per range. A part upload or a buffered Put that
-// fails with an error worth retrying is sent again from its buffer, twice,
+// bounded number of times per range. Bytes that arrive whole but fail the
+// check against the source (a bit flipped on the way) are read again within
+// the attempt too, up to 5 times: a buffered object whole; for a multipart
+// copy, whose whole-object check cannot tell which part was damaged, every
+// part is read again, in order, until two reads of it agree (the uploaded
+// read counting as one), only a part whose agreed bytes differ from those
+// uploaded is uploaded again, and the check is made again over the agreed
+// bytes before the upload is completed. A part upload or a buffered Put
+// that fails with an error worth retrying is sent again from its buffer,
+// twice (5 times when the destination rejected its bytes as damaged),
 // within the attempt. Writes have a stall timeout too: a Put or UploadPart
 // whose body the destination stops taking for StallTimeout, or that gets no
 // answer StallTimeout after its last byte, is cancelled ([ErrStalled]) and

@@ -269,7 +269,9 @@ func TestMinIOVerifiedMethods(t *testing.T) {
 // source's GET bodies. Multipart-sourced objects without stored checksums
 // (checked by their multipart ETag), one with per-part checksums and a
 // single-part one are copied to a second MinIO: every copy either fails
-// with a checksum error, leaving nothing, or is byte-identical.
+// with a checksum error, leaving nothing, or is byte-identical. Bytes that
+// fail the check are read again within the attempt (the object, or each
+// part until two reads agree), so every object is copied in one attempt.
 func TestMinIOFlippedBitsNeverCopied(t *testing.T) {
 	env := startTwoMinIOs(t)
 	type object struct {
@@ -303,8 +305,14 @@ func TestMinIOFlippedBitsNeverCopied(t *testing.T) {
 		objs = append(objs, o)
 	}
 	env.proxy.SetFaults(testenv.RandomFaults(10, testenv.Chances{Flip: 0.35, Methods: []string{http.MethodGet}}))
+	var rereads atomic.Int64
 	opts := Options{PartSize: 5 * mib, MultipartThreshold: 8 * mib, MemoryLimit: 64 * mib, RetryDelay: 10 * time.Millisecond,
-		Attempts: 3, PartConcurrency: 3, RequireVerified: true}
+		Attempts: 3, PartConcurrency: 3, RequireVerified: true,
+		OnRetry: func(side, reason string) {
+			if side == "source" && reason == "checksum" {
+				rereads.Add(1)
+			}
+		}}
 	e := New(env.src, env.dst, opts)
 	failedAttempts, copied := 0, 0
 	for _, o := range objs {
@@ -326,12 +334,12 @@ func TestMinIOFlippedBitsNeverCopied(t *testing.T) {
 		copied++
 	}
 	st := env.proxy.Stats()
-	t.Logf("%d of %d copied; %d failed attempts; proxy: %+v", copied, len(objs), failedAttempts, st)
-	if st.Flips == 0 || failedAttempts == 0 {
-		t.Errorf("the test flipped %d bits and saw %d failed attempts: it tested nothing", st.Flips, failedAttempts)
+	t.Logf("%d of %d copied; %d failed attempts; %d re-reads; proxy: %+v", copied, len(objs), failedAttempts, rereads.Load(), st)
+	if st.Flips == 0 || rereads.Load() == 0 {
+		t.Errorf("the test flipped %d bits and saw %d re-reads: it tested nothing", st.Flips, rereads.Load())
 	}
-	if copied == 0 {
-		t.Errorf("nothing copied: the test did not exercise a good copy")
+	if copied != len(objs) || failedAttempts != 0 {
+		t.Errorf("%d of %d copied, %d failed attempts: damaged reads must be read again within the attempt", copied, len(objs), failedAttempts)
 	}
 	if e.mem.inUse.Load() != 0 {
 		t.Errorf("%d bytes of buffers not released", e.mem.inUse.Load())
@@ -542,6 +550,133 @@ func TestMinIOWriteStallRetried(t *testing.T) {
 			t.Errorf("%s: copied in %s, before the stall timeout", c.a.Key, took)
 		}
 		t.Logf("%s (%d bytes): %d held writes timed out and sent again; copied in %s", c.a.Key, len(c.data), c.puts, took.Round(time.Millisecond))
+		env.checkDst(t, c.a.Key, c.data)
+	}
+}
+
+// TestMinIOFlippedPartReadAgain: one bit flipped in the first read of the
+// middle part of a multipart-ETag source, and in the first GET of a small
+// one. The small object is read again whole; of the large one every part is
+// read again once to find the damaged one (the ETag cannot tell which),
+// the damaged part until two reads agree, and only it is uploaded again.
+// Both are copied, byte-identical, in one attempt.
+func TestMinIOFlippedPartReadAgain(t *testing.T) {
+	env := startTwoMinIOs(t)
+	big := testData(15*mib, 51)
+	ab := env.putParts(t, "big", big, parts(15*mib, 5*mib), "", "")
+	small := testData(100_000, 52)
+	as := env.putOne(t, "small", small, "")
+	var mu sync.Mutex
+	gets := map[string]int{} // path and Range → GETs
+	env.proxy.SetFaults(func(r *http.Request) testenv.Fault {
+		if r.Method != http.MethodGet || r.URL.Query().Has("list-type") {
+			return testenv.Fault{}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		k := r.URL.Path + " " + r.Header.Get("Range")
+		gets[k]++
+		if gets[k] == 1 && (k == "/src/small " || k == fmt.Sprintf("/src/big bytes=%d-%d", 5*mib, 10*mib-1)) {
+			return testenv.Fault{Flip: true, At: 0.3, Bit: 2}
+		}
+		return testenv.Fault{}
+	})
+	var rereads atomic.Int64
+	opts := Options{PartSize: 5 * mib, MultipartThreshold: 8 * mib, MemoryLimit: 64 * mib, RetryDelay: 10 * time.Millisecond,
+		Attempts: 3, PartConcurrency: 3, RequireVerified: true,
+		OnRetry: func(side, reason string) {
+			if side == "source" && reason == "checksum" {
+				rereads.Add(1)
+			}
+		}}
+	e := New(env.src, env.dst, opts)
+	for _, o := range []struct {
+		a    store.Attrs
+		data []byte
+	}{{ab, big}, {as, small}} {
+		res, err := e.Copy(t.Context(), o.a.Object, o.a.Key)
+		if err != nil {
+			t.Fatalf("%s: %v", o.a.Key, err)
+		}
+		if res.Attempts != 1 || res.Verified == Unverified {
+			t.Errorf("%s: attempts %d, verified %q; want 1 attempt, verified", o.a.Key, res.Attempts, res.Verified)
+		}
+		env.checkDst(t, o.a.Key, o.data)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("GETs: %v; %d re-reads", gets, rereads.Load())
+	if st := env.proxy.Stats(); st.Flips != 2 {
+		t.Fatalf("%d bits flipped, want 2", st.Flips)
+	}
+	want := map[string]int{
+		"/src/small ": 2,
+		fmt.Sprintf("/src/big bytes=0-%d", 5*mib-1):           2,
+		fmt.Sprintf("/src/big bytes=%d-%d", 5*mib, 10*mib-1):  3,
+		fmt.Sprintf("/src/big bytes=%d-%d", 10*mib, 15*mib-1): 2,
+	}
+	for k, n := range want {
+		if gets[k] != n {
+			t.Errorf("%d GETs of %q, want %d", gets[k], k, n)
+		}
+	}
+	if rereads.Load() != 5 {
+		t.Errorf("%d re-reads, want 5 (1 of the small object, 4 of the large one's parts)", rereads.Load())
+	}
+}
+
+// TestMinIOWriteFlipsResent: the first 4 writes of each object and part
+// reach the destination with a flipped bit; the destination rejects each
+// (its checksum does not match) and the copy sends it again from its
+// buffer, 5 times in all, within one attempt.
+func TestMinIOWriteFlipsResent(t *testing.T) {
+	env := startTwoMinIOs(t)
+	dproxy := testenv.StartFaultProxy(t, env.dstSrv.Endpoint, nil)
+	dst, err := s3store.Open(t.Context(), s3store.Config{
+		Bucket: "dst", Endpoint: dproxy.URL,
+		Credentials: credentials.NewStaticCredentialsProvider(env.dstSrv.AccessKey, env.dstSrv.SecretKey, ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	dproxy.SetFaults(func(r *http.Request) testenv.Fault {
+		if r.Method != http.MethodPut || r.ContentLength <= 0 {
+			return testenv.Fault{}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		id := r.URL.Path + "?" + r.URL.Query().Get("partNumber")
+		if seen[id]++; seen[id] > 4 {
+			return testenv.Fault{}
+		}
+		return testenv.Fault{Request: true, Flip: true, At: 0.5, Bit: 1}
+	})
+	opts := Options{PartSize: 5 * mib, MultipartThreshold: 5 * mib, MemoryLimit: 64 * mib, RetryDelay: 10 * time.Millisecond,
+		PartConcurrency: 3, Attempts: 1}
+	small := testData(100_000, 71)
+	sa := env.putOne(t, "small", small, "")
+	data := testData(12*mib, 72)
+	a := env.putParts(t, "mp", data, parts(12*mib, 5*mib), "", "")
+	e := New(env.src, dst, opts)
+	for _, c := range []struct {
+		a      store.Attrs
+		data   []byte
+		writes int64
+	}{{sa, small, 1}, {a, data, 3}} {
+		before := dproxy.Stats().Flips
+		res, err := e.Copy(t.Context(), c.a.Object, c.a.Key)
+		if err != nil {
+			t.Fatalf("%s: %v", c.a.Key, err)
+		}
+		if res.Attempts != 1 || res.Verified == Unverified {
+			t.Errorf("%s: attempts %d verified %q", c.a.Key, res.Attempts, res.Verified)
+		}
+		if got := dproxy.Stats().Flips - before; got != 4*c.writes {
+			t.Errorf("%s: %d writes damaged, want %d", c.a.Key, got, 4*c.writes)
+		}
 		env.checkDst(t, c.a.Key, c.data)
 	}
 }

@@ -79,7 +79,9 @@ type Options struct {
 	// sharing the records, continues it. Nil: uploads are never kept.
 	Resumer Resumer
 	// OnRetry, when set, is called before each retry the engine makes: a
-	// source read resumed ("source", "stalled" or "read"), a part uploaded
+	// source read resumed ("source", "stalled" or "read"), a source range
+	// read again because its bytes failed the check ("source", "checksum"),
+	// a part uploaded
 	// again ("destination", "part"), a whole copy tried again ("any",
 	// "attempt"). It is called from many goroutines and must not block.
 	OnRetry func(side, reason string)

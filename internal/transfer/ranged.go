@@ -100,15 +100,31 @@ func (e *Engine) rangedCopy(ctx context.Context, mp store.Multipart, obj store.O
 	if loopErr != nil {
 		return res, true, loopErr
 	}
-	crc, err := combinedCRC(u.parts())
+	check := func() (string, error) {
+		crc, err := combinedCRC(u.parts())
+		if err != nil {
+			return "", u.objErr("verify parts", err)
+		}
+		if srcCRC != "" && srcCRC != crc {
+			return crc, u.objErr("verify source", fmt.Errorf("%w: crc32c of parts %s != source crc32c %s", store.ErrChecksum, crc, srcCRC))
+		}
+		if err := v.finish(); err != nil {
+			return crc, u.objErr("verify source", err)
+		}
+		return crc, nil
+	}
+	crc, err := check()
+	if errors.Is(err, store.ErrChecksum) {
+		// Some part was read damaged: each is read again until two reads
+		// agree (see rereadParts), and the checks made again.
+		v = newSeqVerifier(&pl)
+		if rerr := e.rereadParts(ctx, u, attrs, obj.Key, size, partSize, v); rerr != nil {
+			return res, true, errors.Join(err, rerr)
+		}
+		crc, err = check()
+	}
 	if err != nil {
-		return res, true, u.objErr("verify parts", err)
-	}
-	if srcCRC != "" && srcCRC != crc {
-		return res, true, u.objErr("verify source", fmt.Errorf("%w: crc32c of parts %s != source crc32c %s", store.ErrChecksum, crc, srcCRC))
-	}
-	if err := v.finish(); err != nil {
-		return res, true, u.objErr("verify source", err)
+		return res, true, err
 	}
 	if pl.method == VerifiedLocalRead {
 		if err := e.checkUnchanged(ctx, attrs); err != nil {

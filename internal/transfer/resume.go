@@ -3,11 +3,14 @@ package transfer
 import (
 	"cmp"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,6 +163,18 @@ func (u *upload) save(ctx context.Context) error {
 // attempt fails. It does not spend the object's Attempts.
 const partRetries = 2
 
+// writeRetries is how many times a part or buffered Put that failed with
+// err is sent again from its buffer: partRetries, or maxSourceRereads when
+// the destination rejected the bytes as damaged on the way
+// (store.ErrChecksum: BadDigest, a checksum mismatch), which resending
+// the buffer cures.
+func writeRetries(err error) int {
+	if errors.Is(err, store.ErrChecksum) {
+		return maxSourceRereads
+	}
+	return partRetries
+}
+
 // uploadPart uploads part num (n bytes in buf whose CRC32C is want), checks
 // the CRC32C the store reports, and records the part. A failure worth
 // retrying is retried up to partRetries times.
@@ -182,7 +197,7 @@ func (u *upload) uploadPart(ctx context.Context, num int32, buf *buffer, n int64
 		if errors.Is(err, store.ErrNotExist) {
 			u.gone.Store(true)
 		}
-		if try >= partRetries || ctx.Err() != nil || store.Permanent(err) {
+		if try >= writeRetries(err) || ctx.Err() != nil || store.Permanent(err) {
 			return u.objErr(op, err)
 		}
 		u.e.opts.retried("destination", "part")
@@ -192,6 +207,8 @@ func (u *upload) uploadPart(ctx context.Context, num int32, buf *buffer, n int64
 	}
 	p.Number, p.Size, p.ChecksumCRC32C = num, n, want
 	u.mu.Lock()
+	// A part uploaded again (see rereadParts) replaces its record.
+	u.st.Parts = slices.DeleteFunc(u.st.Parts, func(q store.Part) bool { return q.Number == num })
 	u.st.Parts = append(u.st.Parts, p)
 	u.mu.Unlock()
 	if u.e.opts.Resumer == nil {
@@ -216,7 +233,15 @@ func (u *upload) parts() []store.Part {
 // state left behind by a failed Delete is harmless: it names an upload that
 // no longer exists, so a later copy starts over.
 func (u *upload) complete(ctx context.Context) (store.PutResult, error) {
-	pr, err := u.mp.CompleteMultipart(ctx, u.dstKey, u.id, u.parts())
+	parts := u.parts()
+	pr, err := u.mp.CompleteMultipart(ctx, u.dstKey, u.id, parts)
+	if err != nil && errors.Is(err, store.ErrNotExist) {
+		// The store's client may have sent the request again after an
+		// answer that never arrived, and the first one completed it.
+		if done, ok := u.completedBefore(ctx, parts); ok {
+			pr, err = done, nil
+		}
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrNotExist) {
 			u.gone.Store(true)
@@ -229,6 +254,30 @@ func (u *upload) complete(ctx context.Context) (store.PutResult, error) {
 		_ = r.Delete(dctx, u.dstKey)
 	}
 	return pr, nil
+}
+
+// completedBefore reports whether the destination object is the one these
+// parts complete: its size is theirs and its ETag the multipart ETag of
+// their ETags (the MD5 of their MD5s, "-" and their number), as S3 and
+// MinIO compute it. It is asked when CompleteMultipart answers that the
+// upload does not exist.
+func (u *upload) completedBefore(ctx context.Context, parts []store.Part) (store.PutResult, bool) {
+	h := md5.New()
+	var size int64
+	for _, p := range parts {
+		b, err := hex.DecodeString(strings.Trim(p.ETag, `"`))
+		if err != nil || len(b) != md5.Size {
+			return store.PutResult{}, false
+		}
+		h.Write(b)
+		size += p.Size
+	}
+	want := hex.EncodeToString(h.Sum(nil)) + "-" + strconv.Itoa(len(parts))
+	a, err := u.e.dst.Stat(ctx, u.dstKey)
+	if err != nil || a.Size != size || !strings.EqualFold(strings.Trim(a.ETag, `"`), want) {
+		return store.PutResult{}, false
+	}
+	return store.PutResult{ETag: a.ETag, VersionID: a.VersionID, ChecksumCRC32C: a.ChecksumCRC32C}, true
 }
 
 // fail ends an upload that failed with err (after its part uploads have
@@ -593,4 +642,61 @@ func (e *Engine) queueRangedParts(gctx context.Context, g *errgroup.Group, u *up
 		})
 	}
 	return nil
+}
+
+// rereadParts is what a copy does when the bytes of its uploaded parts, as
+// first read, failed the check against the source: one part at least was
+// read damaged (a flipped bit), and a whole-object check cannot tell which.
+// Each part is read again, in order, until two reads of it agree — the
+// read that was uploaded counts as one — up to maxSourceRereads times; a
+// part whose agreed bytes are not those uploaded is uploaded again. The
+// agreed bytes are written to feed, in order, so the caller can check
+// them against the source again before completing. The re-reads do not
+// spend the object's attempts; a part no two reads of which agree fails
+// the attempt with store.ErrChecksum.
+func (e *Engine) rereadParts(ctx context.Context, u *upload, attrs store.Attrs, key string, size, partSize int64, feed io.Writer) error {
+	uploaded := map[int32]string{}
+	for _, p := range u.parts() {
+		uploaded[p.Number] = p.ChecksumCRC32C
+	}
+	for i := range partCount(size, partSize) {
+		off, n := i*partSize, min(partSize, size-i*partSize)
+		if err := e.agreePart(ctx, u, attrs, key, int32(i+1), off, n, uploaded[int32(i+1)], feed); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// agreePart reads part num (bytes [off, off+n)) until two reads agree, the
+// upload of CRC32C have counting as one, uploads the agreed bytes when they
+// differ from those, and writes them to feed.
+func (e *Engine) agreePart(ctx context.Context, u *upload, attrs store.Attrs, key string, num int32, off, n int64, have string, feed io.Writer) error {
+	buf, err := e.mem.get(ctx, n)
+	if err != nil {
+		return u.objErr("verify source", err)
+	}
+	defer buf.release()
+	seen := map[string]int{}
+	if have != "" {
+		seen[have] = 1
+	}
+	for read := 0; read <= maxSourceRereads; read++ {
+		e.opts.retried("source", "checksum")
+		crc, err := e.readPart(ctx, attrs, key, off, n, buf)
+		if err != nil {
+			return err
+		}
+		if seen[crc]++; seen[crc] < 2 {
+			continue
+		}
+		if crc != have {
+			if err := u.uploadPart(ctx, num, buf, n, crc); err != nil {
+				return err
+			}
+		}
+		buf.writeTo(feed)
+		return nil
+	}
+	return u.objErr("verify source", fmt.Errorf("%w: part %d: no two of %d reads agree", store.ErrChecksum, num, maxSourceRereads+2))
 }

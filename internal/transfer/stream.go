@@ -189,15 +189,25 @@ func (e *Engine) putBuffered(ctx context.Context, src *source, dstKey string) (s
 		return store.PutResult{}, "", false, src.objErr("put", err)
 	}
 	defer buf.release()
-	if err := buf.fill(src.rc, src.attrs.Size, src.crc, src.md5, src.v); err != nil {
-		return store.PutResult{}, "", false, src.objErr("read source", err)
-	}
-	if err := src.expectEOF(); err != nil {
-		return store.PutResult{}, "", false, err
-	}
-	crc, md5OK, err := src.verify()
-	if err != nil {
-		return store.PutResult{}, crc, false, err
+	var (
+		crc   string
+		md5OK bool
+	)
+	for reread := 0; ; reread++ {
+		// Bytes that fail the check against the source were damaged on
+		// the way (a flipped bit): the object is read again, within the
+		// attempt, a bounded number of times.
+		crc, md5OK, err = e.fillChecked(buf, src)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrChecksum) || reread >= maxSourceRereads || ctx.Err() != nil {
+			return store.PutResult{}, crc, false, err
+		}
+		e.opts.retried("source", "checksum")
+		if err := e.reopenWhole(ctx, src); err != nil {
+			return store.PutResult{}, "", false, err
+		}
 	}
 	in := e.putInput(src.attrs, dstKey, src.tags, crc)
 	in.ChecksumCRC32C = crc
@@ -213,7 +223,7 @@ func (e *Engine) putBuffered(ctx context.Context, src *source, dstKey string) (s
 		if err = w.done(err); err == nil {
 			break
 		}
-		if try >= partRetries || ctx.Err() != nil || store.Permanent(err) {
+		if try >= writeRetries(err) || ctx.Err() != nil || store.Permanent(err) {
 			return pr, crc, false, src.objErr("put", err)
 		}
 		if serr := sleep(ctx, e.backoff(try+1)); serr != nil {
@@ -221,6 +231,54 @@ func (e *Engine) putBuffered(ctx context.Context, src *source, dstKey string) (s
 		}
 	}
 	return pr, crc, md5OK, e.checkPutResult(ctx, src, dstKey, pr, crc)
+}
+
+// maxSourceRereads bounds how many times, within one attempt, an object
+// (or one part of it) whose bytes failed the check against the source is
+// read again; see [Engine.putBuffered] and [Engine.rereadParts].
+const maxSourceRereads = 5
+
+// fillChecked reads the whole source stream into buf and checks it
+// against the source.
+func (e *Engine) fillChecked(buf *buffer, src *source) (crc string, md5OK bool, err error) {
+	if err := buf.fill(src.rc, src.attrs.Size, src.crc, src.md5, src.v); err != nil {
+		return "", false, src.objErr("read source", err)
+	}
+	if err := src.expectEOF(); err != nil {
+		return "", false, err
+	}
+	return src.verify()
+}
+
+// reopenWhole replaces src's stream with a new read of the whole object,
+// of the same version, and resets its hashes.
+func (e *Engine) reopenWhole(ctx context.Context, src *source) error {
+	rc, _, err := e.openSource(ctx, src.key, 0, -1, &src.attrs)
+	if err != nil {
+		return err
+	}
+	src.rc.Close()
+	src.rc = rc
+	src.resetHashes()
+	return nil
+}
+
+// resetHashes starts the source's hashes afresh, for bytes read again
+// from the start.
+func (s *source) resetHashes() {
+	s.crc.Reset()
+	if s.md5 != nil {
+		s.md5.Reset()
+	}
+	s.v = newSeqVerifier(&s.plan)
+}
+
+// hashWriter writes bytes to every hash of a source.
+type hashWriter struct{ s *source }
+
+func (w hashWriter) Write(p []byte) (int, error) {
+	w.s.hash(p)
+	return len(p), nil
 }
 
 // putMultipart reads parts sequentially from the single source stream into
@@ -311,6 +369,16 @@ func (e *Engine) putMultipart(ctx context.Context, mp store.Multipart, src *sour
 		return pr, "", false, err
 	}
 	crc, md5OK, err = src.verify()
+	if errors.Is(err, store.ErrChecksum) {
+		// Some part was read damaged; which one the whole-object check
+		// cannot tell: each part is read again until two reads agree,
+		// and the check made again over the agreed bytes.
+		src.resetHashes()
+		if rerr := e.rereadParts(ctx, u, src.attrs, src.key, size, partSize, hashWriter{src}); rerr != nil {
+			return pr, "", false, errors.Join(err, rerr)
+		}
+		crc, md5OK, err = src.verify()
+	}
 	if err != nil {
 		return pr, crc, false, err
 	}

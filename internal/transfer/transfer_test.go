@@ -205,8 +205,18 @@ func TestCopyUsesOpenAttrs(t *testing.T) {
 	checkCopied(t, dst, "k", data, obj)
 }
 
+// TestCopyCorruptSource: a source whose every read disagrees with its
+// ETag fails the copy with a checksum error after a bounded number of
+// reads, writing nothing: per attempt, the small object read once and
+// again maxSourceRereads times; the multipart one read once, then each of
+// its 3 parts once more (the damaged part reads the same twice: agreed,
+// and still wrong).
 func TestCopyCorruptSource(t *testing.T) {
-	for _, size := range []int{1000, 3 * testPart} {
+	for _, tt := range []struct {
+		size  int
+		opens int32
+	}{{1000, 3 * (1 + maxSourceRereads)}, {3 * testPart, 3 * (1 + 3)}} {
+		size := tt.size
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			src, dst := newFake("src"), newFake("dst")
 			obj := src.add("k", testData(size, 3), store.Attrs{}, nil)
@@ -219,8 +229,8 @@ func TestCopyCorruptSource(t *testing.T) {
 			if !errors.As(err, &oe) || oe.Key != "k" || oe.Op != "verify source" {
 				t.Errorf("err %#v, want an ObjectError for k", err)
 			}
-			if res.Attempts != 3 || src.opens.Load() != 3 {
-				t.Errorf("attempts %d, opens %d, want 3", res.Attempts, src.opens.Load())
+			if res.Attempts != 3 || src.opens.Load() != tt.opens {
+				t.Errorf("attempts %d, opens %d, want 3 and %d", res.Attempts, src.opens.Load(), tt.opens)
 			}
 			if len(dst.keys()) != 0 || dst.puts.Load() != 0 || dst.completes.Load() != 0 || dst.openUploads() != 0 {
 				t.Errorf("destination written: keys %q puts %d completes %d uploads %d",
@@ -230,8 +240,8 @@ func TestCopyCorruptSource(t *testing.T) {
 	}
 }
 
-// TestCopyCorruptSourceRecovers: a checksum mismatch is retried and the
-// second read is good.
+// TestCopyCorruptSourceRecovers: bytes read with a checksum mismatch are
+// read again within the attempt, and the second read is good.
 func TestCopyCorruptSourceRecovers(t *testing.T) {
 	src, dst := newFake("src"), newFake("dst")
 	data := testData(5000, 3)
@@ -247,8 +257,8 @@ func TestCopyCorruptSourceRecovers(t *testing.T) {
 		return b
 	}
 	res, err := New(src, dst, testOptions()).Copy(context.Background(), obj, "k")
-	if err != nil || res.Attempts != 2 {
-		t.Fatalf("attempts %d, err %v", res.Attempts, err)
+	if err != nil || res.Attempts != 1 || src.opens.Load() != 2 {
+		t.Fatalf("attempts %d, opens %d, err %v; want 1 attempt, 2 opens", res.Attempts, src.opens.Load(), err)
 	}
 	checkCopied(t, dst, "k", data, obj)
 }

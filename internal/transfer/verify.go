@@ -424,8 +424,10 @@ func (o *inOrder) skip(i int64) {
 	}
 }
 
-// feed writes the n bytes of part i in buf once every earlier part was fed,
-// and returns the first mismatch found so far (wrapping store.ErrChecksum).
+// feed writes the n bytes of part i in buf once every earlier part was
+// fed. A mismatch is not returned here but by the verifier's finish, once
+// every part is uploaded: the copy then reads the parts again (see
+// [Engine.rereadParts]) rather than failing the attempt.
 func (o *inOrder) feed(ctx context.Context, i int64, buf *buffer) error {
 	if o == nil {
 		return nil
@@ -437,7 +439,7 @@ func (o *inOrder) feed(ctx context.Context, i int64, buf *buffer) error {
 	}
 	defer close(o.turns[i+1])
 	buf.writeTo(o.v)
-	return o.v.failed()
+	return nil
 }
 
 // checkUnchanged fails when the source object no longer has the size and

@@ -266,3 +266,82 @@ func TestHalfThrottled(t *testing.T) {
 		t.Error("the 503s never lowered the endpoint's limit")
 	}
 }
+
+// TestLoadThrottled: the source throttles by load, like a server: a request
+// arriving while throttleK others are being served is answered 503
+// SlowDown; each request it serves takes it 20 ms, so that the requests in
+// flight depend on the server, not on how busy the machine running the
+// test is. With the endpoint's AIMD limiter its limit settles below
+// throttleK (its mean over the second half of the job) and the job meets
+// fewer 503s than with the limiter switched off; both complete with every
+// object copied.
+func TestLoadThrottled(t *testing.T) {
+	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	m.CreateBucket(t, "src")
+	m.CreateBucket(t, "dst1")
+	m.CreateBucket(t, "dst2")
+	const n, batch, conc, throttleK = 300, 20, 16, 4
+	g, gctx := errgroup.WithContext(t.Context())
+	g.SetLimit(16)
+	for i := range n {
+		key := fmt.Sprintf("k%04d", i)
+		g.Go(func() error {
+			_, err := m.Client().PutObject(gctx, &s3.PutObjectInput{Bucket: aws.String("src"), Key: aws.String(key),
+				Body: bytes.NewReader(bytes.Repeat([]byte(key), 256))})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	type run struct {
+		took                time.Duration
+		requests, throttled int64
+		meanLimit           float64 // over the second half of the answers
+		decreases           int64
+	}
+	measure := func(dst string, adaptive bool) run {
+		// A proxy (an endpoint, a limiter) of its own per run.
+		proxy := testenv.StartFaultProxy(t, m.Endpoint, nil)
+		lim := s3store.EndpointLimiter(proxy.URL)
+		lim.SetAdaptive(adaptive)
+		var mu sync.Mutex
+		var limits []float64
+		proxy.SetAfter(func(*http.Request) {
+			l := lim.Stats().Limit
+			mu.Lock()
+			limits = append(limits, l)
+			mu.Unlock()
+		})
+		proxy.SetFaults(func(*http.Request) testenv.Fault { return testenv.Fault{Delay: 20 * time.Millisecond} })
+		proxy.SetThrottle(throttleK)
+		st, took := runS3Job(t, m, proxy, dst, conc, batch, []int{n}, nil)
+		if st.Status != job.Done || st.Counters.Copied != n || st.Counters.Failed != 0 {
+			t.Fatalf("adaptive %v: %s %q %+v", adaptive, st.Status, st.Error, st.Counters)
+		}
+		proxy.SetAfter(nil)
+		mu.Lock()
+		defer mu.Unlock()
+		r := run{took: took[0], requests: proxy.Stats().Requests, throttled: proxy.Throttled(), decreases: lim.Stats().Decreases}
+		half := limits[len(limits)/2:]
+		for _, l := range half {
+			r.meanLimit += min(l, conc) / float64(len(half))
+		}
+		return r
+	}
+	on := measure("dst1", true)
+	off := measure("dst2", false)
+	for _, r := range []struct {
+		name string
+		r    run
+	}{{"AIMD", on}, {"AIMD off", off}} {
+		t.Logf("503 while %d others are served, %s: %d objects in %s, %d source requests, %d answered 503; the limit's mean over the second half %.1f (capped at the concurrency %d), %d halvings",
+			throttleK, r.name, n, r.r.took.Round(time.Millisecond), r.r.requests, r.r.throttled, r.r.meanLimit, conc, r.r.decreases)
+	}
+	if on.throttled >= off.throttled {
+		t.Errorf("%d 503s with the limiter, %d without: it did not help", on.throttled, off.throttled)
+	}
+	if on.meanLimit > throttleK {
+		t.Errorf("the limit's mean over the second half is %.1f, not below the %d the server takes", on.meanLimit, throttleK)
+	}
+}

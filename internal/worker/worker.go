@@ -35,6 +35,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -388,6 +389,7 @@ type jobRun struct {
 	deletesOK      bool
 	runs           int
 	lastRunStarted time.Time
+	checkBelow     uint64
 }
 
 func (jr *jobRun) stop() { jr.cancel() }
@@ -410,7 +412,7 @@ func (jr *jobRun) setState(st job.State) {
 	jr.stMu.Lock()
 	defer jr.stMu.Unlock()
 	jr.deletesOK = st.DeletesReleased
-	jr.runs, jr.lastRunStarted = st.Runs, st.Started
+	jr.runs, jr.lastRunStarted, jr.checkBelow = st.Runs, st.Started, st.CheckBelow
 }
 
 // deletesReleased reports whether the coordinator released the job's
@@ -421,13 +423,16 @@ func (jr *jobRun) deletesReleased() bool {
 	return jr.deletesOK
 }
 
-// queuedBeforeResume reports whether a message stored at t may have been
-// handled by a run of the job that was killed: it was queued before the
-// latest resume. Such messages check the destination first.
-func (jr *jobRun) queuedBeforeResume(t time.Time) bool {
+// queuedBeforeResume reports whether a message stored at t with
+// work-stream sequence seq may have been handled by a run of the job that
+// was killed: it was queued before the latest resume, and an earlier run's
+// consumer delivered it (its sequence is below the job's CheckBelow). Such
+// messages check the destination first; the others were never delivered,
+// and checking each of their objects would cost a request per object.
+func (jr *jobRun) queuedBeforeResume(t time.Time, seq uint64) bool {
 	jr.stMu.Lock()
 	defer jr.stMu.Unlock()
-	return jr.runs > 1 && t.Before(jr.lastRunStarted)
+	return jr.runs > 1 && t.Before(jr.lastRunStarted) && (jr.checkBelow == 0 || seq < jr.checkBelow)
 }
 
 func (jr *jobRun) log() *slog.Logger { return jr.w.opts.Log.With("job", jr.spec.ID) }
@@ -603,7 +608,7 @@ func (jr *jobRun) handle(msg jetstream.Msg, started func()) {
 		return
 	}
 	md, _ := msg.Metadata()
-	redelivered := md != nil && (md.NumDelivered > 1 || jr.queuedBeforeResume(md.Timestamp))
+	redelivered := md != nil && (md.NumDelivered > 1 || jr.queuedBeforeResume(md.Timestamp, md.Sequence.Stream))
 	// A redelivered message whose Final the coordinator applied needs
 	// nothing more (asked only on redelivery: a first delivery has none).
 	if redelivered {
@@ -913,6 +918,11 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool, started fu
 	var retry, rest []job.Obj
 	var retryErrs []string
 	var wg sync.WaitGroup
+	var listed map[string]store.Object
+	listedOK := false
+	if redelivered && !del {
+		listed, listedOK = jr.listBatch(ctx, work.Objs)
+	}
 	for i, o := range work.Objs {
 		// A pause or drain (jr.ctx) lets started objects finish but starts
 		// no more: they go to the rest batch.
@@ -931,7 +941,22 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool, started fu
 			if del {
 				res, err = jr.deleteOne(ctx, o, work)
 			} else {
-				res, err = jr.copyOne(ctx, o, work, redelivered)
+				check := redelivered
+				if d, present := listed[o.K]; listedOK && !o.Chk {
+					// The batch's listing answers for most objects:
+					// absent, or another size, is copied; the same
+					// size and source ETag is up to date (as the
+					// planner judges); anything else is checked.
+					switch {
+					case !present || d.Size != o.S:
+						check = false
+					case o.E != "" && d.ETag == o.E:
+						res, err = jr.skipListed(o, work)
+					}
+				}
+				if res.Outcome == "" {
+					res, err = jr.copyOne(ctx, o, work, check)
+				}
 			}
 			jr.objectDone(res, err)
 			tripped := jr.breakerRecord(ctx, err, del) && err != nil
@@ -1013,6 +1038,68 @@ func (jr *jobRun) handleObjects(work job.Work, redelivered, del bool, started fu
 		return false
 	}
 	return true
+}
+
+// maxListExtra bounds the destination keys outside the batch that the
+// range listing of a redelivered batch may pass before it gives up (its
+// objects are then checked one by one).
+const maxListExtra = 1000
+
+// listBatch lists the destination over the key range of a redelivered copy
+// batch: one request for a batch whose range holds little else, where
+// checking each object would cost one. It returns the batch's keys found
+// there; ok is false when the listing failed or passed more than
+// maxListExtra other keys.
+func (jr *jobRun) listBatch(ctx context.Context, objs []job.Obj) (found map[string]store.Object, ok bool) {
+	if len(objs) == 0 {
+		return nil, false
+	}
+	want := make(map[string]bool, len(objs))
+	lo, hi := objs[0].K, objs[0].K
+	for _, o := range objs {
+		want[o.K] = true
+		lo, hi = min(lo, o.K), max(hi, o.K)
+	}
+	opts := store.ListOptions{Prefix: commonPrefix(lo, hi)}
+	if n := len(lo); n > len(opts.Prefix) && lo[n-1] > 0 && lo[n-1] < utf8.RuneSelf {
+		// Just below lo: the listing starts near the batch's first key.
+		opts.StartAfter = lo[:n-1] + string(rune(lo[n-1]-1))
+	}
+	found = make(map[string]store.Object, len(objs))
+	extra := 0
+	for obj, err := range jr.dst.List(ctx, opts) {
+		if err != nil {
+			jr.log().Debug("listing a redelivered batch's range failed: its objects are checked one by one", "err", err)
+			return nil, false
+		}
+		if obj.Key > hi {
+			break
+		}
+		if want[obj.Key] {
+			found[obj.Key] = obj
+			continue
+		}
+		if extra++; extra > maxListExtra {
+			return nil, false
+		}
+	}
+	return found, true
+}
+
+func commonPrefix(a, b string) string {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return a[:n]
+}
+
+// skipListed is the result of an object of a redelivered batch that the
+// destination listing shows up to date.
+func (jr *jobRun) skipListed(o job.Obj, work job.Work) (job.Result, error) {
+	now := time.Now().UTC()
+	return job.Result{Kind: "object", Key: o.K, Size: o.S, ListedSize: o.S, Worker: jr.w.opts.Name,
+		Attempts: work.Attempt, SrcETag: o.E, Outcome: job.OutcomeSkipped, Started: now, Ended: now}, nil
 }
 
 func (jr *jobRun) copyOne(ctx context.Context, o job.Obj, work job.Work, redelivered bool) (job.Result, error) {

@@ -32,9 +32,22 @@ type Limiter struct {
 	freed     chan struct{} // closed (and replaced) when a slot frees
 	throttles int64
 	decreases int64
+	fixed     bool // SetAdaptive(false): the limit stays at maxInFlight
 
 	// health tracks the endpoint's failures in a row (failfast.go).
 	health health
+}
+
+// SetAdaptive turns the limiter's adaptation on (the default) or off: off,
+// the limit goes back to its maximum and throttles no longer lower it (the
+// measurements of docs/reliability.md compare the two).
+func (l *Limiter) SetAdaptive(on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fixed = !on
+	if l.fixed {
+		l.limit, l.successes = maxInFlight, 0
+	}
 }
 
 func newLimiter() *Limiter {
@@ -105,7 +118,7 @@ func (l *Limiter) release(round uint64, throttled bool) {
 	switch {
 	case throttled:
 		l.throttles++
-		if round == l.round {
+		if round == l.round && !l.fixed {
 			l.limit = max(1, math.Floor(min(l.limit, float64(l.inflight))/2))
 			l.successes = 0
 			l.round++

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"io"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
+
+	"github.com/ferry-dev/ferry/internal/backoff"
 )
 
 // Reasons [Config.OnRetry] reports.
@@ -21,16 +24,54 @@ const (
 	RetryOther       = "other"
 )
 
-// observedRetryer tells onRetry about every retry the SDK is about to make:
-// the SDK asks RetryDelay only then (its retry quota is disabled).
-type observedRetryer struct {
+// The retry policy of every request (start-up checks, listings, object
+// transfers alike): up to Config.RetryMaxAttempts attempts (default
+// DefaultRetryMaxAttempts) for errors worth retrying (5xx, throttles,
+// timeouts, resets, bodies cut short), waiting retryBase doubled per
+// attempt up to retryMaxDelay, jittered, between them. That gets a request
+// through half of its attempts failing independently (2^-20 to fail them
+// all) in well under a minute, while a server that keeps failing is given
+// up on after about a minute. An endpoint that cannot be reached at all
+// (connection refused, host not in DNS) is a configuration error more
+// likely than a fault: it gets unreachableAttempts attempts only, so a
+// wrong endpoint fails fast.
+const (
+	retryBase           = 200 * time.Millisecond
+	retryMaxDelay       = 5 * time.Second
+	unreachableAttempts = 3
+)
+
+// patientRetryer is the SDK's standard retryer (what is retryable, the
+// attempt bound) with ferry's delays, a short bound for unreachable
+// endpoints, and onRetry (when not nil) told about every retry the SDK is
+// about to make: the SDK asks RetryDelay only then (its retry quota is
+// disabled).
+type patientRetryer struct {
 	aws.RetryerV2
 	onRetry func(reason string)
 }
 
-func (r observedRetryer) RetryDelay(attempt int, err error) (time.Duration, error) {
-	r.onRetry(RetryReason(err))
-	return r.RetryerV2.RetryDelay(attempt, err)
+// RetryDelay is the wait before the retry that follows failed attempt
+// attempt; for an unreachable endpoint past unreachableAttempts it returns
+// err itself, which ends the retries with that error.
+func (r patientRetryer) RetryDelay(attempt int, err error) (time.Duration, error) {
+	if unreachable(err) && attempt >= unreachableAttempts {
+		return 0, err
+	}
+	if r.onRetry != nil {
+		r.onRetry(RetryReason(err))
+	}
+	return backoff.Delay(retryBase, retryMaxDelay, attempt), nil
+}
+
+// unreachable reports whether err says the endpoint could not be reached
+// at all: the connection was refused, or the host is not in DNS.
+func unreachable(err error) bool {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns) && dns.IsNotFound
 }
 
 // RetryReason classifies an error the SDK retries: RetryThrottled,

@@ -33,8 +33,10 @@ import (
 
 // Defaults for the zero values of [Config].
 const (
-	DefaultMaxConns         = 64
-	DefaultRetryMaxAttempts = 5
+	DefaultMaxConns = 64
+	// DefaultRetryMaxAttempts bounds the attempts of one request (see
+	// patientRetryer): enough to get through half of them failing.
+	DefaultRetryMaxAttempts = 20
 	// DefaultRegion is the region of a custom endpoint without one.
 	DefaultRegion = "us-east-1"
 )
@@ -179,10 +181,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			o.RateLimiter = ratelimit.None
 			o.Retryables = append([]retry.IsErrorRetryable{retryableCutBody{}}, o.Retryables...)
 		})
-		if cfg.OnRetry == nil {
-			return std
-		}
-		return observedRetryer{RetryerV2: std, onRetry: cfg.OnRetry}
+		return patientRetryer{RetryerV2: std, onRetry: cfg.OnRetry}
 	}
 	opts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient),
