@@ -26,6 +26,7 @@ import (
 //
 //	destination missing (ErrNotExist)                      → false
 //	destination size != src.Size                           → false
+//	src.ETag a plain MD5 == destination ETag               → true (same bytes)
 //	no or malformed provenance metadata                    → false
 //	ferry-src-size != src.Size                             → false
 //	src.ETag != "": ferry-src-etag == src.ETag              → true
@@ -125,6 +126,13 @@ func (e *Engine) sumSource(ctx context.Context, attrs store.Attrs) (objectSum, e
 func upToDate(src store.Object, dst store.Attrs) bool {
 	if dst.Size != src.Size {
 		return false
+	}
+	if isPlainMD5(src.ETag) && dst.ETag == src.ETag {
+		// A verbatim server copy (no provenance metadata) or any other
+		// copy that kept the MD5: the same bytes. The planner skips such
+		// pairs already; this is for checks without a destination
+		// listing (a redelivered work item).
+		return true
 	}
 	p, ok := ParseProvenance(dst.Metadata)
 	if !ok || p.SrcSize != src.Size {
