@@ -275,7 +275,7 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 	errw := &lockedWriter{w: stdio.Err, mu: new(sync.Mutex)}
 	sideStdio := stdio
 	sideStdio.Err = errw
-	if f.qf.warn != nil {
+	if f.qf != nil && f.qf.warn != nil {
 		warn := f.qf.warn
 		f.qf.warn = &lockedWriter{w: warn, mu: errw.mu}
 		defer func() { f.qf.warn = warn }()
