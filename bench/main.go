@@ -42,6 +42,8 @@ type config struct {
 	cases       []int
 	tools       []string
 	conc        int
+	ferryConc   int
+	s5cmdConc   int
 	partMiB     int
 	rawConc     int
 	rawPartConc int
@@ -54,6 +56,8 @@ type config struct {
 
 	smallN, smallPrefixes int
 	smallSize             int64
+	tinyN, tinyPrefixes   int
+	tinySize              int64
 	largeN                int
 	largeSize             int64
 	listN                 int
@@ -74,9 +78,11 @@ func main() {
 	var cases, tools string
 	flag.BoolVar(&c.smoke, "smoke", false, "tiny datasets, 1 round, peers optional (CI)")
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds per case (tool order rotates every round)")
-	flag.StringVar(&cases, "cases", "1,2,3,4,5", "cases to run")
+	flag.StringVar(&cases, "cases", "1,2,3,4,5", "cases to run (6: 100,000 tiny objects across endpoints, not in the default set)")
 	flag.StringVar(&tools, "tools", "ferry,s5cmd,rclone", "tools to run (ferry always first in the list of ratios)")
-	flag.IntVar(&c.conc, "concurrency", 64, "objects in flight for every tool (ferry --concurrency, s5cmd --numworkers, rclone --transfers/--checkers)")
+	flag.IntVar(&c.conc, "concurrency", 64, "objects in flight for rclone (--transfers/--checkers)")
+	flag.IntVar(&c.ferryConc, "ferry-concurrency", 0, "ferry --concurrency; 0: ferry's default (no flag), as users run it")
+	flag.IntVar(&c.s5cmdConc, "s5cmd-numworkers", 0, "s5cmd --numworkers; 0: s5cmd's default (no flag)")
 	flag.IntVar(&c.partMiB, "part-size", 16, "multipart part size in MiB for every tool")
 	flag.IntVar(&c.rawConc, "raw-concurrency", 128, "PUTs in flight for the raw ceiling client (small objects)")
 	flag.IntVar(&c.rawPartConc, "raw-part-concurrency", 32, "parts in flight for the raw ceiling client (large objects)")
@@ -89,8 +95,8 @@ func main() {
 	flag.Parse()
 	for _, s := range strings.Split(cases, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > 5 {
-			fatalf("-cases %q: want numbers 1..5", cases)
+		if err != nil || n < 1 || n > 6 {
+			fatalf("-cases %q: want numbers 1..6", cases)
 		}
 		c.cases = append(c.cases, n)
 	}
@@ -106,10 +112,12 @@ func main() {
 		c.smallN, c.smallPrefixes, c.smallSize = 200, 5, 16<<10
 		c.largeN, c.largeSize = 2, 24<<20
 		c.listN = 10000
+		c.tinyN, c.tinyPrefixes, c.tinySize = 1000, 10, 4<<10
 	} else {
 		c.smallN, c.smallPrefixes, c.smallSize = 10000, 50, 16<<10
 		c.largeN, c.largeSize = 4, 256<<20
 		c.listN = 1000000
+		c.tinyN, c.tinyPrefixes, c.tinySize = 100000, 100, 4<<10
 	}
 	if c.rounds < 1 {
 		fatalf("-rounds must be >= 1")

@@ -94,7 +94,7 @@ type caseSpec struct {
 	objects  int64
 	bytes    int64
 	tools    []string // in the harness's preferred order; rotated per round
-	rawShape string   // "small", "large" or "" (no ceiling run)
+	rawShape string   // "small", "tiny", "large" or "" (no ceiling run)
 	skipped  map[string]string
 }
 
@@ -108,7 +108,8 @@ func (e *env) client(s *server) *s3.Client {
 func run(ctx context.Context, c config) (*Results, error) {
 	res := &Results{Started: time.Now(), Smoke: c.smoke, Machine: machine(), Tools: map[string]string{}, Profiles: map[string]string{}}
 	res.Settings = map[string]any{
-		"rounds": c.rounds, "concurrency": c.conc, "part_size_mib": c.partMiB,
+		"rounds": c.rounds, "concurrency": c.conc, "ferry_concurrency": c.ferryConc, "s5cmd_numworkers": c.s5cmdConc, "part_size_mib": c.partMiB,
+		"tiny_objects": c.tinyN, "tiny_size": c.tinySize,
 		"raw_concurrency": c.rawConc, "raw_part_concurrency": c.rawPartConc,
 		"small_objects": c.smallN, "small_prefixes": c.smallPrefixes, "small_size": c.smallSize,
 		"large_objects": c.largeN, "large_size": c.largeSize, "listing_keys": c.listN,
@@ -318,6 +319,17 @@ func (e *env) prepare(ctx context.Context, res *Results) ([]caseSpec, error) {
 		}
 		logf("dataset (b): %d objects of %d MiB on a, %.1fs", c.largeN, c.largeSize>>20, time.Since(t).Seconds())
 	}
+	if need[6] {
+		t := time.Now()
+		if err := createBucket(ctx, e.ca, "src-tiny"); err != nil {
+			return nil, err
+		}
+		if err := e.helper(ctx, e.rawEnv(e.a), "-raw-put", "-endpoint", e.a.endpoint, "-bucket", "src-tiny", "-shape", "small",
+			"-n", fmt.Sprint(c.tinyN), "-size", fmt.Sprint(c.tinySize), "-prefixes", fmt.Sprint(c.tinyPrefixes), "-conc", "64"); err != nil {
+			return nil, fmt.Errorf("seed src-tiny: %w", err)
+		}
+		logf("dataset (d): %d objects of %d KiB in %d prefixes on a, %.1fs", c.tinyN, c.tinySize>>10, c.tinyPrefixes, time.Since(t).Seconds())
+	}
 	if need[4] {
 		t := time.Now()
 		e.smallDir = filepath.Join(e.work, "local-small")
@@ -364,6 +376,10 @@ func (e *env) prepare(ctx context.Context, res *Results) ([]caseSpec, error) {
 			sp.name = fmt.Sprintf("local directory upload (%d × %d KiB)", c.smallN, c.smallSize>>10)
 			sp.srcDir, sp.dstSrv = e.smallDir, e.b
 			sp.objects, sp.bytes, sp.rawShape = int64(c.smallN), smallBytes, "small"
+		case 6:
+			sp.name = fmt.Sprintf("tiny objects, bucket to bucket, two endpoints (%d × %d KiB)", c.tinyN, c.tinySize>>10)
+			sp.srcBkt, sp.srcSrv, sp.dstSrv = "src-tiny", e.a, e.b
+			sp.objects, sp.bytes, sp.rawShape = int64(c.tinyN), int64(c.tinyN)*c.tinySize, "tiny"
 		case 5:
 			sp.name = fmt.Sprintf("listing and plan only, --dry-run (%d keys, local dir to empty bucket)", c.listN)
 			sp.srcDir, sp.dstSrv, sp.dryRun = e.listDir, e.b, true
@@ -404,7 +420,10 @@ func (e *env) command(ctx context.Context, sp caseSpec, tool, dst, measureTo str
 			"FERRY_CONFIG_DIR="+filepath.Join(e.work, "ferry-config"))
 	case "s5cmd":
 		bin = e.s5cmd
-		args = []string{"--endpoint-url", sp.dstSrv.endpoint, "--numworkers", fmt.Sprint(c.conc), "--log", "error"}
+		args = []string{"--endpoint-url", sp.dstSrv.endpoint, "--log", "error"}
+		if c.s5cmdConc > 0 {
+			args = append(args, "--numworkers", fmt.Sprint(c.s5cmdConc))
+		}
 		if sp.dryRun {
 			args = append(args, "--dry-run")
 		}
@@ -434,10 +453,17 @@ func (e *env) command(ctx context.Context, sp caseSpec, tool, dst, measureTo str
 		env = e.rcloneEnv()
 	case "raw":
 		bin = e.self
-		args = []string{"-raw-put", "-endpoint", sp.dstSrv.endpoint, "-bucket", dst, "-shape", sp.rawShape}
-		if sp.rawShape == "small" {
+		shape := sp.rawShape
+		if shape == "tiny" {
+			shape = "small"
+		}
+		args = []string{"-raw-put", "-endpoint", sp.dstSrv.endpoint, "-bucket", dst, "-shape", shape}
+		switch sp.rawShape {
+		case "small":
 			args = append(args, "-n", fmt.Sprint(c.smallN), "-size", fmt.Sprint(c.smallSize), "-prefixes", fmt.Sprint(c.smallPrefixes), "-conc", fmt.Sprint(c.rawConc))
-		} else {
+		case "tiny":
+			args = append(args, "-n", fmt.Sprint(c.tinyN), "-size", fmt.Sprint(c.tinySize), "-prefixes", fmt.Sprint(c.tinyPrefixes), "-conc", fmt.Sprint(c.rawConc))
+		default:
 			args = append(args, "-n", fmt.Sprint(c.largeN), "-size", fmt.Sprint(c.largeSize), "-part-size", fmt.Sprint(int64(c.partMiB)<<20), "-conc", fmt.Sprint(c.rawPartConc))
 		}
 		env = e.rawEnv(sp.dstSrv)
@@ -498,8 +524,10 @@ func (e *env) ferryArgs(cmd string, sp caseSpec, dst string) []string {
 	if sp.srcSrv != nil {
 		args = append(args, "--src-endpoint", sp.srcSrv.endpoint, "--src-profile", sp.srcSrv.name)
 	}
-	args = append(args, "--dst-endpoint", sp.dstSrv.endpoint, "--dst-profile", sp.dstSrv.name,
-		"--concurrency", fmt.Sprint(e.c.conc), "--no-progress")
+	args = append(args, "--dst-endpoint", sp.dstSrv.endpoint, "--dst-profile", sp.dstSrv.name, "--no-progress")
+	if e.c.ferryConc > 0 {
+		args = append(args, "--concurrency", fmt.Sprint(e.c.ferryConc))
+	}
 	return args
 }
 

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ferry-dev/ferry/internal/filter"
 	"github.com/ferry-dev/ferry/internal/location"
@@ -21,6 +24,13 @@ import (
 	"github.com/ferry-dev/ferry/internal/store/mem"
 	"github.com/ferry-dev/ferry/internal/transfer"
 )
+
+// defaultConcurrency is the objects in flight per process without
+// --concurrency. Small objects are latency-bound (one or two requests of a
+// few milliseconds each): on the bench (docs/performance.md, issue 14)
+// 64 copied 10,000 × 16 KiB objects 1.8× faster than 32; large objects
+// are bounded by the transfer memory budget, not by this.
+const defaultConcurrency = 64
 
 // jobFlags are the flags of copy, sync and verify.
 type jobFlags struct {
@@ -75,7 +85,7 @@ func (f *jobFlags) register(c *cobra.Command, cmd string) {
 	}
 	fl.StringArrayVar(&f.include, "include", nil, verb+" only keys matching this glob (repeatable; see 'Globs' in the README)")
 	fl.StringArrayVar(&f.exclude, "exclude", nil, "leave out keys matching this glob (repeatable)")
-	fl.IntVar(&f.concurrency, "concurrency", 32, "objects in flight")
+	fl.IntVar(&f.concurrency, "concurrency", defaultConcurrency, "objects in flight")
 	fl.BoolVar(&f.jsonOut, "json", false, "print a JSON summary as the last line of stdout")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every object")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress display")
@@ -263,35 +273,58 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 		}
 	}
 
-	// A durable job needs its queue: connect first, so a bad state
-	// directory or NATS URL is reported before anything else happens.
+	// A durable job needs its queue (secret store, embedded NATS server);
+	// the sides are opened and preflighted meanwhile, as neither needs
+	// the other. A failure to connect is reported first (a bad state
+	// directory or NATS URL), and stops the sides' requests.
 	durable := cmd != "verify" && !f.dryRun
-	var conn *queue.Conn
+	// Both write warnings and notes to stderr: one line at a time.
+	errw := &lockedWriter{w: stdio.Err, mu: new(sync.Mutex)}
+	sideStdio := stdio
+	sideStdio.Err = errw
+	if f.qf != nil && f.qf.warn != nil {
+		warn := f.qf.warn
+		f.qf.warn = &lockedWriter{w: warn, mu: errw.mu}
+		defer func() { f.qf.warn = warn }()
+	}
+	dlog := stdio.logs.logger(errw)
+	var (
+		conn               *queue.Conn
+		connErr, sidesErr  error
+		sides              objectSides
+		srcName, dstName   string
+		startup            errgroup.Group
+		sidesCtx, stopSide = context.WithCancel(ctx)
+	)
+	defer stopSide()
+	started := time.Now()
 	if durable {
-		if conn, err = f.qf.connect(ctx); err != nil {
-			return err
-		}
+		startup.Go(func() error {
+			t := time.Now()
+			if conn, connErr = f.qf.connect(ctx); connErr != nil {
+				stopSide()
+			}
+			dlog.Debug("start-up", "phase", "job store", "seconds", time.Since(t).Seconds())
+			return nil
+		})
+	}
+	startup.Go(func() error {
+		sides, srcName, dstName, sidesErr = openChecked(sidesCtx, sideStdio, dlog, cmd, f, srcArg, dstArg, srcLoc, dstLoc, sameService)
+		return nil
+	})
+	_ = startup.Wait() // the errors are in connErr and sidesErr
+	if conn != nil {
 		defer conn.Close()
 	}
-
-	sides, err := resolveSides(ctx, f, srcArg, dstArg, srcLoc, dstLoc)
-	if err != nil {
-		return err
+	dlog.Debug("start-up", "phase", "all", "seconds", time.Since(started).Seconds())
+	if connErr != nil {
+		return connErr
+	}
+	if sidesErr != nil {
+		return sidesErr
 	}
 	src, dst := sides.src, sides.dst
 	srcLoc, dstLoc = src.loc, dst.loc
-	srcName, dstName := srcLoc.String(), dstLoc.String()
-	if sides.single() {
-		srcName, dstName = describeObject(srcLoc, sides.srcKey), describeObject(dstLoc, sides.dstKey)
-		if location.Overlaps(objectLocation(srcLoc, sides.srcKey), objectLocation(dstLoc, sides.dstKey), sameService) {
-			return usageErr("source %s and destination %s are the same object", srcName, dstName)
-		}
-	} else if location.Overlaps(srcLoc, dstLoc, sameService) {
-		return usageErr("source %s and destination %s are the same location or one is inside the other", srcLoc, dstLoc)
-	}
-	if err := autoPreflight(ctx, stdio, cmd, f, src, dst, sides.srcKey); err != nil {
-		return err
-	}
 	if dst.missing {
 		if cmd == "verify" {
 			return usageErr("destination %s: does not exist", dstLoc)
@@ -438,6 +471,47 @@ type verifyJSON struct {
 	Error         string           `json:"error,omitempty"`
 	Failures      []runner.Problem `json:"failures,omitempty"`
 	Diffs         []runner.Problem `json:"differences_list,omitempty"`
+}
+
+// lockedWriter serialises writes to w with mu: the start-up steps running
+// at once write to stderr (and the queue's warnings) through it.
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// openChecked opens both sides of a copy, sync or verify, checks that they
+// do not overlap and runs the automatic preflight. It returns the sides and
+// their names for messages.
+func openChecked(ctx context.Context, stdio Stdio, dlog *slog.Logger, cmd string, f jobFlags, srcArg, dstArg string,
+	srcLoc, dstLoc location.Location, sameService bool) (sides objectSides, srcName, dstName string, err error) {
+	t := time.Now()
+	if sides, err = resolveSides(ctx, f, srcArg, dstArg, srcLoc, dstLoc); err != nil {
+		return sides, "", "", err
+	}
+	dlog.Debug("start-up", "phase", "open sides", "seconds", time.Since(t).Seconds())
+	srcLoc, dstLoc = sides.src.loc, sides.dst.loc
+	srcName, dstName = srcLoc.String(), dstLoc.String()
+	if sides.single() {
+		srcName, dstName = describeObject(srcLoc, sides.srcKey), describeObject(dstLoc, sides.dstKey)
+		if location.Overlaps(objectLocation(srcLoc, sides.srcKey), objectLocation(dstLoc, sides.dstKey), sameService) {
+			return sides, "", "", usageErr("source %s and destination %s are the same object", srcName, dstName)
+		}
+	} else if location.Overlaps(srcLoc, dstLoc, sameService) {
+		return sides, "", "", usageErr("source %s and destination %s are the same location or one is inside the other", srcLoc, dstLoc)
+	}
+	t = time.Now()
+	if err := autoPreflight(ctx, stdio, cmd, f, sides.src, sides.dst, sides.srcKey); err != nil {
+		return sides, "", "", err
+	}
+	dlog.Debug("start-up", "phase", "preflight", "seconds", time.Since(t).Seconds())
+	return sides, srcName, dstName, nil
 }
 
 func newVerifyJSON(src, dst string, s runner.Summary) verifyJSON {

@@ -194,7 +194,7 @@ func resumeJob(ctx context.Context, stdio Stdio, qf *queueFlags, id string, f jo
 		return err
 	}
 	if f.concurrency <= 0 {
-		f.concurrency = 32
+		f.concurrency = defaultConcurrency
 	}
 	conn, err := qf.connect(ctx)
 	if err != nil {
@@ -473,7 +473,7 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 			return err
 		},
 	}
-	c.Flags().IntVar(&concurrency, "concurrency", 32, "objects in flight")
+	c.Flags().IntVar(&concurrency, "concurrency", defaultConcurrency, "objects in flight")
 	c.Flags().DurationVar(&drain, "drain-timeout", 30*time.Second, "on interrupt, how long in-flight objects may finish")
 	c.Flags().StringArrayVar(&jobs, "job", nil, "work only on this job (repeatable)")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every object")

@@ -779,7 +779,7 @@ func signalStages(ctx context.Context, msgs io.Writer, drainTimeout time.Duratio
 // the foreground without creating it (resume, redrive).
 func (f *jobFlags) registerOutput(c *cobra.Command) {
 	fl := c.Flags()
-	fl.IntVar(&f.concurrency, "concurrency", 32, "objects in flight")
+	fl.IntVar(&f.concurrency, "concurrency", defaultConcurrency, "objects in flight")
 	fl.BoolVar(&f.jsonOut, "json", false, "print a JSON summary as the last line of stdout")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every object")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress display")

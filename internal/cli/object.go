@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/ferry-dev/ferry/internal/location"
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/store/onekey"
@@ -66,11 +68,22 @@ func resolveSides(ctx context.Context, f jobFlags, srcArg, dstArg string, srcLoc
 		return out, err
 	}
 	if !isObj {
-		if out.src, err = openSide(ctx, "source", srcLoc, f.src, f.sec.srcCA, f.concurrency); err != nil {
-			return out, err
+		// Both at once: each may ask its server (bucket, region).
+		var srcErr, dstErr error
+		var g errgroup.Group
+		g.Go(func() error {
+			out.src, srcErr = openSide(ctx, "source", srcLoc, f.src, f.sec.srcCA, f.concurrency)
+			return nil
+		})
+		g.Go(func() error {
+			out.dst, dstErr = openSide(ctx, "destination", dstLoc, f.dst, f.sec.dstCA, f.concurrency)
+			return nil
+		})
+		_ = g.Wait() // the errors are in srcErr and dstErr, the source's first
+		if srcErr != nil {
+			return out, srcErr
 		}
-		out.dst, err = openSide(ctx, "destination", dstLoc, f.dst, f.sec.dstCA, f.concurrency)
-		return out, err
+		return out, dstErr
 	}
 	out.src = srcParent
 	out.srcKey = name

@@ -20,6 +20,9 @@ var (
 	ErrInvalidKey = errors.New("invalid key")
 	// ErrChecksum: the bytes did not match their checksum.
 	ErrChecksum = errors.New("checksum mismatch")
+	// ErrChanged: a conditional request named a version of the object
+	// (by ETag) that it no longer is (HTTP 412 Precondition Failed).
+	ErrChanged = errors.New("object changed")
 )
 
 // Permanent reports whether retrying the operation that returned err cannot

@@ -104,6 +104,12 @@ type PutResult struct {
 	ETag           string
 	VersionID      string
 	ChecksumCRC32C string
+	// SrcVersionID is the version of the source a server-side copy read,
+	// "" when unversioned or not a copy.
+	SrcVersionID string
+	// SSE is the server-side encryption the server reported for the
+	// written object ("", "AES256", "aws:kms"); set by CopyVerbatim.
+	SSE string
 }
 
 // ListOptions select part of a listing.
@@ -191,6 +197,20 @@ type Copier interface {
 	// metadata with in's and copying the source's tags. Objects above the
 	// single-request limit are copied in parts.
 	CopyFrom(ctx context.Context, src Store, srcKey string, in PutInput) (PutResult, error)
+}
+
+// VerbatimCopier is implemented by [Copier] stores that can copy an object
+// as it is, in one request: the server keeps the source's content headers,
+// user metadata and tags, so nothing needs to be read from the source first.
+type VerbatimCopier interface {
+	// CopyVerbatim copies srcKey of src to in.Key on the server, provided
+	// the source's ETag is still etag; otherwise it fails with an error
+	// wrapping ErrChanged and writes nothing. Of in, only Key, Size, SSE,
+	// SSEKMSKeyID and StorageClass are used. It fails with an error
+	// wrapping errors.ErrUnsupported, before any request, when one request
+	// cannot make the copy (too large, or src and in.Key are one object).
+	// PutResult.SrcVersionID names the source version copied.
+	CopyVerbatim(ctx context.Context, src Store, srcKey, etag string, in PutInput) (PutResult, error)
 }
 
 // PartAttrs describe one part of an object as it was uploaded in parts.

@@ -27,6 +27,7 @@ import (
 //	destination missing (ErrNotExist)                      → false
 //	destination size != src.Size                           → false
 //	both empty                                             → true
+//	src.ETag a plain MD5 == destination ETag               → true (same bytes)
 //	no or malformed provenance metadata                    → false
 //	ferry-src-size != src.Size                             → false
 //	src.ETag != "": ferry-src-etag == src.ETag              → true
@@ -134,6 +135,13 @@ func upToDate(src store.Object, dst store.Attrs) bool {
 	if src.Size == 0 {
 		// Every empty object holds the same bytes, with or without the
 		// provenance (which some servers drop on directory markers).
+		return true
+	}
+	if isPlainMD5(src.ETag) && dst.ETag == src.ETag {
+		// A verbatim server copy (no provenance metadata) or any other
+		// copy that kept the MD5: the same bytes. The planner skips such
+		// pairs already; this is for checks without a destination
+		// listing (a redelivered work item).
 		return true
 	}
 	p, ok := ParseProvenance(dst.Metadata)

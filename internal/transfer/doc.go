@@ -12,7 +12,11 @@
 //     (from Stat) can be verified without reading it: a plain MD5 ETag
 //     (single-part, not SSE-KMS) or a full-object CRC32C. The result is
 //     checked against the CRC32C or ETag, else read back; a copy failing the
-//     check is deleted. Other sources are streamed.
+//     check is deleted. Other sources are streamed. When the listed ETag is
+//     a plain MD5 and the destination is a [store.VerbatimCopier], the copy
+//     is first tried in one request without the Stat: the server keeps the
+//     source's metadata and tags, the copy is conditional on the listed
+//     ETag and must report it back (see [Engine.verbatimCopy]).
 //   - Put ("put"): objects up to [Options.MultipartThreshold]. One GET; the
 //     bytes are read into a pooled buffer while computing CRC32C (and MD5
 //     when the ETag is a plain MD5 and the object is not SSE-KMS). A stream
@@ -104,7 +108,9 @@
 // source reports a non-zero tag count), keys byte for byte, directory
 // markers (as zero-byte objects), and the source LastModified as ModTime
 // (used by local destinations). Every destination object gets [Provenance]
-// user metadata, replacing any ferry-* provenance keys of the source.
+// user metadata, replacing any ferry-* provenance keys of the source, except
+// a verbatim server copy, whose ETag equals the source's plain MD5 ETag and
+// is its provenance (the server copies the source's metadata as it is).
 //
 // # Resuming multipart uploads
 //

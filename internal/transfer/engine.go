@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/backoff"
@@ -73,6 +74,9 @@ type Engine struct {
 	src, dst store.Store
 	opts     Options
 	mem      *budget
+	// noVerbatim is set once a verbatim server copy could not be verified
+	// by its ETag (see [Engine.verbatimCopy]).
+	noVerbatim atomic.Bool
 }
 
 // New returns an Engine copying from src to dst. Zero fields of opts take
@@ -159,6 +163,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 // copyOnce is one attempt of Copy.
 func (e *Engine) copyOnce(ctx context.Context, obj store.Object, dstKey string) (Result, error) {
 	if c, ok := e.dst.(store.Copier); ok && !e.opts.DisableServerSideCopy && c.CanCopyFrom(e.src) {
+		if res, done, err := e.verbatimCopy(ctx, c, obj, dstKey); done {
+			return res, err
+		}
 		attrs, err := e.src.Stat(ctx, obj.Key)
 		if err != nil {
 			return Result{}, &ObjectError{Op: "stat source", Key: obj.Key, Err: err}

@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -41,8 +42,13 @@ type fakeStore struct {
 	copyHook  func(data []byte) []byte                 // alters bytes of server copies
 	putResult func(pr store.PutResult) store.PutResult // alters reported results
 	copyFrom  func(src store.Store) bool               // CanCopyFrom; nil: only itself
+	// verbatim enables CopyVerbatim (else it answers errors.ErrUnsupported);
+	// verbatimSSE is the encryption it reports for the copy.
+	verbatim    bool
+	verbatimSSE string
 
 	opens, puts, stats, tagCalls, creates, parts, completes, aborts, deletes, copies atomic.Int32
+	verbatims                                                                        atomic.Int32
 }
 
 type fakeObj struct {
@@ -62,6 +68,8 @@ var (
 	_ store.Store     = (*fakeStore)(nil)
 	_ store.Multipart = (*fakeStore)(nil)
 	_ store.Copier    = (*fakeStore)(nil)
+
+	_ store.VerbatimCopier = (*fakeStore)(nil)
 )
 
 func newFake(name string) *fakeStore {
@@ -383,6 +391,34 @@ func (f *fakeStore) CopyFrom(ctx context.Context, src store.Store, srcKey string
 		etag = o.attrs.ETag // a multipart source keeps its composite ETag here
 	}
 	return f.store(in, data, etag), nil
+}
+
+// CopyVerbatim copies like a server with the COPY directives: the source's
+// attributes and tags as they are, if its ETag is still etag.
+func (f *fakeStore) CopyVerbatim(ctx context.Context, src store.Store, srcKey, etag string, in store.PutInput) (store.PutResult, error) {
+	if !f.verbatim {
+		return store.PutResult{}, fmt.Errorf("copy verbatim: %w", errors.ErrUnsupported)
+	}
+	f.verbatims.Add(1)
+	s := src.(*fakeStore)
+	o, ok := s.get(srcKey)
+	if !ok {
+		return store.PutResult{}, fmt.Errorf("copy: %w", store.ErrNotExist)
+	}
+	if o.attrs.ETag != etag {
+		return store.PutResult{}, fmt.Errorf("copy: etag %s, not %s: %w", o.attrs.ETag, etag, store.ErrChanged)
+	}
+	data := bytes.Clone(o.data)
+	if f.copyHook != nil {
+		data = f.copyHook(data)
+	}
+	a := o.attrs
+	cp := store.PutInput{Key: in.Key, ContentType: a.ContentType, ContentEncoding: a.ContentEncoding,
+		ContentDisposition: a.ContentDisposition, ContentLanguage: a.ContentLanguage, CacheControl: a.CacheControl,
+		Expires: a.Expires, Metadata: a.Metadata, Tags: o.tags, SSE: in.SSE}
+	pr := f.store(cp, data, md5Hex(data))
+	pr.SSE = f.verbatimSSE
+	return pr, nil
 }
 
 type nopCloser struct{ io.Reader }

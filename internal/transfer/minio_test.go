@@ -161,15 +161,55 @@ func TestMinIO(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Method != MethodServerCopy || !res.MD5Verified || res.DstETag != obj.ETag {
+		if res.Method != MethodServerCopy || !res.MD5Verified || res.Verified != VerifiedMD5 || res.DstETag != obj.ETag || res.SrcETag != obj.ETag {
 			t.Errorf("result %+v", res)
 		}
+		// Verbatim: one CopyObject, the server kept the content headers,
+		// metadata and tags; the ETag, not metadata, is the provenance.
 		got, a := readS3(t, dst2, "small.txt")
-		if !bytes.Equal(got, small) || a.Metadata["owner"] != "alice" || a.Metadata[MetaSrcETag] != obj.ETag {
-			t.Errorf("copy %q %v", got[:min(len(got), 20)], a.Metadata)
+		if !bytes.Equal(got, small) || a.Metadata["owner"] != "alice" || a.ContentType != "text/plain" ||
+			a.CacheControl != "no-cache" || a.ContentDisposition != "inline" || a.ETag != obj.ETag {
+			t.Errorf("copy %q %+v", got[:min(len(got), 20)], a)
+		}
+		if _, ok := a.Metadata[MetaSrcETag]; ok {
+			t.Errorf("verbatim copy wrote provenance metadata: %v", a.Metadata)
 		}
 		if tags, err := dst2.Tags(t.Context(), "small.txt"); err != nil || tags["team"] != "x" {
 			t.Errorf("tags %v, %v", tags, err)
+		}
+		// What sync and verify conclude from it: up to date, same bytes.
+		if ok, err := e.UpToDate(t.Context(), obj, store.Object{Key: "small.txt"}); err != nil || !ok {
+			t.Errorf("UpToDate after verbatim copy = %v, %v", ok, err)
+		}
+		if m, err := e.Verify(t.Context(), obj, a.Object); err != nil || m != "" {
+			t.Errorf("Verify = %q, %v", m, err)
+		}
+	})
+
+	t.Run("server copy of a source changed since listed", func(t *testing.T) {
+		// The listing saw v1; the source is v2 when the copy runs. The
+		// conditional verbatim copy fails (412), the general path (HEAD,
+		// REPLACE copy) copies v2 and records it in provenance.
+		from := openS3(t, plainSrv, plainCreds, "src", "changing")
+		to := openS3(t, plainSrv, plainCreds, "src", "changed-copy")
+		v1 := putS3(t, from, "k", []byte("version one"), attrs)
+		v2 := putS3(t, from, "k", []byte("version two!"), attrs)
+		e := New(from, to, opts)
+		res, err := e.Copy(t.Context(), v1, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Method != MethodServerCopy || res.SrcETag != v2.ETag {
+			t.Errorf("result %+v, want source etag %s", res, v2.ETag)
+		}
+		got, a := readS3(t, to, "k")
+		if string(got) != "version two!" || a.Metadata[MetaSrcETag] != v2.ETag || a.Metadata["owner"] != "alice" {
+			t.Errorf("copy %q %v", got, a.Metadata)
+		}
+		// A sync listing v1 against this destination must not call it up
+		// to date.
+		if ok, err := e.UpToDate(t.Context(), v1, store.Object{Key: "k"}); err != nil || ok {
+			t.Errorf("UpToDate(v1) = %v, %v; want false", ok, err)
 		}
 	})
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -100,4 +101,59 @@ func (e *Engine) serverCopy(ctx context.Context, c store.Copier, attrs store.Att
 	}
 	res.CRC32C = gotCRC
 	return res, nil
+}
+
+// verbatimCopy is the one-request server-side copy of a source whose listed
+// ETag is a plain MD5: the destination copies the object as it is (content
+// headers, user metadata and tags kept by the server) on condition that the
+// source still has the listed ETag, and the copy's ETag, the MD5 of its
+// bytes, must equal it. No Stat of the source is needed. Provenance is the
+// ETag itself (the planner and [Engine.UpToDate] compare plain MD5 ETags
+// directly) and the source ETag and version in the job's result and audit
+// line; no ferry-src-* metadata is written (the source's own is kept as
+// the server copies it).
+//
+// done is false, with nothing to report, when the object must take the
+// general path instead (Stat, then [Engine.serverCopy]): the destination
+// cannot copy verbatim or not in one request, the listed ETag is not a plain
+// MD5, SSE-KMS is requested (its ETags are no MD5s), the source changed
+// since it was listed, or the copy's ETag differs or is no MD5 (a KMS
+// bucket default, say: the copy is deleted, and the engine stops trying
+// this path).
+func (e *Engine) verbatimCopy(ctx context.Context, c store.Copier, obj store.Object, dstKey string) (res Result, done bool, err error) {
+	vc, ok := c.(store.VerbatimCopier)
+	if !ok || !isPlainMD5(obj.ETag) || e.opts.SSE == sseKMS || e.noVerbatim.Load() {
+		return Result{}, false, nil
+	}
+	in := store.PutInput{Key: dstKey, Size: obj.Size, SSE: e.opts.SSE, SSEKMSKeyID: e.opts.SSEKMSKeyID, StorageClass: e.opts.StorageClass}
+	pr, err := vc.CopyVerbatim(ctx, e.src, obj.Key, obj.ETag, in)
+	switch {
+	case errors.Is(err, store.ErrChanged) || errors.Is(err, errors.ErrUnsupported):
+		return Result{}, false, nil
+	case err != nil:
+		return Result{Size: obj.Size, Method: MethodServerCopy, SrcETag: obj.ETag},
+			true, &ObjectError{Op: "server copy", Key: obj.Key, Err: err}
+	case pr.ETag != obj.ETag || pr.SSE == sseKMS:
+		// Unverified (a KMS-encrypted copy's ETag is no MD5: it proves
+		// nothing): deleted, so nothing unverified stays if the general
+		// path fails, and not tried again by this engine, as the
+		// destination will likely do the same to every copy.
+		e.noVerbatim.Store(true)
+		if err := e.discard(ctx, dstKey, nil); err != nil {
+			return Result{Size: obj.Size, Method: MethodServerCopy, SrcETag: obj.ETag},
+				true, &ObjectError{Op: "server copy", Key: obj.Key, Err: err}
+		}
+		return Result{}, false, nil
+	}
+	return Result{
+		Size:         obj.Size,
+		Method:       MethodServerCopy,
+		CRC32C:       fullObjectCRC(pr.ChecksumCRC32C),
+		MD5Verified:  true,
+		Verified:     VerifiedMD5,
+		SrcETag:      obj.ETag,
+		SrcVersionID: pr.SrcVersionID,
+		DstETag:      pr.ETag,
+		DstVersionID: pr.VersionID,
+	}, true, nil
 }
