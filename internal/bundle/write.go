@@ -22,7 +22,7 @@ type Builder struct {
 	spool *os.File
 	objs  []Object
 	// offsets of each object's bytes in the spool.
-	offs  []int64
+	offs []int64
 	size int64
 	done bool
 }
