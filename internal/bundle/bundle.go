@@ -84,6 +84,10 @@ type Object struct {
 	Created time.Time `json:"created,omitzero"`
 	// VersionID is the source object's version, when versioned.
 	VersionID string `json:"version_id,omitempty"`
+	// SourceCheck names how the packer checked the bytes against the
+	// source (md5, crc32c, sha256, ...; "" when the source offered
+	// nothing).
+	SourceCheck string `json:"source_check,omitempty"`
 
 	ContentType        string            `json:"content_type,omitempty"`
 	ContentEncoding    string            `json:"content_encoding,omitempty"`
