@@ -3,9 +3,9 @@ package worker
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"

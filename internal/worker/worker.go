@@ -383,7 +383,7 @@ type jobRun struct {
 	// staging is a pack-mode job's staging location.
 	staging store.Store
 	eng     *transfer.Engine
-	flt      *filter.Filter
+	flt     *filter.Filter
 
 	credMu     sync.Mutex
 	credPaused bool
