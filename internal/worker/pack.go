@@ -610,23 +610,7 @@ func (jr *jobRun) fetchBundle(ctx context.Context, work job.Work, ref *job.Bundl
 // headers, metadata, tags and provenance, verified before it is visible.
 func (jr *jobRun) restoreOne(ctx context.Context, mo bundle.Object, o job.Obj, data []byte, work job.Work) (job.Result, error) {
 	res := jr.objResult(o, work)
-	created := mo.Created.UTC().Format(time.RFC3339Nano)
-	md := make(map[string]string, len(mo.Metadata)+2)
-	maps.Copy(md, mo.Metadata)
-	setNonEmpty(md, MetaOriginalETag, mo.ETag)
-	md[MetaOriginalCreationTime] = created
-	tags := make(map[string]string, len(mo.Tags)+2)
-	maps.Copy(tags, mo.Tags)
-	if len(mo.Tags)+2 <= maxTags {
-		setNonEmpty(tags, TagOriginalETag, mo.ETag)
-		tags[TagOriginalCreationTime] = created
-	}
-	in := store.PutInput{
-		Key: o.K, ContentType: mo.ContentType, ContentEncoding: mo.ContentEncoding,
-		ContentDisposition: mo.ContentDisposition, ContentLanguage: mo.ContentLanguage,
-		CacheControl: mo.CacheControl, Expires: mo.Expires, Metadata: md, Tags: tags, ModTime: mo.Created,
-	}
-	src := store.Object{Key: o.K, Size: mo.Size, ETag: mo.ETag, LastModified: mo.Created}
+	in, src := RestoreInput(mo, o.K)
 	pr, crc, err := jr.eng.PutSmall(ctx, in, src, data)
 	if err != nil {
 		return finishResult(res, job.OutcomeFailed, "destination", err), err
@@ -640,6 +624,32 @@ func (jr *jobRun) restoreOne(ctx context.Context, mo bundle.Object, o job.Obj, d
 	res.MD5 = mo.SourceCheck == transfer.VerifiedMD5
 	res.SrcETag, res.SrcVersion, res.DstETag, res.DstVersion = mo.ETag, mo.VersionID, pr.ETag, pr.VersionID
 	return finishResult(res, job.OutcomeCopied, "", nil), nil
+}
+
+// RestoreInput is the write of a bundle's object mo as key: its content
+// headers, user metadata and tags as the source had them, plus the source's
+// ETag and creation time as metadata always, and as the tags OriginalETag
+// and OriginalCreationTime when the object has room for two more tags (S3
+// allows 10). src is the source object, for the provenance
+// [transfer.Engine.PutSmall] records.
+func RestoreInput(mo bundle.Object, key string) (in store.PutInput, src store.Object) {
+	created := mo.Created.UTC().Format(time.RFC3339Nano)
+	md := make(map[string]string, len(mo.Metadata)+2)
+	maps.Copy(md, mo.Metadata)
+	setNonEmpty(md, MetaOriginalETag, mo.ETag)
+	md[MetaOriginalCreationTime] = created
+	tags := make(map[string]string, len(mo.Tags)+2)
+	maps.Copy(tags, mo.Tags)
+	if len(mo.Tags)+2 <= maxTags {
+		setNonEmpty(tags, TagOriginalETag, mo.ETag)
+		tags[TagOriginalCreationTime] = created
+	}
+	in = store.PutInput{
+		Key: key, ContentType: mo.ContentType, ContentEncoding: mo.ContentEncoding,
+		ContentDisposition: mo.ContentDisposition, ContentLanguage: mo.ContentLanguage,
+		CacheControl: mo.CacheControl, Expires: mo.Expires, Metadata: md, Tags: tags, ModTime: mo.Created,
+	}
+	return in, store.Object{Key: key, Size: mo.Size, ETag: mo.ETag, LastModified: mo.Created}
 }
 
 // unpackGone accounts for the objects of an unpack item whose bundle is no
