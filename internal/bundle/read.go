@@ -38,7 +38,6 @@ type Reader struct {
 	data hash.Hash
 	cur  *entryReader
 	err  error
-	end  bool
 }
 
 // NewReader reads and checks the manifest of the bundle on r. Close
