@@ -22,6 +22,8 @@ func newBundleCmd(stdio Stdio) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "bundle",
 		Short: "Inspect and unpack pack-mode bundles (docs/bundle-format.md)",
+		Example: `  ferry bundle inspect ./saved.ferry-bundle --verify
+  ferry bundle unpack s3://staging/JOB/ID.ferry-bundle ./restored`,
 	}
 	c.AddCommand(newBundleInspectCmd(stdio), newBundleUnpackCmd(stdio))
 	return c
