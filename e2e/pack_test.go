@@ -1,10 +1,19 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/ferry-dev/ferry/internal/bundle"
 	"github.com/ferry-dev/ferry/internal/testenv"
 )
 
@@ -162,4 +172,167 @@ func tags(t *testing.T, m *testenv.MinIO, bucket, key string) map[string]string 
 		got[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
 	}
 	return got
+}
+
+// writeBundle writes a bundle of objs to a file with the bundle package.
+func writeBundle(t *testing.T, path string, objs map[string]string, meta bundle.Object) {
+	t.Helper()
+	b, err := bundle.NewBuilder(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	keys := slices.Sorted(maps.Keys(objs))
+	for _, k := range keys {
+		o := meta
+		o.Key, o.Size = k, int64(len(objs[k]))
+		if err := b.Add(o, strings.NewReader(objs[k])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := b.WriteTo(context.Background(), f, bundle.WriteOptions{ID: "by-hand", Created: time.Now(), Level: 2}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// evilBundle is a well-formed archive whose manifest and entry name the
+// key "../evil" (checksums right): the format is fine, the key is not.
+func evilBundle(t *testing.T, path string) {
+	t.Helper()
+	body := []byte("outside")
+	sum := sha256.Sum256(body)
+	m := bundle.Manifest{Format: bundle.Format, Version: bundle.Version, ID: "evil", Compression: bundle.CompressionNone,
+		DataBytes: int64(len(body)), DataSHA256: hex.EncodeToString(sum[:]),
+		Objects: []bundle.Object{{Key: "../evil", Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}}}
+	mb, _ := json.Marshal(m)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range []struct {
+		name, key string
+		body      []byte
+	}{{bundle.ManifestName, "", mb}, {bundle.EntryName(0), "../evil", body}} {
+		h := &tar.Header{Name: e.name, Typeflag: tar.TypeReg, Size: int64(len(e.body)), Mode: 0o644, Format: tar.FormatPAX}
+		if e.key != "" {
+			h.PAXRecords = map[string]string{bundle.KeyRecord: e.key}
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(e.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBundleTools: `ferry bundle inspect` prints a bundle's manifest and
+// verifies it; `ferry bundle unpack` restores it into a local directory
+// and into a bucket (metadata, tags and provenance); a bundle with a "../"
+// key and a corrupted bundle are refused (exit 1) with nothing written,
+// inside the destination or outside it.
+func TestBundleTools(t *testing.T) {
+	w := newWorld(t)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.ferry-bundle")
+	objs := map[string]string{"a.txt": "alpha", "dir/": "", "ü/x y.txt": "unicode", "empty": ""}
+	writeBundle(t, good, objs, bundle.Object{ContentType: "text/plain", ETag: "0123456789abcdef0123456789abcdef",
+		Created: time.Date(2025, 5, 1, 2, 3, 4, 0, time.UTC), Metadata: map[string]string{"owner": "ops"}, Tags: map[string]string{"team": "x"}})
+
+	code, out, errs := w.run("bundle", "inspect", good, "--verify")
+	if code != 0 {
+		t.Fatalf("inspect: exit %d\n%s", code, errs)
+	}
+	var m bundle.Manifest
+	if err := json.Unmarshal([]byte(out), &m); err != nil || len(m.Objects) != len(objs) || m.Compression != bundle.CompressionZstd {
+		t.Fatalf("inspect printed %q (%v)", out, err)
+	}
+
+	local := filepath.Join(dir, "local") // created (its parent exists, as for copy)
+	if code, out, errs := w.run("bundle", "unpack", good, local); code != 0 {
+		t.Fatalf("unpack to a directory: exit %d\n%s\n%s", code, out, errs)
+	}
+	for k, v := range objs {
+		if strings.HasSuffix(k, "/") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(local, k))
+		if err != nil || string(b) != v {
+			t.Fatalf("%s: %q %v", k, b, err)
+		}
+	}
+	bucket := mkBucket(t, w.a, "unpacked")
+	if code, out, errs := w.run("bundle", "unpack", good, "s3://"+bucket+"/p", "--dst-endpoint", w.a.Endpoint, "--dst-profile", "a"); code != 0 {
+		t.Fatalf("unpack to a bucket: exit %d\n%s\n%s", code, out, errs)
+	}
+	got, o := getObject(t, w.a, bucket, "p/ü/x y.txt")
+	if string(got) != "unicode" || aws.ToString(o.ContentType) != "text/plain" || o.Metadata["owner"] != "ops" ||
+		o.Metadata["original-etag"] != "0123456789abcdef0123456789abcdef" || o.Metadata["original-creation-time"] != "2025-05-01T02:03:04Z" {
+		t.Fatalf("restored object: %q %q %v", got, aws.ToString(o.ContentType), o.Metadata)
+	}
+	if tg := tags(t, w.a, bucket, "p/a.txt"); tg["team"] != "x" || tg["OriginalETag"] != "0123456789abcdef0123456789abcdef" || tg["OriginalCreationTime"] != "2025-05-01T02:03:04Z" {
+		t.Fatalf("tags %v", tg)
+	}
+	if n := countKeys(t, w.a, bucket); n != len(objs) {
+		t.Fatalf("%d objects in the bucket, want %d", n, len(objs))
+	}
+
+	evil := filepath.Join(dir, "evil.ferry-bundle")
+	evilBundle(t, evil)
+	corrupt := filepath.Join(dir, "corrupt.ferry-bundle")
+	b, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	if err := os.WriteFile(corrupt, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{evil, corrupt} {
+		parent := filepath.Join(t.TempDir(), "parent")
+		target := filepath.Join(parent, "dst")
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := w.run("bundle", "unpack", bad, target)
+		if code != 1 || !strings.Contains(errs, "bundle refused") {
+			t.Fatalf("unpack %s: exit %d\n%s\n%s", filepath.Base(bad), code, out, errs)
+		}
+		var files []string
+		_ = filepath.WalkDir(filepath.Dir(parent), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if len(files) != 0 {
+			t.Fatalf("unpack of %s wrote %v", filepath.Base(bad), files)
+		}
+		if code, _, errs := w.run("bundle", "inspect", bad, "--verify"); code != 1 {
+			t.Fatalf("inspect --verify %s: exit %d\n%s", filepath.Base(bad), code, errs)
+		}
+	}
+}
+
+func getObject(t *testing.T, m *testenv.MinIO, bucket, key string) ([]byte, *s3.GetObjectOutput) {
+	t.Helper()
+	out, err := m.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, out
 }
