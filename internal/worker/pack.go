@@ -108,8 +108,9 @@ func (b *batchOut) add(jr *jobRun, pub *publisher, work job.Work, o job.Obj, res
 		b.retry = append(b.retry, o)
 		b.retryErrs = append(b.retryErrs, logtext.OneLine(err.Error()))
 	default:
-		b.failed++
 		if res.Outcome != job.OutcomeUnsafe {
+			// Dead-lettered: its bundle must stay for a later restore.
+			b.failed++
 			pub.publish(queue.DLQSubject(work.Job), job.DLQEntry{V: job.WireVersion, Job: work.Job, Kind: job.KindCopy, Obj: &o,
 				Error: logtext.OneLine(err.Error()), Attempts: work.Attempt, Time: time.Now().UTC()}, job.ContentID(work.ID, "dlq", o.K))
 		}
@@ -226,6 +227,19 @@ func (jr *jobRun) handlePack(work job.Work, redelivered bool, started func()) bo
 			ref = &job.BundleRef{Key: key, ID: bundleID, SHA256: attrs.Metadata[bundle.MetaSHA256], Size: attrs.Size, Pack: work.ID}
 			fin.Pack = &job.PackResult{Bundle: key, Objects: int64(len(m.Objects)), Bytes: attrs.Size, DataBytes: m.DataBytes, Level: m.Level}
 		case errors.Is(err, store.ErrNotExist):
+			// An unpack item removes the bundle only after this item's
+			// Final was applied, and the ledger never forgets that: if it
+			// is applied now, the bundle was consumed and there is nothing
+			// to do; if not, no bundle was ever stored and packing again
+			// is safe.
+			done, ferr := job.WorkFinished(ctx, w.conn.Ledger, work.Job, work.ID)
+			if ferr != nil {
+				return false
+			}
+			if done {
+				started()
+				return true
+			}
 		default:
 			jr.log().Warn("pack: look for an earlier bundle", "bundle", key, "err", logtext.OneLine(err.Error()))
 			return false
@@ -510,7 +524,9 @@ func (jr *jobRun) handleUnpack(work job.Work, started func()) (ok, wait bool) {
 		}
 		delete(want, mo.Key)
 		if jr.ctx.Err() != nil {
+			out.mu.Lock()
 			out.rest = append(out.rest, o)
+			out.mu.Unlock()
 			continue
 		}
 		wg.Add(1)
