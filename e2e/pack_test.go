@@ -158,7 +158,37 @@ func TestPackKillDuringPackAndUnpack(t *testing.T) {
 	if len(ten) != 10 || len(two) != 4 || two["OriginalETag"] == "" || two["OriginalCreationTime"] == "" {
 		t.Fatalf("tags: ten %v, two %v", ten, two)
 	}
+	code, out, errs := w.run("job", "status", id)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("pack:         %d objects packed in %d bundles (%d removed", total, s.Bundles, s.Bundles)) {
+		t.Fatalf("job status: exit %d\n%s\n%s", code, out, errs)
+	}
 	t.Logf("%d objects: %d copied, %d skipped as already restored; %d bundles, %d bytes", s.Listed, s.Copied, s.Skipped, s.Bundles, s.BundleBytes)
+}
+
+// TestPackUsage: pack-mode flags are checked before anything runs (exit 2).
+func TestPackUsage(t *testing.T) {
+	w := newWorld(t)
+	src, dst := mkBucket(t, w.a, "pu-src"), mkBucket(t, w.b, "pu-dst")
+	base := append(append([]string{"copy", "s3://" + src, "s3://" + dst, "--no-progress"}, w.srcA()...), w.dstB()...)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--pack"}, "--pack needs --staging"},
+		{[]string{"--staging", "s3://x"}, "--staging needs --pack"},
+		{[]string{"--pack", "--staging", "s3://" + dst + "/stage"}, "same location or one is inside the other"},
+		{[]string{"--pack", "--staging", "s3://stg", "--pack-level", "9"}, "--pack-level"},
+		{[]string{"--pack", "--staging", "s3://stg", "--pack-max-object-size", "1GiB"}, "at most 64MiB"},
+		{[]string{"--pack", "--staging", "s3://missing-staging"}, "missing-staging"},
+	} {
+		code, _, errs := w.run(append(slices.Clone(base), c.args...)...)
+		if code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, want 2 with %q:\n%s", c.args, code, c.want, errs)
+		}
+	}
+	if code, _, errs := w.run("worker", "--nats", "nats://127.0.0.1:1", "--side", "middle"); code != 2 || !strings.Contains(errs, "--side") {
+		t.Errorf("worker --side middle: exit %d: %s", code, errs)
+	}
 }
 
 func tags(t *testing.T, m *testenv.MinIO, bucket, key string) map[string]string {
