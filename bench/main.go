@@ -6,6 +6,7 @@
 //
 //	go run ./bench -out bench/results/latest.json     # full run, ~15 min
 //	go run ./bench -smoke                             # CI: tiny datasets, 1 round
+//	go run ./bench -cases 6,7                         # pack mode (issue 11)
 //
 // See docs/performance.md. Peers are installed by
 // `scripts/install-tools.sh bench`; a missing peer is skipped with a note.
@@ -57,6 +58,7 @@ type config struct {
 	largeN                int
 	largeSize             int64
 	listN                 int
+	packLogN, packRandN   int
 }
 
 func main() {
@@ -89,8 +91,8 @@ func main() {
 	flag.Parse()
 	for _, s := range strings.Split(cases, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > 5 {
-			fatalf("-cases %q: want numbers 1..5", cases)
+		if err != nil || n < 1 || n > 7 {
+			fatalf("-cases %q: want numbers 1..7 (6 and 7: pack mode)", cases)
 		}
 		c.cases = append(c.cases, n)
 	}
@@ -106,10 +108,12 @@ func main() {
 		c.smallN, c.smallPrefixes, c.smallSize = 200, 5, 16<<10
 		c.largeN, c.largeSize = 2, 24<<20
 		c.listN = 10000
+		c.packLogN, c.packRandN = 500, 100
 	} else {
 		c.smallN, c.smallPrefixes, c.smallSize = 10000, 50, 16<<10
 		c.largeN, c.largeSize = 4, 256<<20
 		c.listN = 1000000
+		c.packLogN, c.packRandN = 20000, 2000
 	}
 	if c.rounds < 1 {
 		fatalf("-rounds must be >= 1")
