@@ -52,6 +52,10 @@ const (
 	SideDestination = "destination"
 )
 
+// packFinalWait bounds how long an unpack item waits for its pack item's
+// Final to be applied before it is put back on the queue.
+const packFinalWait = 10 * time.Second
+
 // BundleKey is the staging key of a pack item's bundle.
 func BundleKey(jobID, bundleID string) string { return jobID + "/" + bundleID + ".ferry-bundle" }
 
@@ -429,7 +433,7 @@ func (jr *jobRun) stagedManifest(ctx context.Context, key string) (bundle.Manife
 // removes the bundle from staging once every object in it is verified at
 // the destination. It returns wait when the pack item's Final is not yet
 // applied (the message is handled again shortly).
-func (jr *jobRun) handleUnpack(work job.Work, started func()) (ok, wait bool) {
+func (jr *jobRun) handleUnpack(work job.Work, redelivered bool, started func()) (ok, wait bool) {
 	w := jr.w
 	ctx := w.workCtx
 	ref := work.Bundle
@@ -443,7 +447,12 @@ func (jr *jobRun) handleUnpack(work job.Work, started func()) (ok, wait bool) {
 		fin.Outcomes = out.outcomes
 		return jr.publishFinal(pub, fin, false), false
 	}
-	done, err := job.WorkFinished(ctx, w.conn.Ledger, work.Job, ref.Pack)
+	// The pack item's Final is published just after this item: it is
+	// usually applied within moments. Beyond packFinalWait the message is
+	// put back (not an attempt) rather than held.
+	wctx, cancel := context.WithTimeout(ctx, packFinalWait)
+	done, err := job.WaitWorkFinished(wctx, w.conn.Ledger, work.Job, ref.Pack)
+	cancel()
 	if err != nil || !done {
 		return false, true
 	}
@@ -533,7 +542,14 @@ func (jr *jobRun) handleUnpack(work job.Work, started func()) (ok, wait bool) {
 		task := func() {
 			defer wg.Done()
 			w.opts.Observer.ObjectStarted(work.Job)
-			res, err := jr.restoreOne(ctx, mo, o, data, work)
+			var res job.Result
+			var err error
+			if redelivered && jr.restored(ctx, mo, o.K) {
+				// Restored by the run that was killed: not written again.
+				res = finishResult(jr.objResult(o, work), job.OutcomeSkipped, "", nil)
+			} else {
+				res, err = jr.restoreOne(ctx, mo, o, data, work)
+			}
 			jr.objectDone(res, err)
 			f := failRest
 			if err != nil {
@@ -572,6 +588,18 @@ func (jr *jobRun) handleUnpack(work job.Work, started func()) (ok, wait bool) {
 	fin.Outcomes = out.outcomes
 	fin.Children = out.children(jr, pub, work, func(r *job.Work) { r.Bundle = ref })
 	return jr.publishFinal(pub, fin, len(out.rest) > 0), false
+}
+
+// restored reports whether the destination holds key restored from this
+// source version: provenance with its ETag and size, and its creation
+// time (a check, like a redelivered copy's; any doubt restores again).
+func (jr *jobRun) restored(ctx context.Context, mo bundle.Object, key string) bool {
+	attrs, err := jr.dst.Stat(ctx, key)
+	if err != nil || attrs.Size != mo.Size {
+		return false
+	}
+	p, ok := transfer.ParseProvenance(attrs.Metadata)
+	return ok && p.SrcSize == mo.Size && p.SrcETag == mo.ETag && p.SrcModTime.Equal(mo.Created)
 }
 
 // failAll gives every object of work the failure err (classified as f).

@@ -702,7 +702,7 @@ func (jr *jobRun) handle(msg jetstream.Msg, started func()) {
 		ok = jr.handlePack(work, redelivered, started)
 	case job.KindUnpack:
 		var wait bool
-		ok, wait = jr.handleUnpack(work, started)
+		ok, wait = jr.handleUnpack(work, redelivered, started)
 		if wait {
 			// The pack item's Final is not applied yet: handled again
 			// once it is (not an attempt).
