@@ -239,17 +239,17 @@ func evilBundle(t *testing.T, path string) {
 	m := bundle.Manifest{Format: bundle.Format, Version: bundle.Version, ID: "evil", Compression: bundle.CompressionNone,
 		DataBytes: int64(len(body)), DataSHA256: hex.EncodeToString(sum[:]),
 		Objects: []bundle.Object{{Key: "../evil", Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}}}
-	mb, _ := json.Marshal(m)
+	mb, err := bundle.EncodeManifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range []struct {
-		name, key string
-		body      []byte
-	}{{bundle.ManifestName, "", mb}, {bundle.EntryName(0), "../evil", body}} {
-		h := &tar.Header{Name: e.name, Typeflag: tar.TypeReg, Size: int64(len(e.body)), Mode: 0o644, Format: tar.FormatPAX}
-		if e.key != "" {
-			h.PAXRecords = map[string]string{bundle.KeyRecord: e.key}
-		}
+		name string
+		body []byte
+	}{{bundle.ManifestName, mb}, {bundle.EntryName(0), body}} {
+		h := &tar.Header{Name: e.name, Typeflag: tar.TypeReg, Size: int64(len(e.body)), Mode: 0o644}
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
 		}

@@ -11,13 +11,17 @@
 package bundle
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Format and Version identify the manifest. A reader refuses another
@@ -29,7 +33,7 @@ const (
 
 // Entry names inside the tar archive.
 const (
-	ManifestName  = "ferry-bundle/manifest.json"
+	ManifestName  = "ferry-bundle/manifest.json.zst"
 	ObjectsPrefix = "ferry-bundle/objects/"
 )
 
@@ -100,13 +104,10 @@ type Object struct {
 	Tags               map[string]string `json:"tags,omitempty"`
 }
 
-// KeyRecord is the PAX record of an object entry that holds its key.
-const KeyRecord = "FERRY.key"
-
 // EntryName is the tar entry name of the i-th object's bytes (from 0):
 // entries are named by position, so no key (a directory marker's trailing
-// slash, any character) ever becomes a path; the key travels in the
-// entry's [KeyRecord] and must equal the manifest's.
+// slash, any character) ever becomes a path in the archive; keys are in
+// the manifest only.
 func EntryName(i int) string { return fmt.Sprintf("%s%06d", ObjectsPrefix, i) }
 
 // CheckKey reports whether key may travel in a bundle: what a reader
@@ -189,4 +190,44 @@ func isHexSHA256(s string) bool {
 	}
 	_, err := hex.DecodeString(s)
 	return err == nil && strings.ToLower(s) == s
+}
+
+// EncodeManifest is the manifest entry's content: the manifest as JSON,
+// zstd-compressed (so that it costs little in a bundle stored
+// uncompressed).
+func EncodeManifest(m Manifest) ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: encode manifest: %w", err)
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, fmt.Errorf("bundle: zstd: %w", err)
+	}
+	defer enc.Close()
+	return enc.EncodeAll(b, nil), nil
+}
+
+// decodeManifest reverses EncodeManifest, refusing a manifest that
+// decompresses to more than MaxManifestBytes, or unknown fields.
+func decodeManifest(b []byte) (Manifest, error) {
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxManifestBytes))
+	if err != nil {
+		return Manifest{}, fmt.Errorf("bundle: zstd: %w", err)
+	}
+	defer dec.Close()
+	raw, err := dec.DecodeAll(b, nil)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("%w: decompress manifest: %v", ErrCorrupt, err)
+	}
+	if len(raw) > MaxManifestBytes {
+		return Manifest{}, fmt.Errorf("%w: manifest of %d bytes", ErrCorrupt, len(raw))
+	}
+	var m Manifest
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&m); err != nil {
+		return Manifest{}, fmt.Errorf("%w: decode manifest: %v", ErrCorrupt, err)
+	}
+	return m, nil
 }

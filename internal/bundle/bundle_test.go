@@ -154,7 +154,6 @@ func TestBuilderRefusesUnsafeKeys(t *testing.T) {
 
 // entry is one raw tar entry of a hand-made archive.
 type entry struct {
-	key  string
 	name string
 	typ  byte
 	link string
@@ -179,13 +178,13 @@ func craft(t *testing.T, m Manifest, entries []entry, z bool) []byte {
 		w = enc
 	}
 	tw := tar.NewWriter(w)
-	mb, _ := json.Marshal(m)
+	mb, err := EncodeManifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
 	all := append([]entry{{name: ManifestName, typ: tar.TypeReg, body: mb}}, entries...)
 	for _, e := range all {
 		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Size: int64(len(e.body)), Mode: 0o644, Format: tar.FormatPAX}
-		if e.key != "" {
-			h.PAXRecords = map[string]string{KeyRecord: e.key}
-		}
 		if e.typ != tar.TypeReg {
 			h.Size = 0
 		}
@@ -228,8 +227,8 @@ func goodManifest(keys []string, bodies [][]byte, z bool) Manifest {
 // Verify, before any object is handed out where the manifest is at fault.
 func TestTampered(t *testing.T) {
 	a, b := []byte("alpha"), []byte("bravo")
-	reg := func(i int, key string, body []byte) entry {
-		return entry{name: EntryName(i), key: key, typ: tar.TypeReg, body: body}
+	reg := func(i int, _ string, body []byte) entry {
+		return entry{name: EntryName(i), typ: tar.TypeReg, body: body}
 	}
 	cases := []struct {
 		name    string
@@ -248,25 +247,17 @@ func TestTampered(t *testing.T) {
 			m := goodManifest([]string{"/etc/passwd"}, [][]byte{a}, z)
 			return craft(t, m, []entry{reg(0, "/etc/passwd", a)}, z)
 		}, "absolute"},
-		{"entry key not the manifest's", func(z bool) []byte {
-			m := goodManifest([]string{"a", "b"}, [][]byte{a, b}, z)
-			return craft(t, m, []entry{reg(0, "a", a), reg(1, "c", b)}, z)
-		}, "where the manifest names"},
-		{"entry key with dotdot", func(z bool) []byte {
+		{"entry named by a key", func(z bool) []byte {
 			m := goodManifest([]string{"a"}, [][]byte{a}, z)
-			return craft(t, m, []entry{reg(0, "../a", a)}, z)
-		}, `".." in path`},
-		{"entry without key", func(z bool) []byte {
-			m := goodManifest([]string{"a"}, [][]byte{a}, z)
-			return craft(t, m, []entry{reg(0, "", a)}, z)
-		}, "empty key"},
+			return craft(t, m, []entry{{name: ObjectsPrefix + "a", typ: tar.TypeReg, body: a}}, z)
+		}, "not an object entry"},
 		{"entry name with dotdot", func(z bool) []byte {
 			m := goodManifest([]string{"a"}, [][]byte{a}, z)
-			return craft(t, m, []entry{{name: ObjectsPrefix + "../a", key: "a", typ: tar.TypeReg, body: a}}, z)
+			return craft(t, m, []entry{{name: ObjectsPrefix + "../a", typ: tar.TypeReg, body: a}}, z)
 		}, "not an object entry"},
 		{"absolute entry name", func(z bool) []byte {
 			m := goodManifest([]string{"a"}, [][]byte{a}, z)
-			return craft(t, m, []entry{{name: "/tmp/a", key: "a", typ: tar.TypeReg, body: a}}, z)
+			return craft(t, m, []entry{{name: "/tmp/a", typ: tar.TypeReg, body: a}}, z)
 		}, "outside"},
 		{"entries out of order", func(z bool) []byte {
 			m := goodManifest([]string{"a", "b"}, [][]byte{a, b}, z)
@@ -275,15 +266,15 @@ func TestTampered(t *testing.T) {
 		}, "was due"},
 		{"symlink entry", func(z bool) []byte {
 			m := goodManifest([]string{"a"}, [][]byte{nil}, z)
-			return craft(t, m, []entry{{name: EntryName(0), key: "a", typ: tar.TypeSymlink, link: "/etc/passwd"}}, z)
+			return craft(t, m, []entry{{name: EntryName(0), typ: tar.TypeSymlink, link: "/etc/passwd"}}, z)
 		}, "not a regular file"},
 		{"hard link entry", func(z bool) []byte {
 			m := goodManifest([]string{"a"}, [][]byte{nil}, z)
-			return craft(t, m, []entry{{name: EntryName(0), key: "a", typ: tar.TypeLink, link: ManifestName}}, z)
+			return craft(t, m, []entry{{name: EntryName(0), typ: tar.TypeLink, link: ManifestName}}, z)
 		}, "not a regular file"},
 		{"directory entry", func(z bool) []byte {
 			m := goodManifest([]string{"d/"}, [][]byte{nil}, z)
-			return craft(t, m, []entry{{name: EntryName(0) + "/", key: "d/", typ: tar.TypeDir}}, z)
+			return craft(t, m, []entry{{name: EntryName(0) + "/", typ: tar.TypeDir}}, z)
 		}, "not a regular file"},
 		{"key not in the tar", func(z bool) []byte {
 			m := goodManifest([]string{"a", "b"}, [][]byte{a, b}, z)
@@ -310,6 +301,15 @@ func TestTampered(t *testing.T) {
 			m := goodManifest([]string{"a", "a"}, [][]byte{a, a}, z)
 			return craft(t, m, []entry{reg(0, "a", a), reg(1, "a", a)}, z)
 		}, "twice"},
+		{"manifest not compressed", func(z bool) []byte {
+			var buf bytes.Buffer
+			tw := tar.NewWriter(&buf)
+			mb, _ := json.Marshal(goodManifest([]string{"a"}, [][]byte{a}, false))
+			_ = tw.WriteHeader(&tar.Header{Name: ManifestName, Typeflag: tar.TypeReg, Size: int64(len(mb)), Mode: 0o644})
+			_, _ = tw.Write(mb)
+			_ = tw.Close()
+			return buf.Bytes()
+		}, "decompress manifest"},
 		{"unknown version", func(z bool) []byte {
 			m := goodManifest([]string{"a"}, [][]byte{a}, z)
 			m.Version = 99

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -78,11 +77,9 @@ func NewReader(r io.Reader, opts ReadOptions) (*Reader, error) {
 		rd.Close()
 		return nil, fmt.Errorf("%w: read manifest: %v", ErrCorrupt, err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(mb))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&rd.m); err != nil {
+	if rd.m, err = decodeManifest(mb); err != nil {
 		rd.Close()
-		return nil, fmt.Errorf("%w: decode manifest: %v", ErrCorrupt, err)
+		return nil, err
 	}
 	if err := rd.m.Check(); err != nil {
 		rd.Close()
@@ -151,9 +148,6 @@ func (r *Reader) Next() (Object, io.Reader, error) {
 	if hdr.Name != EntryName(r.next) {
 		return Object{}, nil, r.fail(fmt.Errorf("%w: entry %q where %q was due", ErrCorrupt, hdr.Name, EntryName(r.next)))
 	}
-	if key := hdr.PAXRecords[KeyRecord]; key != want.Key {
-		return Object{}, nil, r.fail(fmt.Errorf("%w: entry %q holds key %q where the manifest names %q", ErrCorrupt, hdr.Name, key, want.Key))
-	}
 	if hdr.Size != want.Size {
 		return Object{}, nil, r.fail(fmt.Errorf("%w: entry %q holds %d bytes, the manifest says %d", ErrCorrupt, hdr.Name, hdr.Size, want.Size))
 	}
@@ -178,9 +172,6 @@ func checkHeader(hdr *tar.Header) error {
 		if c < '0' || c > '9' {
 			return fmt.Errorf("%w: entry %q is not an object entry (%sNNNNNN)", ErrCorrupt, hdr.Name, ObjectsPrefix)
 		}
-	}
-	if err := CheckKey(hdr.PAXRecords[KeyRecord]); err != nil {
-		return fmt.Errorf("%w: entry %q: key %q: %v", ErrCorrupt, hdr.Name, hdr.PAXRecords[KeyRecord], err)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -168,14 +167,14 @@ func (b *Builder) WriteTo(ctx context.Context, w io.Writer, opts WriteOptions) (
 	if err := m.Check(); err != nil {
 		return Manifest{}, fmt.Errorf("bundle: manifest: %w", err)
 	}
-	mb, err := json.Marshal(m)
+	mb, err := EncodeManifest(m)
 	if err != nil {
-		return Manifest{}, fmt.Errorf("bundle: encode manifest: %w", err)
+		return Manifest{}, err
 	}
 	bw := bufio.NewWriterSize(out, 256<<10)
 	tw := tar.NewWriter(bw)
 	hdr := func(name string, size int64, mt time.Time) *tar.Header {
-		return &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: mt.UTC().Truncate(time.Second), Format: tar.FormatPAX}
+		return &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: mt.UTC().Truncate(time.Second), Format: tar.FormatUSTAR}
 	}
 	if err := tw.WriteHeader(hdr(ManifestName, int64(len(mb)), m.Created)); err != nil {
 		return Manifest{}, fmt.Errorf("bundle: write manifest: %w", err)
@@ -187,9 +186,7 @@ func (b *Builder) WriteTo(ctx context.Context, w io.Writer, opts WriteOptions) (
 		if err := ctx.Err(); err != nil {
 			return Manifest{}, fmt.Errorf("bundle: write: %w", err)
 		}
-		h := hdr(EntryName(i), o.Size, o.Created)
-		h.PAXRecords = map[string]string{KeyRecord: o.Key}
-		if err := tw.WriteHeader(h); err != nil {
+		if err := tw.WriteHeader(hdr(EntryName(i), o.Size, o.Created)); err != nil {
 			return Manifest{}, fmt.Errorf("bundle: write %q: %w", o.Key, err)
 		}
 		if _, err := io.Copy(tw, io.NewSectionReader(b.spool, b.offs[i], o.Size)); err != nil {
