@@ -6,6 +6,7 @@
 //
 //	go run ./bench -out bench/results/latest.json     # full run, ~15 min
 //	go run ./bench -smoke                             # CI: tiny datasets, 1 round
+//	go run ./bench -cases 8,9                         # pack mode (issue 11)
 //
 // See docs/performance.md. Peers are installed by
 // `scripts/install-tools.sh bench`; a missing peer is skipped with a note.
@@ -61,6 +62,7 @@ type config struct {
 	largeN                int
 	largeSize             int64
 	listN                 int
+	packLogN, packRandN   int
 }
 
 func main() {
@@ -78,7 +80,7 @@ func main() {
 	var cases, tools string
 	flag.BoolVar(&c.smoke, "smoke", false, "tiny datasets, 1 round, peers optional (CI)")
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds per case (tool order rotates every round)")
-	flag.StringVar(&cases, "cases", "1,2,3,4,5", "cases to run (6: 100,000 tiny objects across endpoints, not in the default set)")
+	flag.StringVar(&cases, "cases", "1,2,3,4,5", "cases to run (6: 100,000 tiny objects across endpoints; 8, 9: pack mode; not in the default set)")
 	flag.StringVar(&tools, "tools", "ferry,s5cmd,rclone", "tools to run (ferry always first in the list of ratios)")
 	flag.IntVar(&c.conc, "concurrency", 64, "objects in flight for rclone (--transfers/--checkers)")
 	flag.IntVar(&c.ferryConc, "ferry-concurrency", 0, "ferry --concurrency; 0: ferry's default (no flag), as users run it")
@@ -95,8 +97,8 @@ func main() {
 	flag.Parse()
 	for _, s := range strings.Split(cases, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > 6 {
-			fatalf("-cases %q: want numbers 1..6", cases)
+		if err != nil || n < 1 || n > 9 || n == 7 {
+			fatalf("-cases %q: want numbers 1..6, 8, 9 (6: tiny objects, 8 and 9: pack mode)", cases)
 		}
 		c.cases = append(c.cases, n)
 	}
@@ -113,11 +115,13 @@ func main() {
 		c.largeN, c.largeSize = 2, 24<<20
 		c.listN = 10000
 		c.tinyN, c.tinyPrefixes, c.tinySize = 1000, 10, 4<<10
+		c.packLogN, c.packRandN = 500, 100
 	} else {
 		c.smallN, c.smallPrefixes, c.smallSize = 10000, 50, 16<<10
 		c.largeN, c.largeSize = 4, 256<<20
 		c.listN = 1000000
 		c.tinyN, c.tinyPrefixes, c.tinySize = 100000, 100, 4<<10
+		c.packLogN, c.packRandN = 20000, 2000
 	}
 	if c.rounds < 1 {
 		fatalf("-rounds must be >= 1")

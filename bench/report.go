@@ -105,6 +105,8 @@ func rank(t string) int {
 	switch t {
 	case "ferry":
 		return 0
+	case "ferry-pack":
+		return 1
 	case "s5cmd":
 		return 1
 	case "rclone":
@@ -288,6 +290,7 @@ func renderMarkdown(c config, res *Results) string {
 		}
 		b.WriteString("\n")
 	}
+	renderPack(&b, res)
 	b.WriteString("Requests per run (first successful run; a: source server, b: destination server):\n\n")
 	for _, cr := range res.Cases {
 		for _, s := range cr.Summary {

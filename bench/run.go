@@ -61,6 +61,10 @@ type Run struct {
 	ServerCPU  float64          `json:"server_cpu_s"` // both MinIO servers, user+sys
 	Requests   map[string]int64 `json:"requests,omitempty"`
 	Args       []string         `json:"args"`
+	// Pack is a pack-mode run's summary (cases 8 and 9, tool ferry-pack);
+	// Cross the requests that crossed to the destination side.
+	Pack  *PackRun `json:"pack,omitempty"`
+	Cross int64    `json:"requests_across,omitempty"`
 }
 
 func (r Run) cpu() float64 { return r.User + r.Sys }
@@ -80,6 +84,7 @@ type env struct {
 	smallDir   string
 	listDir    string
 	verified   map[int]bool
+	packBytes  map[int]int64
 }
 
 // caseSpec says where a case reads and writes.
@@ -115,7 +120,7 @@ func run(ctx context.Context, c config) (*Results, error) {
 		"large_objects": c.largeN, "large_size": c.largeSize, "listing_keys": c.listN,
 		"work": c.workParent,
 	}
-	e := &env{c: c, verified: map[int]bool{}}
+	e := &env{c: c, verified: map[int]bool{}, packBytes: map[int]int64{}}
 	var err error
 	if e.ferry, err = filepath.Abs(c.ferryBin); err != nil || !isExec(e.ferry) {
 		return nil, fmt.Errorf("ferry binary %s missing: run make build", c.ferryBin)
@@ -350,6 +355,31 @@ func (e *env) prepare(ctx context.Context, res *Results) ([]caseSpec, error) {
 		logf("dataset (c): %d empty files in %s, %.1fs", c.listN, e.listDir, time.Since(t).Seconds())
 	}
 
+	if need[8] {
+		t := time.Now()
+		if err := createBucket(ctx, e.ca, "src-logs"); err != nil {
+			return nil, err
+		}
+		n, err := putGenerated(ctx, e.ca, "src-logs", c.packLogN, 64, logKey, logBody)
+		if err != nil {
+			return nil, fmt.Errorf("seed src-logs: %w", err)
+		}
+		e.packBytes[8] = n
+		logf("dataset (pack a): %d JSON log objects, %d bytes, on a, %.1fs", c.packLogN, n, time.Since(t).Seconds())
+	}
+	if need[9] {
+		t := time.Now()
+		if err := createBucket(ctx, e.ca, "src-rand"); err != nil {
+			return nil, err
+		}
+		n, err := putGenerated(ctx, e.ca, "src-rand", c.packRandN, 64, randKey, randBody)
+		if err != nil {
+			return nil, fmt.Errorf("seed src-rand: %w", err)
+		}
+		e.packBytes[9] = n
+		logf("dataset (pack b): %d random 64 KiB objects on a, %.1fs", c.packRandN, time.Since(t).Seconds())
+	}
+
 	avail := []string{}
 	for _, t := range c.tools {
 		if t == "ferry" || (t == "s5cmd" && e.s5cmd != "") || (t == "rclone" && e.rclone != "") {
@@ -385,6 +415,21 @@ func (e *env) prepare(ctx context.Context, res *Results) ([]caseSpec, error) {
 			sp.srcDir, sp.dstSrv, sp.dryRun = e.listDir, e.b, true
 			sp.objects = int64(c.listN)
 		}
+		if id == 8 || id == 9 {
+			sp.name = fmt.Sprintf("pack mode: %d JSON logs of 2-8 KiB, two endpoints, staging on the destination's", c.packLogN)
+			sp.srcBkt, sp.objects = "src-logs", int64(c.packLogN)
+			if id == 9 {
+				sp.name = fmt.Sprintf("pack mode: %d random objects of 64 KiB, two endpoints, staging on the destination's", c.packRandN)
+				sp.srcBkt, sp.objects = "src-rand", int64(c.packRandN)
+			}
+			sp.srcSrv, sp.dstSrv, sp.bytes = e.a, e.b, e.packBytes[id]
+			sp.tools = []string{"ferry", "ferry-pack"}
+			if e.rclone != "" && contains(c.tools, "rclone") {
+				sp.tools = append(sp.tools, "rclone")
+			}
+			specs = append(specs, sp)
+			continue
+		}
 		for _, t := range avail {
 			if t == "s5cmd" && sp.srcSrv != nil && sp.srcSrv != sp.dstSrv {
 				sp.skipped[t] = "s5cmd cannot copy between two endpoints"
@@ -407,10 +452,13 @@ func (e *env) command(ctx context.Context, sp caseSpec, tool, dst, measureTo str
 	var args, env []string
 	var bin string
 	switch tool {
-	case "ferry":
+	case "ferry", "ferry-pack":
 		bin = e.ferry
 		args = e.ferryArgs("copy", sp, dst)
 		args = append(args, "--part-size", fmt.Sprintf("%dMiB", c.partMiB), "--json")
+		if tool == "ferry-pack" {
+			args = append(args, "--pack", "--staging", "s3://"+dst+"-stg")
+		}
 		if sp.dryRun {
 			args = append(args, "--dry-run")
 		}
@@ -576,6 +624,17 @@ func (e *env) runOne(ctx context.Context, sp caseSpec, tool string, round, pos i
 			time.Sleep(500 * time.Millisecond) // let MinIO settle
 		}()
 	}
+	if tool == "ferry-pack" {
+		stg := dst + "-stg"
+		if err := createBucket(ctx, dstC, stg); err != nil {
+			return fail("create bucket %s: %v", stg, err)
+		}
+		defer func() {
+			if err := dropBucket(context.WithoutCancel(ctx), dstC, stg); err != nil {
+				logf("drop bucket %s: %v", stg, err)
+			}
+		}()
+	}
 	usageFile := filepath.Join(e.work, "logs", fmt.Sprintf("c%d-r%d-%s.usage.json", sp.id, round+1, tool))
 	cmd, err := e.command(ctx, sp, tool, dst, usageFile)
 	if err != nil {
@@ -625,7 +684,20 @@ func (e *env) runOne(ctx context.Context, sp caseSpec, tool string, round, pos i
 			return fail("destination has %d objects / %d bytes, want %d / %d", r.DstObjects, r.DstBytes, sp.objects, sp.bytes)
 		}
 	}
-	if tool == "ferry" {
+	if tool == "ferry-pack" {
+		p, err := parsePackSummary(stdout.String())
+		if err != nil {
+			return fail("ferry --json summary: %v", err)
+		}
+		if n, _, err := countBucket(ctx, dstC, dst+"-stg"); err != nil || n != 0 {
+			return fail("staging holds %d objects after the job (%v)", n, err)
+		}
+		r.Pack = p
+	}
+	if sp.id >= 6 {
+		r.Cross = crossRequests(r)
+	}
+	if strings.HasPrefix(tool, "ferry") {
 		var sum struct {
 			Listed int64 `json:"objects_listed"`
 			Copied int64 `json:"objects_copied"`
@@ -642,8 +714,12 @@ func (e *env) runOne(ctx context.Context, sp caseSpec, tool string, round, pos i
 		if sum.Failed != 0 || sum.Copied != sp.objects || sum.Error != "" {
 			return fail("ferry summary: copied %d (want %d), failed %d, error %q", sum.Copied, sp.objects, sum.Failed, sum.Error)
 		}
-		if !sp.dryRun && !e.verified[sp.id] {
-			e.verified[sp.id] = true
+		vk := sp.id // each of ferry's modes is verified once per case
+		if tool == "ferry-pack" {
+			vk = -sp.id
+		}
+		if !sp.dryRun && !e.verified[vk] {
+			e.verified[vk] = true
 			if err := e.verify(ctx, sp, dst); err != nil {
 				return fail("ferry verify: %v", err)
 			}

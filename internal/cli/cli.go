@@ -134,7 +134,7 @@ source, and recorded with its provenance.`,
 	root.AddCommand(newJobCmd(stdio, qf), newDLQCmd(stdio, qf), newWorkerCmd(stdio, qf))
 	root.AddCommand(newUICmd(stdio, qf))
 	root.AddCommand(newPolicyCmd(stdio), newPreflightCmd(stdio), newNATSPermissionsCmd(stdio))
-	root.AddCommand(newBucketCmd(stdio))
+	root.AddCommand(newBucketCmd(stdio), newBundleCmd(stdio))
 	root.AddCommand(newSecretCmd(stdio), newAuditCmd(stdio, qf), newVersionCmd(stdio), newKeyCmd(stdio, qf))
 	root.AddCommand(newReportCmd(stdio, qf))
 	refuseArgvCredentials(root)

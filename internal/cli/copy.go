@@ -66,6 +66,8 @@ type jobFlags struct {
 	durable durableFlags
 	// security: transport, regions, preflight, remotes (security.go)
 	sec secFlags
+	// pack mode (pack.go)
+	pack packFlags
 }
 
 func (f *jobFlags) register(c *cobra.Command, cmd string) {
@@ -95,6 +97,7 @@ func (f *jobFlags) register(c *cobra.Command, cmd string) {
 		fl.BoolVar(&f.exact, "exact", false, "also count destination objects absent at the source as differences")
 		return
 	}
+	f.pack.register(fl)
 	fl.BoolVar(&f.dryRun, "dry-run", false, "show what would be copied, skipped and deleted; change nothing")
 	fl.BoolVar(&f.errorOnNoTransfer, "error-on-no-transfer", false, "exit 9 when nothing was copied or deleted (nothing matched, or everything was up to date)")
 	fl.StringVar(&f.partSize, "part-size", "", "multipart part size, e.g. 16MiB (default 16MiB, grown to stay within 10,000 parts)")
@@ -264,6 +267,11 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 			return usageErr("--ca-bundle %s: %v", f.caBundle, err)
 		}
 	}
+	if cmd != "verify" {
+		if err := f.pack.check(&f, srcLoc, dstLoc); err != nil {
+			return err
+		}
+	}
 	sameService := endpointKey(f.src.endpoint) == endpointKey(f.dst.endpoint)
 	// A source that may be one object (no trailing slash) is checked for
 	// overlap once resolveSides knows.
@@ -337,6 +345,9 @@ func runJob(ctx context.Context, stdio Stdio, cmd string, f jobFlags, srcArg, ds
 	}
 
 	if durable {
+		if err := f.pack.open(ctx); err != nil {
+			return err
+		}
 		// copy and sync run as durable jobs on the queue.
 		return runDurable(ctx, stdio, conn, cmd, f, srcLoc, dstLoc, sides.srcKey, sides.dstKey)
 	}

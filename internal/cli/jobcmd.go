@@ -298,6 +298,10 @@ func printStatus(w io.Writer, st job.State) {
 	if st.Spec.Delete {
 		fmt.Fprintf(w, "deletes:      %d planned, %d done, %d failed\n", k.DeletesPlanned, k.Deleted, k.DeleteFailed)
 	}
+	if p := st.Spec.Pack; p != nil {
+		fmt.Fprintf(w, "pack:         %d objects packed in %d bundles (%d removed from staging %s): %s of data in %s, ratio %.2f, zstd level %d\n",
+			k.ObjectsPacked, k.Bundles, k.BundlesRemoved, sideString(p.Staging), humanBytes(k.BundleDataBytes), humanBytes(k.BundleBytes), k.PackRatio(), k.PackLevel)
+	}
 	if st.Error != "" {
 		fmt.Fprintf(w, "error:        %s\n", st.Error)
 	}
@@ -414,6 +418,7 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	var uiAddr string
 	var allow allowFlags
 	var stallTimeout time.Duration
+	var workerSide, tempDir string
 	c := &cobra.Command{
 		Use:   "worker",
 		Short: "Work on every running job of a NATS cluster (--nats URL) until interrupted",
@@ -424,6 +429,11 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 			}
 			if concurrency < 1 {
 				return usageErr("--concurrency %d: want at least 1", concurrency)
+			}
+			switch workerSide {
+			case worker.SideBoth, worker.SideSource, worker.SideDestination:
+			default:
+				return usageErr("--side %q: want source, destination or both", workerSide)
 			}
 			if err := checkStallTimeout(stallTimeout); err != nil {
 				return err
@@ -465,7 +475,8 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 			abort, stopSignals := signalStages(ctx, stdio.Err, drain)
 			defer stopSignals()
 			w := worker.New(conn, worker.Options{Concurrency: concurrency, Jobs: jobs, Log: log, Open: workerOpen(m, policy), DrainTimeout: drain, Abort: abort, Limiter: limiter,
-				StallTimeout: stallOption(stallTimeout), Name: name, LogObjects: verbose, Observer: observer(m)})
+				StallTimeout: stallOption(stallTimeout), Name: name, LogObjects: verbose, Observer: observer(m),
+				Side: workerSide, OpenStaging: workerOpenStaging(m, policy), TempDir: tempDir})
 			log.Info("worker started", "nats", qf.url, "concurrency", concurrency, "key", conn.Signer.Public().String(), "trusted_keys", len(conn.Trust.Keys()),
 				"allow_local", policy.Local, "allow_endpoint", policy.Endpoints, "allow_secret", policy.Secrets, "allow_profile", policy.Profiles)
 			err = w.Run(ctx)
@@ -480,6 +491,8 @@ func newWorkerCmd(stdio Stdio, qf *queueFlags) *cobra.Command {
 	c.Flags().StringVar(&metricsAddr, "metrics-addr", "", metricsFlag)
 	c.Flags().StringVar(&bwlimit, "bwlimit", "", "limit the bytes this worker reads from sources to this rate, all jobs together (e.g. 10M = 10 MiB/s)")
 	c.Flags().StringVar(&uiAddr, "ui-addr", "", uiAddrUsage)
+	c.Flags().StringVar(&workerSide, "side", worker.SideBoth, "the work this worker takes: source (listing, copies, packing), destination (unpacking pack-mode bundles) or both")
+	c.Flags().StringVar(&tempDir, "temp-dir", "", "directory for bundles while they are written or verified (default: the system's)")
 	allow.register(c)
 	registerStallTimeout(c.Flags(), &stallTimeout)
 	return c

@@ -60,6 +60,17 @@ type jobSummary struct {
 	Missing     []dlqLine `json:"reconcile_gap_keys,omitempty"`
 	AuditHash   string    `json:"audit_last_hash,omitempty"`
 	AuditLines  int64     `json:"audit_lines,omitempty"`
+	// Pack mode (omitted for other jobs): objects written into bundles,
+	// bundles written to staging and their (compressed) bytes, the
+	// objects' bytes in them, the ratio of the two, the zstd level of the
+	// latest bundle (0: stored uncompressed), bundles removed from staging.
+	Packed         *int64   `json:"objects_packed,omitempty"`
+	Bundles        *int64   `json:"bundles,omitempty"`
+	BundleBytes    *int64   `json:"bundle_bytes,omitempty"`
+	BundleData     *int64   `json:"bundle_data_bytes,omitempty"`
+	PackRatio      *float64 `json:"pack_ratio,omitempty"`
+	PackLevel      *int     `json:"pack_level,omitempty"`
+	BundlesRemoved *int64   `json:"bundles_removed,omitempty"`
 }
 
 type dlqLine struct {
@@ -80,6 +91,11 @@ func summarize(st job.State) jobSummary {
 	}
 	for _, g := range st.Gaps {
 		s.Missing = append(s.Missing, dlqLine{Key: g.Key, Error: g.Error})
+	}
+	if st.Spec.Pack != nil {
+		ratio := k.PackRatio()
+		s.Packed, s.Bundles, s.BundleBytes, s.BundleData = &k.ObjectsPacked, &k.Bundles, &k.BundleBytes, &k.BundleDataBytes
+		s.PackRatio, s.PackLevel, s.BundlesRemoved = &ratio, &k.PackLevel, &k.BundlesRemoved
 	}
 	return s
 }
@@ -141,6 +157,10 @@ func printJobSummary(w io.Writer, s jobSummary) {
 	printCounts(w, "", counts{copied: s.Copied, bytesCopied: s.BytesCopied, skipped: s.Skipped, bytesSkipped: s.BytesSkip,
 		deleted: s.Deleted, failed: s.Failed + s.DeleteFail, unsafe: s.UnsafeN, reconciled: s.Reconciled, duration: s.Duration})
 	fmt.Fprintln(w)
+	if s.Packed != nil {
+		fmt.Fprintf(w, "packed: %d objects in %d bundles, %s of data in %s (ratio %.2f, zstd level %d)\n",
+			*s.Packed, *s.Bundles, humanBytes(*s.BundleData), humanBytes(*s.BundleBytes), *s.PackRatio, *s.PackLevel)
+	}
 	if s.Error != "" {
 		fmt.Fprintf(w, "stopped: %s\n", s.Error)
 	}

@@ -342,6 +342,7 @@ func foreground(ctx context.Context, stdio Stdio, qf *queueFlags, conn *queue.Co
 			Jobs:         []string{id},
 			Log:          log,
 			Open:         workerOpen(m, inProcessPolicy(conn, coord.State())),
+			OpenStaging:  workerOpenStaging(m, inProcessPolicy(conn, coord.State())),
 			DrainTimeout: d.drainTimeout,
 			Abort:        abort,
 			Stats:        wstats,
@@ -669,7 +670,10 @@ func inProcessPolicy(conn *queue.Conn, st job.State) *sides.Policy {
 	for _, s := range []struct {
 		role string
 		side job.Side
-	}{{sides.Source, st.Spec.Src}, {sides.Destination, st.Spec.Dst}} {
+	}{{sides.Source, st.Spec.Src}, {sides.Destination, st.Spec.Dst}, {sides.Staging, stagingSide(st.Spec)}} {
+		if s.side.Location == "" {
+			continue
+		}
 		if c, err := sides.FromSpec(s.role, s.side); err == nil {
 			cfgs = append(cfgs, c)
 		}
@@ -719,6 +723,7 @@ func runDurable(ctx context.Context, stdio Stdio, conn *queue.Conn, cmd string, 
 		// nobody could check.
 		RequireVerified: d.requireVerified || (f.del && (d.flags == nil || !d.flags.Changed("require-verified"))),
 		DstKeepsMTime:   dstLoc.Kind == location.Local,
+		Pack:            f.pack.spec,
 	}
 	spec.Src.Key, spec.Dst.Key = srcKey, dstKey
 	spec.ID = job.NewID()
@@ -804,4 +809,12 @@ func (qf *queueFlags) snapshotKey(ctx context.Context) []byte {
 		return nil
 	}
 	return []byte(k)
+}
+
+// stagingSide is a pack-mode job's staging side (empty for other jobs).
+func stagingSide(spec job.Spec) job.Side {
+	if spec.Pack == nil {
+		return job.Side{}
+	}
+	return spec.Pack.Staging
 }

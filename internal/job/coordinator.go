@@ -250,23 +250,37 @@ func (c *Coordinator) State() State {
 // redelivered at once (only safe when no other process consumes it: an
 // embedded server whose state directory this process locked).
 func (c *Coordinator) ensureConsumer(ctx context.Context, fresh bool) error {
-	name := WorkConsumer(c.id)
-	if fresh {
-		err := c.conn.JS.DeleteConsumer(ctx, queue.StreamWork, name)
-		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return fmt.Errorf("reset consumer %s: %w", name, err)
-		}
+	c.mu.Lock()
+	pack := c.state.Spec.Pack != nil
+	c.mu.Unlock()
+	type consumer struct{ name, filter string }
+	// A pack-mode job's unpack work has a consumer of its own, so that
+	// workers near the destination (--side destination) take only it.
+	cs := []consumer{{WorkConsumer(c.id), queue.WorkFilter(c.id)}}
+	if pack {
+		cs = []consumer{{WorkConsumer(c.id), ""}, {UnpackConsumer(c.id), queue.WorkSubject(c.id, KindUnpack)}}
 	}
-	_, err := c.conn.JS.CreateOrUpdateConsumer(ctx, queue.StreamWork, jetstream.ConsumerConfig{
-		Durable:       name,
-		FilterSubject: queue.WorkFilter(c.id),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: 20000,
-	})
-	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", name, err)
+	for _, cc := range cs {
+		if fresh {
+			err := c.conn.JS.DeleteConsumer(ctx, queue.StreamWork, cc.name)
+			if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return fmt.Errorf("reset consumer %s: %w", cc.name, err)
+			}
+		}
+		cfg := jetstream.ConsumerConfig{
+			Durable:       cc.name,
+			FilterSubject: cc.filter,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       AckWait,
+			MaxDeliver:    -1,
+			MaxAckPending: 20000,
+		}
+		if cc.filter == "" {
+			cfg.FilterSubjects = SourceSideSubjects(c.id)
+		}
+		if _, err := c.conn.JS.CreateOrUpdateConsumer(ctx, queue.StreamWork, cfg); err != nil {
+			return fmt.Errorf("create consumer %s: %w", cc.name, err)
+		}
 	}
 	return nil
 }
@@ -282,6 +296,17 @@ func (c *Coordinator) deliveredBelow(ctx context.Context) uint64 {
 	}
 	return cons.CachedInfo().Delivered.Stream + 1
 }
+
+// SourceSideSubjects are the work subjects of a pack-mode job that its
+// work consumer delivers: everything but unpack work.
+func SourceSideSubjects(id string) []string {
+	return []string{queue.WorkSubject(id, KindList), queue.WorkSubject(id, KindCopy),
+		queue.WorkSubject(id, KindDelete), queue.WorkSubject(id, KindPack)}
+}
+
+// UnpackConsumer names the durable consumer of a pack-mode job's unpack
+// work.
+func UnpackConsumer(id string) string { return "unpack-" + id }
 
 // WorkConsumer names the durable consumer of a job's work.
 func WorkConsumer(id string) string { return "work-" + id }
@@ -866,6 +891,7 @@ func (c *Coordinator) releaseDeletes(ctx context.Context) error {
 func (c *Coordinator) finish(ctx context.Context, status Status, msg string) (State, error) {
 	c.abortOrphans(ctx)
 	_ = c.conn.JS.DeleteConsumer(ctx, queue.StreamWork, WorkConsumer(c.id))
+	_ = c.conn.JS.DeleteConsumer(ctx, queue.StreamWork, UnpackConsumer(c.id))
 	if s, err := c.conn.JS.Stream(ctx, queue.StreamWork); err == nil {
 		_ = s.Purge(ctx, jetstream.WithPurgeSubject(queue.WorkFilter(c.id)))
 	}

@@ -268,3 +268,35 @@ func WorkFinished(ctx context.Context, kv jetstream.KeyValue, jobID, id string) 
 	l := &ledger{kv: kvLedger{kv}, job: jobID}
 	return l.finished(ctx, id)
 }
+
+// WaitWorkFinished waits until work item id of job has its Final applied
+// by the job's coordinator, watching its ledger entry (no polling), for at
+// most ctx's life. It reports whether the Final was applied.
+func WaitWorkFinished(ctx context.Context, kv jetstream.KeyValue, jobID, id string) (bool, error) {
+	l := &ledger{kv: kvLedger{kv}, job: jobID}
+	w, err := kv.Watch(ctx, l.key(id))
+	if err != nil {
+		return false, fmt.Errorf("watch ledger %s: %w", id, err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return false, nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return false, nil
+			}
+			if e == nil || e.Operation() != jetstream.KeyValuePut {
+				continue // the end of the initial values, or a purge
+			}
+			var le ledgerEntry
+			if err := json.Unmarshal(e.Value(), &le); err != nil {
+				return false, fmt.Errorf("ledger %s: %w", id, err)
+			}
+			if le.Fin != 0 {
+				return true, nil
+			}
+		}
+	}
+}

@@ -76,8 +76,10 @@ func Remove(ctx context.Context, conn *queue.Conn, id string, dryRun bool) (Remo
 	if dryRun {
 		return r, nil
 	}
-	if err := conn.JS.DeleteConsumer(ctx, queue.StreamWork, WorkConsumer(id)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return r, fmt.Errorf("remove job %s: consumer: %w", id, err)
+	for _, name := range []string{WorkConsumer(id), UnpackConsumer(id)} {
+		if err := conn.JS.DeleteConsumer(ctx, queue.StreamWork, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return r, fmt.Errorf("remove job %s: consumer %s: %w", id, name, err)
+		}
 	}
 	// The job record goes last: until then a failed removal can be run
 	// again and still finds the job.

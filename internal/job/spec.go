@@ -34,12 +34,21 @@ const WireVersion = 2
 // this ferry reads both. Queue messages stay at WireVersion.
 const FilterVersion = 3
 
+// PackVersion is the version of the spec and state of a pack-mode job
+// (--pack): its work includes pack and unpack items that a ferry without
+// pack mode cannot run, so such a worker must skip the job. Queue messages
+// stay at WireVersion.
+const PackVersion = 4
+
 // StateVersionOK reports whether this ferry reads a spec or state of
 // version v.
-func StateVersionOK(v int) bool { return v == WireVersion || v == FilterVersion }
+func StateVersionOK(v int) bool { return v == WireVersion || v == FilterVersion || v == PackVersion }
 
 // Version is the version a job with this spec is recorded with.
 func (s *Spec) Version() int {
+	if s.Pack != nil {
+		return PackVersion
+	}
 	f := s.Spec
 	if f.MinSize != nil || f.MaxSize != nil || !f.ModifiedAfter.IsZero() || !f.ModifiedBefore.IsZero() ||
 		f.FilesFrom != nil || s.Compare != "" || s.StorageClass != "" ||
@@ -113,7 +122,36 @@ type Spec struct {
 	DstKeepsMTime bool `json:"dst_keeps_mtime,omitempty"`
 	// AuditLog is the path of the job's audit log on the coordinator.
 	AuditLog string `json:"audit_log,omitempty"`
+	// Pack, when set, sends small objects in bundles through a staging
+	// location (--pack; docs/bundle-format.md).
+	Pack *PackSpec `json:"pack,omitempty"`
 }
+
+// PackSpec is a pack-mode job's settings.
+type PackSpec struct {
+	// Staging is where bundles wait between packing and unpacking
+	// (normally a bucket in the destination's region).
+	Staging Side `json:"staging"`
+	// MaxObjectSize: objects up to this size travel in bundles, larger
+	// ones copy directly.
+	MaxObjectSize int64 `json:"max_object_size"`
+	// BundleSize is the data a bundle holds at most (before compression).
+	BundleSize int64 `json:"bundle_size"`
+	// Level is the zstd level (0 stores, 1 to 4), or LevelAuto.
+	Level int `json:"level"`
+}
+
+// LevelAuto lets each packer sample its data and choose the level.
+const LevelAuto = -1
+
+// Pack mode's defaults.
+const (
+	DefaultPackMaxObjectSize = 1 << 20
+	DefaultBundleSize        = 256 << 20
+	// MaxPackObjectSize bounds --pack-max-object-size: an unpacker holds
+	// that much per object in flight.
+	MaxPackObjectSize = 64 << 20
+)
 
 var idRE = regexp.MustCompile(`^[a-z2-7]{10,32}$`)
 
@@ -202,6 +240,26 @@ type Counters struct {
 	// checked; ReconcileGaps the source keys it found missing or different.
 	Reconciled    int64 `json:"objects_reconciled"`
 	ReconcileGaps int64 `json:"reconcile_gaps,omitempty"`
+
+	// Pack mode: objects written into bundles, bundles written to staging,
+	// their stored (compressed) bytes and the objects' bytes in them; the
+	// zstd level of the latest bundle (0: stored); bundles removed from
+	// staging after every object in them was verified at the destination.
+	ObjectsPacked   int64 `json:"objects_packed,omitempty"`
+	Bundles         int64 `json:"bundles,omitempty"`
+	BundleBytes     int64 `json:"bundle_bytes,omitempty"`
+	BundleDataBytes int64 `json:"bundle_data_bytes,omitempty"`
+	PackLevel       int   `json:"pack_level,omitempty"`
+	BundlesRemoved  int64 `json:"bundles_removed,omitempty"`
+}
+
+// PackRatio is the compression ratio of the job's bundles (data bytes over
+// stored bytes; 0 before the first bundle).
+func (c Counters) PackRatio() float64 {
+	if c.BundleBytes == 0 {
+		return 0
+	}
+	return float64(c.BundleDataBytes) / float64(c.BundleBytes)
 }
 
 // State is a job's record in the ferry-jobs bucket.

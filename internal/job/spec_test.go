@@ -39,7 +39,14 @@ func TestSpecVersion(t *testing.T) {
 	if st.Spec.MaxSize == nil || *st.Spec.MaxSize != 10 || st.Spec.FilesFrom == nil || len(st.Spec.Exclude) != 1 {
 		t.Fatalf("filter lost in the round trip: %s", b)
 	}
-	if _, err := decodeState([]byte(`{"v":4}`)); !errors.Is(err, ErrIncompatible) {
+	if _, err := decodeState([]byte(`{"v":5}`)); !errors.Is(err, ErrIncompatible) {
+		t.Fatalf("v5: %v", err)
+	}
+	// A pack-mode job is v4: a ferry without pack mode skips it.
+	if v := (&Spec{Pack: &PackSpec{MaxObjectSize: 1}}).Version(); v != PackVersion {
+		t.Fatalf("pack mode: v%d, want v%d", v, PackVersion)
+	}
+	if _, err := decodeState([]byte(`{"v":4}`)); err != nil {
 		t.Fatalf("v4: %v", err)
 	}
 	if _, err := decodeState([]byte(`{"v":2,"spec":{"include":["a"]}}`)); err != nil {

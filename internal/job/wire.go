@@ -17,6 +17,11 @@ const (
 	KindList   = "list"
 	KindCopy   = "copy"
 	KindDelete = "delete"
+	// KindPack: small objects to read at the source and write into one
+	// bundle in the staging location (pack mode).
+	KindPack = "pack"
+	// KindUnpack: a bundle to verify and restore at the destination.
+	KindUnpack = "unpack"
 )
 
 // Work is one message on the work queue (subject ferry.work.JOB.KIND).
@@ -35,6 +40,22 @@ type Work struct {
 	Objs      []Obj        `json:"objs,omitempty"`
 	// Errs are the last errors of a retried batch, one per object.
 	Errs []string `json:"errs,omitempty"`
+	// Bundle names the bundle of an unpack item.
+	Bundle *BundleRef `json:"bundle,omitempty"`
+}
+
+// BundleRef names a bundle in the staging location.
+type BundleRef struct {
+	// Key in the staging location; ID the bundle's ID (its manifest's).
+	Key string `json:"key"`
+	ID  string `json:"id"`
+	// SHA256 (hex) and Size of the stored bundle object.
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	// Pack is the ID of the pack item that wrote it: an unpack item waits
+	// until its Final is applied, so a redelivered pack item never finds
+	// its bundle gone and writes it again.
+	Pack string `json:"pack"`
 }
 
 // Obj is an object in a copy or delete batch: the source listing entry and,
@@ -199,7 +220,21 @@ type Final struct {
 	Outcomes []Result       `json:"outcomes,omitempty"`
 	Skipped  []Obj          `json:"skipped,omitempty"`
 	Redrive  *RedriveResult `json:"redrive,omitempty"`
-	Time     time.Time      `json:"time,omitzero"`
+	// Pack is what a pack item wrote, or an unpack item removed.
+	Pack *PackResult `json:"pack,omitempty"`
+	Time time.Time   `json:"time,omitzero"`
+}
+
+// PackResult is a pack item's bundle (Objects, Bytes, DataBytes, Level),
+// or an unpack item's removal of it (Removed).
+type PackResult struct {
+	Bundle    string  `json:"bundle,omitempty"`
+	Objects   int64   `json:"objects,omitempty"`
+	Bytes     int64   `json:"bytes,omitempty"`
+	DataBytes int64   `json:"data_bytes,omitempty"`
+	Level     int     `json:"level,omitempty"`
+	Ratio     float64 `json:"sampled_ratio,omitempty"`
+	Removed   bool    `json:"removed,omitempty"`
 }
 
 // TaskResult summarizes what a listing task (or the part of it up to its
@@ -270,6 +305,18 @@ func (c *Counters) apply(f Final) {
 			c.Finished -= d.Objects
 			c.DeleteFailed -= d.Deletes
 			c.TasksFailed -= d.Tasks
+		}
+	}
+	if p := f.Pack; p != nil {
+		if p.Objects > 0 {
+			c.ObjectsPacked += p.Objects
+			c.Bundles++
+			c.BundleBytes += p.Bytes
+			c.BundleDataBytes += p.DataBytes
+			c.PackLevel = p.Level
+		}
+		if p.Removed {
+			c.BundlesRemoved++
 		}
 	}
 	for _, r := range f.Outcomes {

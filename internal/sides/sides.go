@@ -41,6 +41,9 @@ import (
 const (
 	Source      = "source"
 	Destination = "destination"
+	// Staging is a pack-mode job's staging location (bundles between
+	// packing and unpacking).
+	Staging = "staging"
 )
 
 // Class is what kind of failure an *Error is.
@@ -290,7 +293,7 @@ func openS3(ctx context.Context, role string, c Config, o Options) (Opened, erro
 func openLocal(role string, c Config, p *Policy) (Opened, error) {
 	loc := c.Location
 	fi, err := os.Stat(loc.Path)
-	if role == Destination && errors.Is(err, os.ErrNotExist) {
+	if (role == Destination || role == Staging) && errors.Is(err, os.ErrNotExist) {
 		parent := filepath.Dir(loc.Path)
 		if pfi, perr := os.Stat(parent); perr != nil || !pfi.IsDir() {
 			return Opened{}, newErr(role, c, NotFound, err, "destination %s: does not exist, and neither does its parent directory %s", loc.Path, parent)
@@ -456,4 +459,27 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// OpenStaging opens a pack-mode job's staging location, within o.Policy,
+// creating a missing local directory.
+func OpenStaging(ctx context.Context, spec job.Spec, o Options) (store.Store, error) {
+	if spec.Pack == nil {
+		return nil, fmt.Errorf("job %s is not a pack-mode job", spec.ID)
+	}
+	c, err := FromSpec(Staging, spec.Pack.Staging)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.Policy.Check(Staging, c); err != nil {
+		return nil, err
+	}
+	op, err := Open(ctx, Staging, c, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := op.Create(); err != nil {
+		return nil, err
+	}
+	return op.Store, nil
 }

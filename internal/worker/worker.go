@@ -96,6 +96,20 @@ type Options struct {
 	// LogObjects logs one info line per object (key, size, outcome,
 	// duration); otherwise those lines are debug.
 	LogObjects bool
+	// Side is the work this worker takes (--side): SideSource (listing,
+	// copies, deletes, packing), SideDestination (unpacking, of pack-mode
+	// jobs), or SideBoth (default).
+	Side string
+	// OpenStaging opens a pack-mode job's staging location with this
+	// machine's credentials; required for pack-mode jobs.
+	OpenStaging func(ctx context.Context, spec job.Spec) (store.Store, error)
+	// PackBatchObjects bounds the objects of a pack-mode job's copy
+	// batches, and so of its bundles (default 1000; BatchBytes is bounded
+	// by the job's bundle size).
+	PackBatchObjects int
+	// TempDir holds bundles while they are written or verified (default:
+	// the system's temporary directory).
+	TempDir string
 }
 
 // Observer receives a worker's events, for metrics. Its methods are
@@ -166,6 +180,12 @@ func (o *Options) applyDefaults() {
 	}
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
+	}
+	if o.Side == "" {
+		o.Side = SideBoth
+	}
+	if o.PackBatchObjects <= 0 {
+		o.PackBatchObjects = 1000
 	}
 }
 
@@ -363,8 +383,10 @@ type jobRun struct {
 	done   chan struct{}
 
 	src, dst store.Store
-	eng      *transfer.Engine
-	flt      *filter.Filter
+	// staging is a pack-mode job's staging location.
+	staging store.Store
+	eng     *transfer.Engine
+	flt     *filter.Filter
 
 	credMu     sync.Mutex
 	credPaused bool
@@ -439,14 +461,35 @@ func (jr *jobRun) log() *slog.Logger { return jr.w.opts.Log.With("job", jr.spec.
 
 func (jr *jobRun) loop() {
 	w := jr.w
+	var names []string
+	switch side := w.opts.Side; {
+	case jr.spec.Pack == nil && side != SideDestination:
+		names = []string{job.WorkConsumer(jr.spec.ID)}
+	case jr.spec.Pack != nil:
+		if side != SideDestination {
+			names = append(names, job.WorkConsumer(jr.spec.ID))
+		}
+		if side != SideSource {
+			names = append(names, job.UnpackConsumer(jr.spec.ID))
+		}
+	}
+	if len(names) == 0 {
+		// Nothing of this job is this worker's side: stay out of it until
+		// the job stops (a new jobRun would only open the stores again).
+		<-jr.ctx.Done()
+		return
+	}
 	var err error
 	for attempt := 0; ; attempt++ {
 		jr.src, jr.dst, err = w.opts.Open(jr.ctx, jr.spec)
+		if err == nil && jr.spec.Pack != nil {
+			jr.staging, err = jr.openStaging(jr.ctx)
+		}
 		if err == nil {
 			break
 		}
 		class := sides.ClassOf(err)
-		if class == sides.Refused || class == sides.Invalid {
+		if class == sides.Refused || class == sides.Invalid || errors.Is(err, errNoStaging) {
 			// Retrying cannot help: every work message of the job is
 			// dead-lettered with the reason, so the job ends and says why.
 			jr.openErr = err
@@ -472,27 +515,41 @@ func (jr *jobRun) loop() {
 		}
 		jr.eng = jr.engine()
 	}
-	cons, err := w.conn.JS.Consumer(jr.ctx, queue.StreamWork, job.WorkConsumer(jr.spec.ID))
-	if err != nil {
-		jr.log().Error("work consumer", "err", err)
-		return
-	}
-	// Object-level scheduling: Concurrency means objects in flight, not
-	// messages. A message holds a dispatch slot only until every object of
-	// it has been handed to the pool (or, for a listing task, until it has a
-	// listing slot); the loop then fetches more, so a slow object holds its
-	// pool goroutine and its message, never the other objects' slots. Enough
-	// dispatch slots keep the pool busy between batches: at least 3, and
-	// twice the batches it takes to fill Concurrency. held bounds the
-	// messages held at once: each beyond the dispatch slots has an object
-	// in flight (or is publishing its Final).
 	batch := w.opts.BatchObjects
 	if batch <= 0 {
 		batch = 100 // the lister's default
 	}
-	dispatch := make(chan struct{}, max(3, 2*w.opts.Concurrency/batch+2))
+	slots := max(3, 2*w.opts.Concurrency/batch+2)
+	jr.listing = make(chan struct{}, slots)
+	var loops sync.WaitGroup
+	for _, name := range names {
+		cons, err := w.conn.JS.Consumer(jr.ctx, queue.StreamWork, name)
+		if err != nil {
+			jr.log().Error("work consumer", "consumer", name, "err", err)
+			jr.cancel()
+			break
+		}
+		loops.Go(func() { jr.fetch(cons, slots) })
+	}
+	loops.Wait()
+}
+
+// fetch pulls one consumer's messages and handles each in its own
+// goroutine, until the job stops or its consumer is gone.
+//
+// Object-level scheduling: Concurrency means objects in flight, not
+// messages. A message holds a dispatch slot only until every object of it
+// has been handed to the pool (or, for a listing task, until it has a
+// listing slot); the loop then fetches more, so a slow object holds its
+// pool goroutine and its message, never the other objects' slots. Enough
+// dispatch slots keep the pool busy between batches: at least 3, and twice
+// the batches it takes to fill Concurrency. held bounds the messages held
+// at once: each beyond the dispatch slots has an object in flight (or is
+// publishing its Final).
+func (jr *jobRun) fetch(cons jetstream.Consumer, slots int) {
+	w := jr.w
+	dispatch := make(chan struct{}, slots)
 	held := make(chan struct{}, w.opts.Concurrency+cap(dispatch))
-	jr.listing = make(chan struct{}, cap(dispatch))
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
 	for jr.ctx.Err() == nil {
@@ -654,6 +711,17 @@ func (jr *jobRun) handle(msg jetstream.Msg, started func()) {
 		ok = jr.handleObjects(work, redelivered, false, started)
 	case job.KindDelete:
 		ok = jr.handleObjects(work, redelivered, true, started)
+	case job.KindPack:
+		ok = jr.handlePack(work, redelivered, started)
+	case job.KindUnpack:
+		var wait bool
+		ok, wait = jr.handleUnpack(work, redelivered, started)
+		if wait {
+			// The pack item's Final is not applied yet: handled again
+			// once it is (not an attempt).
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
 	default:
 		_ = msg.TermWithReason("unknown work kind " + work.Kind)
 		return
@@ -767,9 +835,24 @@ type emitter struct {
 }
 
 func (e *emitter) Copy(ctx context.Context, batch []plan.Action) error {
-	objs := make([]job.Obj, len(batch))
-	for i, a := range batch {
-		objs[i] = job.ObjFromAction(a)
+	objs := make([]job.Obj, 0, len(batch))
+	var packs []job.Obj
+	for _, a := range batch {
+		o := job.ObjFromAction(a)
+		if packable(e.jr.spec.Pack, o) {
+			packs = append(packs, o)
+			continue
+		}
+		objs = append(objs, o)
+	}
+	if len(packs) > 0 {
+		id := job.ContentID(e.work.Job, "pack", packs)
+		w := job.Work{V: job.WireVersion, Job: e.work.Job, Kind: job.KindPack, ID: id, Attempt: 1, Objs: packs}
+		e.pub.publish(queue.WorkSubject(w.Job, w.Kind), w, id)
+		e.children = append(e.children, job.Child{ID: id, Kind: job.KindPack})
+	}
+	if len(objs) == 0 {
+		return e.flushIfLarge(ctx)
 	}
 	id := job.ContentID(e.work.Job, "copy", objs)
 	w := job.Work{V: job.WireVersion, Job: e.work.Job, Kind: job.KindCopy, ID: id, Attempt: 1, Objs: objs}
@@ -840,10 +923,18 @@ func (jr *jobRun) handleList(work job.Work) bool {
 	}
 	pub := &publisher{conn: w.conn, job: work.Job}
 	em := &emitter{jr: jr, work: work, pub: pub}
+	batchObjects, batchBytes := w.opts.BatchObjects, w.opts.BatchBytes
+	if p := jr.spec.Pack; p != nil {
+		// A batch of small objects becomes one bundle.
+		batchObjects = w.opts.PackBatchObjects
+		if batchBytes <= 0 || batchBytes > p.BundleSize {
+			batchBytes = p.BundleSize
+		}
+	}
 	stats, err := lister.Run(ctx, jr.src, jr.dst, *work.Task, lister.Options{
 		Plan:         plan.Options{Filter: jr.flt, Delete: jr.spec.Delete, DstKeepsMTime: jr.spec.DstKeepsMTime, Compare: jr.spec.Compare},
-		BatchObjects: w.opts.BatchObjects,
-		BatchBytes:   w.opts.BatchBytes,
+		BatchObjects: batchObjects,
+		BatchBytes:   batchBytes,
 		SplitKeys:    w.opts.SplitKeys,
 	}, em)
 	var stop *lister.Stopped

@@ -1,0 +1,208 @@
+package bundle
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Builder collects a bundle's objects in a local spool file, then writes
+// the bundle with its manifest first. It is not safe for concurrent use.
+type Builder struct {
+	spool *os.File
+	objs  []Object
+	// offsets of each object's bytes in the spool.
+	offs []int64
+	size int64
+	done bool
+}
+
+// NewBuilder returns a builder whose spool file is created in dir ("" for
+// the system's temporary directory). Close removes it.
+func NewBuilder(dir string) (*Builder, error) {
+	f, err := os.CreateTemp(dir, ".ferry-bundle-spool-*")
+	if err != nil {
+		return nil, fmt.Errorf("bundle spool: %w", err)
+	}
+	return &Builder{spool: f}, nil
+}
+
+// Close removes the spool file.
+func (b *Builder) Close() error {
+	if b.spool == nil {
+		return nil
+	}
+	name := b.spool.Name()
+	err := b.spool.Close()
+	b.spool = nil
+	if rerr := os.Remove(name); rerr != nil && err == nil {
+		err = fmt.Errorf("remove bundle spool: %w", rerr)
+	}
+	return err
+}
+
+// Len is the number of objects added; DataBytes their total size.
+func (b *Builder) Len() int         { return len(b.objs) }
+func (b *Builder) DataBytes() int64 { return b.size }
+
+// Objects returns the objects added so far (with their SHA-256).
+func (b *Builder) Objects() []Object { return b.objs }
+
+// Add spools one object: exactly o.Size bytes of body. Its SHA-256 is
+// computed here (o.SHA256 is ignored). On error nothing of it is kept, and
+// the builder can take the next object.
+func (b *Builder) Add(o Object, body io.Reader) error {
+	if b.done {
+		return errors.New("bundle: Add after WriteTo")
+	}
+	if err := CheckKey(o.Key); err != nil {
+		return fmt.Errorf("bundle: key %q: %w", o.Key, err)
+	}
+	for _, p := range b.objs {
+		if p.Key == o.Key {
+			return fmt.Errorf("bundle: key %q added twice", o.Key)
+		}
+	}
+	if _, err := b.spool.Seek(b.size, io.SeekStart); err != nil {
+		return fmt.Errorf("bundle spool: %w", err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(b.spool, h), io.LimitReader(body, o.Size+1))
+	if err != nil {
+		return fmt.Errorf("bundle: read %q: %w", o.Key, err)
+	}
+	if n != o.Size {
+		return fmt.Errorf("bundle: %q: read %d bytes, want %d", o.Key, n, o.Size)
+	}
+	o.SHA256 = hex.EncodeToString(h.Sum(nil))
+	b.objs = append(b.objs, o)
+	b.offs = append(b.offs, b.size)
+	b.size += n
+	return nil
+}
+
+// Sample returns up to n bytes of the spooled data, taken from objects
+// spread across the bundle, for choosing a compression level.
+func (b *Builder) Sample(n int) ([]byte, error) {
+	if len(b.objs) == 0 || n <= 0 {
+		return nil, nil
+	}
+	if int64(n) >= b.size {
+		buf := make([]byte, b.size)
+		if _, err := b.spool.ReadAt(buf, 0); err != nil {
+			return nil, fmt.Errorf("bundle spool: %w", err)
+		}
+		return buf, nil
+	}
+	// Up to 16 chunks from objects spread evenly over the bundle.
+	chunks := min(16, len(b.objs))
+	per := n / chunks
+	out := make([]byte, 0, n)
+	for i := range chunks {
+		j := i * len(b.objs) / chunks
+		take := min(int64(per), b.objs[j].Size)
+		if take == 0 {
+			continue
+		}
+		buf := make([]byte, take)
+		if _, err := b.spool.ReadAt(buf, b.offs[j]); err != nil {
+			return nil, fmt.Errorf("bundle spool: %w", err)
+		}
+		out = append(out, buf...)
+	}
+	return out, nil
+}
+
+// WriteOptions describe the bundle to write.
+type WriteOptions struct {
+	ID      string
+	Job     string
+	Created time.Time
+	// Level is the zstd level 1 (fastest) to 4 (best); 0 stores the tar
+	// stream uncompressed.
+	Level int
+}
+
+// WriteTo writes the bundle to w and returns its manifest. The builder
+// takes no more objects afterwards.
+func (b *Builder) WriteTo(ctx context.Context, w io.Writer, opts WriteOptions) (Manifest, error) {
+	b.done = true
+	m := Manifest{
+		Format: Format, Version: Version, ID: opts.ID, Job: opts.Job, Created: opts.Created.UTC(),
+		Compression: CompressionNone, Level: 0,
+		DataBytes: b.size, Objects: b.objs,
+	}
+	if m.Objects == nil {
+		m.Objects = []Object{}
+	}
+	// The data checksum covers the spooled bytes in order.
+	d := sha256.New()
+	if _, err := io.Copy(d, io.NewSectionReader(b.spool, 0, b.size)); err != nil {
+		return Manifest{}, fmt.Errorf("bundle spool: %w", err)
+	}
+	m.DataSHA256 = hex.EncodeToString(d.Sum(nil))
+	if opts.Level < 0 || opts.Level > 4 {
+		return Manifest{}, fmt.Errorf("bundle: level %d (0 to 4)", opts.Level)
+	}
+	var out io.Writer = w
+	var zw *zstd.Encoder
+	if opts.Level > 0 {
+		m.Compression, m.Level = CompressionZstd, opts.Level
+		var err error
+		zw, err = zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.EncoderLevel(opts.Level)), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return Manifest{}, fmt.Errorf("bundle: zstd: %w", err)
+		}
+		out = zw
+	}
+	if err := m.Check(); err != nil {
+		return Manifest{}, fmt.Errorf("bundle: manifest: %w", err)
+	}
+	mb, err := EncodeManifest(m)
+	if err != nil {
+		return Manifest{}, err
+	}
+	bw := bufio.NewWriterSize(out, 256<<10)
+	tw := tar.NewWriter(bw)
+	hdr := func(name string, size int64, mt time.Time) *tar.Header {
+		return &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: mt.UTC().Truncate(time.Second), Format: tar.FormatUSTAR}
+	}
+	if err := tw.WriteHeader(hdr(ManifestName, int64(len(mb)), m.Created)); err != nil {
+		return Manifest{}, fmt.Errorf("bundle: write manifest: %w", err)
+	}
+	if _, err := tw.Write(mb); err != nil {
+		return Manifest{}, fmt.Errorf("bundle: write manifest: %w", err)
+	}
+	for i, o := range m.Objects {
+		if err := ctx.Err(); err != nil {
+			return Manifest{}, fmt.Errorf("bundle: write: %w", err)
+		}
+		if err := tw.WriteHeader(hdr(EntryName(i), o.Size, o.Created)); err != nil {
+			return Manifest{}, fmt.Errorf("bundle: write %q: %w", o.Key, err)
+		}
+		if _, err := io.Copy(tw, io.NewSectionReader(b.spool, b.offs[i], o.Size)); err != nil {
+			return Manifest{}, fmt.Errorf("bundle: write %q: %w", o.Key, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return Manifest{}, fmt.Errorf("bundle: close tar: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return Manifest{}, fmt.Errorf("bundle: write: %w", err)
+	}
+	if zw != nil {
+		if err := zw.Close(); err != nil {
+			return Manifest{}, fmt.Errorf("bundle: close zstd: %w", err)
+		}
+	}
+	return m, nil
+}
