@@ -286,15 +286,23 @@ func (c *Coordinator) ensureConsumer(ctx context.Context, fresh bool) error {
 }
 
 // deliveredBelow returns one above the highest work-stream sequence the
-// job's consumer delivered, read before a resume resets it: no message
-// above was ever given to a worker. When the consumer cannot be read it
-// returns the largest sequence: every message may have been delivered.
+// job's consumers delivered (its work consumer and, in pack mode, its
+// unpack consumer), read before a resume resets them: no message above was
+// ever given to a worker. When a consumer cannot be read it returns the
+// largest sequence: every message may have been delivered.
 func (c *Coordinator) deliveredBelow(ctx context.Context) uint64 {
-	cons, err := c.conn.JS.Consumer(ctx, queue.StreamWork, WorkConsumer(c.id))
-	if err != nil {
-		return math.MaxUint64
+	var below uint64
+	for i, name := range []string{WorkConsumer(c.id), UnpackConsumer(c.id)} {
+		cons, err := c.conn.JS.Consumer(ctx, queue.StreamWork, name)
+		if i > 0 && errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue // not a pack-mode job, or no unpack work yet
+		}
+		if err != nil {
+			return math.MaxUint64
+		}
+		below = max(below, cons.CachedInfo().Delivered.Stream+1)
 	}
-	return cons.CachedInfo().Delivered.Stream + 1
+	return below
 }
 
 // SourceSideSubjects are the work subjects of a pack-mode job that its

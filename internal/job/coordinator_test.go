@@ -11,6 +11,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/lister"
 	"github.com/ferry-dev/ferry/internal/queue"
 	"github.com/ferry-dev/ferry/internal/trust"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // These tests drive the coordinator's decisions against a real embedded
@@ -550,5 +551,69 @@ func TestForgedRecordsRefused(t *testing.T) {
 	h.publish(listFinal(root, 0, 0), "")
 	if !h.drain() || h.c.State().Status != Done {
 		t.Fatalf("the real Final did not finish the job: %+v", h.c.State())
+	}
+}
+
+// A resume treats as possibly handled every work message an earlier run's
+// consumers delivered: in pack mode that includes the unpack consumer's,
+// whose messages can sit above everything the work consumer delivered.
+func TestDeliveredBelowCountsEveryConsumer(t *testing.T) {
+	h := newHarness(t, Spec{Pack: &PackSpec{}})
+	if err := h.c.ensureConsumer(h.ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	pub := func(kind, id string) uint64 {
+		t.Helper()
+		ack, err := h.conn.Publish(h.ctx, queue.WorkSubject(h.c.id, kind), h.c.id, []byte(`{}`), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Sequence
+	}
+	// deliver takes messages from consumer up to the one at seq (the job
+	// also holds its root listing task).
+	deliver := func(consumer string, seq uint64) {
+		t.Helper()
+		cons, err := h.conn.JS.Consumer(h.ctx, queue.StreamWork, consumer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = m.Ack()
+			md, err := m.Metadata()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if md.Sequence.Stream >= seq {
+				return
+			}
+		}
+	}
+	copySeq := pub(KindCopy, "c1")
+	pub(KindCopy, "c2") // never delivered
+	unpackSeq := pub(KindUnpack, "u1")
+	if got := h.c.deliveredBelow(h.ctx); got != 1 {
+		t.Fatalf("nothing delivered: deliveredBelow = %d, want 1", got)
+	}
+	deliver(WorkConsumer(h.c.id), copySeq)
+	if got := h.c.deliveredBelow(h.ctx); got != copySeq+1 {
+		t.Fatalf("work consumer delivered seq %d: deliveredBelow = %d, want %d", copySeq, got, copySeq+1)
+	}
+	deliver(UnpackConsumer(h.c.id), unpackSeq)
+	if got := h.c.deliveredBelow(h.ctx); got != unpackSeq+1 {
+		t.Fatalf("unpack consumer delivered seq %d: deliveredBelow = %d, want %d", unpackSeq, got, unpackSeq+1)
+	}
+	// A job without pack mode has no unpack consumer: the work consumer
+	// alone decides.
+	h2 := newHarness(t, Spec{})
+	if err := h2.c.ensureConsumer(h2.ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := h2.c.deliveredBelow(h2.ctx); got != 1 {
+		t.Fatalf("plain job, nothing delivered: deliveredBelow = %d, want 1", got)
 	}
 }
