@@ -351,3 +351,69 @@ func TestProxyPassThrough(t *testing.T) {
 		t.Errorf("the proxy lists %v (%q), %v", out.Contents, out.EncodingType, err)
 	}
 }
+
+// TestPageItemsSeaweedFSOrder: a page as SeaweedFS sends it is yielded in
+// key order and after StartAfter. SeaweedFS orders common prefixes by
+// directory name ("d/" before "d-/" and "d /"), and answers StartAfter "/"
+// with keys before "/" too (TestSeaweedFSConformance, TestSeaweedFSListEncoding
+// on the server itself).
+func TestPageItemsSeaweedFSOrder(t *testing.T) {
+	s := &Store{}
+	entries := func(items []pageItem) []string {
+		var got []string
+		for _, it := range items {
+			if it.err != nil {
+				t.Fatalf("item error: %v", it.err)
+			}
+			if it.IsPrefix {
+				got = append(got, it.Key+" (prefix)")
+			} else {
+				got = append(got, it.Key)
+			}
+		}
+		return got
+	}
+	objs := func(keys ...string) []types.Object {
+		var o []types.Object
+		for _, k := range keys {
+			o = append(o, types.Object{Key: aws.String(k), Size: aws.Int64(1)})
+		}
+		return o
+	}
+	cps := func(keys ...string) []types.CommonPrefix {
+		var c []types.CommonPrefix
+		for _, k := range keys {
+			c = append(c, types.CommonPrefix{Prefix: aws.String(k)})
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name       string
+		out        *s3.ListObjectsV2Output
+		startAfter string
+		want       []string
+	}{
+		{"prefixes by directory name", &s3.ListObjectsV2Output{EncodingType: types.EncodingTypeUrl,
+			Contents: objs("d-x", "d.x"), CommonPrefixes: cps("d%2F", "d+%2F", "d-%2F", "d.%2F", "d0%2F")}, "",
+			[]string{"d / (prefix)", "d-/ (prefix)", "d-x", "d./ (prefix)", "d.x", "d/ (prefix)", "d0/ (prefix)"}},
+		{"start after slash", &s3.ListObjectsV2Output{
+			Contents: objs("--", "-.é", ".a", "/", "0", "a"), CommonPrefixes: nil}, "/",
+			[]string{"0", "a"}},
+		{"prefixes before start after", &s3.ListObjectsV2Output{
+			Contents: objs("a", "c"), CommonPrefixes: cps("a-/", "b/", "bb/")}, "b/x",
+			[]string{"b/ (prefix)", "bb/ (prefix)", "c"}},
+		{"a prefix holding start after is kept", &s3.ListObjectsV2Output{
+			Contents: objs("b/y"), CommonPrefixes: cps("b/")}, "b/",
+			[]string{"b/ (prefix)", "b/y"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			items, err := s.pageItems(tc.out, "s3://b/", tc.startAfter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := entries(items); !slices.Equal(got, tc.want) {
+				t.Errorf("got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"iter"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/ferry-dev/ferry/internal/store"
 )
 
@@ -53,7 +55,7 @@ func (s *Store) ListLevel(ctx context.Context, opts store.ListOptions) iter.Seq2
 				yield(store.Entry{}, err)
 				return
 			}
-			items, err := s.pageItems(page, where)
+			items, err := s.pageItems(page, where, aws.ToString(in.StartAfter))
 			if err != nil {
 				yield(store.Entry{}, err)
 				return

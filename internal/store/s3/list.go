@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,7 +42,7 @@ func (s *Store) List(ctx context.Context, opts store.ListOptions) iter.Seq2[stor
 				yield(store.Object{}, err)
 				return
 			}
-			items, err := s.pageItems(page, where)
+			items, err := s.pageItems(page, where, aws.ToString(in.StartAfter))
 			if err != nil {
 				yield(store.Object{}, err)
 				return
@@ -130,7 +131,13 @@ type pageItem struct {
 // pageItems decodes the objects and common prefixes of a page and merges
 // them in key order. A key outside the store's prefix (a server that
 // ignores Prefix) fails the whole page.
-func (s *Store) pageItems(out *s3.ListObjectsV2Output, where string) ([]pageItem, error) {
+//
+// startAfter is the listing's StartAfter as sent (the bucket key, "" for
+// none). Objects at or before it, and common prefixes wholly before it,
+// are dropped: SeaweedFS answers StartAfter "/" with the keys before "/"
+// too. Common prefixes are sorted before the merge: SeaweedFS orders them
+// by directory name, so "d/" comes before "d-/" and "d /".
+func (s *Store) pageItems(out *s3.ListObjectsV2Output, where, startAfter string) ([]pageItem, error) {
 	item := func(sent string, e store.Entry) (pageItem, error) {
 		key, err := listedKey(sent, out.EncodingType)
 		if err != nil {
@@ -156,6 +163,9 @@ func (s *Store) pageItems(out *s3.ListObjectsV2Output, where string) ([]pageItem
 		if err != nil {
 			return nil, err
 		}
+		if it.err == nil && startAfter != "" && it.sortKey <= startAfter {
+			continue
+		}
 		objs = append(objs, it)
 	}
 	cps := make([]pageItem, 0, len(out.CommonPrefixes))
@@ -164,11 +174,15 @@ func (s *Store) pageItems(out *s3.ListObjectsV2Output, where string) ([]pageItem
 		if err != nil {
 			return nil, err
 		}
+		if it.err == nil && startAfter != "" && it.sortKey < startAfter && !strings.HasPrefix(startAfter, it.sortKey) {
+			continue // every key below it is before startAfter
+		}
 		cps = append(cps, it)
 	}
 	if len(cps) == 0 {
 		return objs, nil
 	}
+	slices.SortStableFunc(cps, func(a, b pageItem) int { return strings.Compare(a.sortKey, b.sortKey) })
 	// Merge by decoded key: URL encoding does not keep the order.
 	page := make([]pageItem, 0, len(objs)+len(cps))
 	for len(objs) > 0 && len(cps) > 0 {
