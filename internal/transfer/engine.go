@@ -48,6 +48,9 @@ type Result struct {
 	// ProvenanceLost: the destination did not keep the provenance ferry
 	// wrote on this (empty) object: it drops user metadata on such objects.
 	ProvenanceLost bool
+	// verbatim: a verbatim server copy ([Engine.verbatimCopy]), which
+	// writes no provenance, so none can be lost.
+	verbatim bool
 
 	SrcETag, SrcVersionID string
 	DstETag, DstVersionID string
@@ -116,7 +119,7 @@ func (e *Engine) Copy(ctx context.Context, obj store.Object, dstKey string) (Res
 	if err != nil {
 		res.Verified = Unverified
 	}
-	if err == nil && res.Size == 0 {
+	if err == nil && res.Size == 0 && !res.verbatim {
 		res.ProvenanceLost = e.provenanceLost(ctx, dstKey)
 	}
 	res.Key = dstKey

@@ -155,5 +155,6 @@ func (e *Engine) verbatimCopy(ctx context.Context, c store.Copier, obj store.Obj
 		SrcVersionID: pr.SrcVersionID,
 		DstETag:      pr.ETag,
 		DstVersionID: pr.VersionID,
+		verbatim:     true,
 	}, true, nil
 }
