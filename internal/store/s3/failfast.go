@@ -21,9 +21,19 @@ const (
 	// this many answers in a row, over at least this long, were failures
 	// (5xx, or no answer). Both, so that neither a burst of concurrent
 	// failures nor a slow trickle of them cuts retries, and a server failing
-	// a share of requests at random never does: at 50% failures, 16 in a
-	// row happen about once in 65,000 requests, and not for 5 s.
-	failingAnswers = 16
+	// a share of requests at random never does. The answers in a row are
+	// not independent: a retry follows a failure, and a server failing a
+	// request often fails its next attempts too (a burst of 503s, one bad
+	// object). With bursts of up to 3 failed answers per request, 48 in a
+	// row hold at least 16 independent failures: at 50% of the requests
+	// failing, about once in 65,000. With 16 in a row (before), 503/500
+	// bursts of 3 on half of the requests (the fault table's 5xx 50% row:
+	// three quarters of the answers fail) made the endpoint count as
+	// failing within a minute, and a listing and objects lost their
+	// retries; one request failing 16 attempts did too. With 16 or more
+	// requests in flight, a server failing everything is still found
+	// failing after failingFor; with 4, after about 30 s of retries.
+	failingAnswers = 48
 	failingFor     = 5 * time.Second
 )
 

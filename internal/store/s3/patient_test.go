@@ -120,3 +120,36 @@ func TestServerErrorsRetriedPatiently(t *testing.T) {
 		t.Errorf("%d HeadBucket attempts, want 8", got)
 	}
 }
+
+// TestOneRequestGetsEveryAttempt: a request answered 500 for its first 17
+// attempts (over about 50 s of backoff) succeeds at the 18th. The failures
+// of its retries do not make the endpoint count as failing every request
+// (failfast.go), which used to cut the retries after 16 failed answers over
+// 5 s: one request failing repeatedly, or 503/500 bursts on half of the
+// requests (the fault table's 5xx 50% row), lost their retries.
+func TestOneRequestGetsEveryAttempt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("about 50 s of retry backoff")
+	}
+	m, bucket := newBucket(t)
+	proxy := testenv.StartFaultProxy(t, m.Endpoint, nil)
+	var heads atomic.Int32
+	proxy.SetFaults(func(r *http.Request) testenv.Fault {
+		if r.Method == http.MethodHead && heads.Add(1) <= 17 {
+			return testenv.Fault{Status: http.StatusInternalServerError}
+		}
+		return testenv.Fault{}
+	})
+	ps, err := Open(t.Context(), Config{Bucket: bucket, Endpoint: proxy.URL, Region: DefaultRegion,
+		Credentials: credentials.NewStaticCredentialsProvider(m.AccessKey, m.SecretKey, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	if err := ps.CheckBucket(t.Context()); err != nil {
+		t.Fatalf("check bucket: %v", err)
+	}
+	if got := heads.Load(); got != 18 {
+		t.Errorf("%d HeadBucket attempts, want 18", got)
+	}
+}
