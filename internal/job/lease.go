@@ -1,6 +1,7 @@
 package job
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,36 @@ import (
 // queue was unreachable for longer than the lock's TTL, or another process
 // took the job); it stops instead of coordinating beside someone else.
 var ErrLeaseLost = errors.New("lost the job's coordinator lock")
+
+// errLockTaken: the lock's key no longer holds this process's name.
+var errLockTaken = errors.New("the lock is held by another process or expired")
+
+// refreshLock renews the lock held by holder at revision rev and returns
+// its new revision. An update refused because the revision moved is not
+// taken for a lost lock at once: an earlier update whose answer was lost
+// (it timed out on a busy machine, but the server applied it) moves the
+// revision too. When the key still names holder, the lock is renewed at
+// its current revision; otherwise the error wraps errLockTaken.
+func (c *Coordinator) refreshLock(ctx context.Context, holder []byte, rev uint64) (uint64, error) {
+	r, err := c.conn.Locks.Update(ctx, c.id, holder, rev)
+	if err == nil || !errors.Is(err, jetstream.ErrKeyExists) {
+		return r, err
+	}
+	cur, gerr := c.conn.Locks.Get(ctx, c.id)
+	switch {
+	case errors.Is(gerr, jetstream.ErrKeyNotFound):
+		return 0, fmt.Errorf("%w: %v", errLockTaken, err)
+	case gerr != nil:
+		return 0, gerr // unknown: retried at the next tick
+	case !bytes.Equal(cur.Value(), holder):
+		return 0, fmt.Errorf("%w (%s): %v", errLockTaken, cur.Value(), err)
+	}
+	r, err = c.conn.Locks.Update(ctx, c.id, holder, cur.Revision())
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, fmt.Errorf("%w: %v", errLockTaken, err)
+	}
+	return r, err
+}
 
 // lockHolder names this process in a lock: "HOST pid N".
 func lockHolder() string {
@@ -79,12 +110,12 @@ func (c *Coordinator) lock(ctx context.Context) (lease context.Context, release 
 			case <-t.C:
 			}
 			uctx, cancel := context.WithTimeout(context.Background(), queue.LockTTL/3)
-			r, err := c.conn.Locks.Update(uctx, c.id, holder, rev)
+			r, err := c.refreshLock(uctx, holder, rev)
 			cancel()
 			switch {
 			case err == nil:
 				rev, lastOK = r, time.Now()
-			case errors.Is(err, jetstream.ErrKeyExists) || time.Since(lastOK) > queue.LockTTL:
+			case errors.Is(err, errLockTaken) || time.Since(lastOK) > queue.LockTTL:
 				// Someone else holds it now, or it has expired for others.
 				lost(fmt.Errorf("job %s: %w: %v", c.id, ErrLeaseLost, err))
 				return

@@ -108,3 +108,47 @@ func TestLeaseLostStopsCoordinator(t *testing.T) {
 		t.Fatal("coordinator kept running without its lock")
 	}
 }
+
+// TestLockRefreshAfterLostAnswer: a refresh whose answer was lost (the
+// server applied it, the client timed out) leaves the coordinator with an
+// old revision; the next refresh must keep the lock, not give the job up.
+// A lock another process holds, or one that expired, is lost.
+func TestLockRefreshAfterLostAnswer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn := externalConn(t)
+	c, err := Create(ctx, conn, Spec{Command: "copy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := []byte(lockHolder())
+	rev, err := conn.Locks.Create(ctx, c.id, holder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The refresh the coordinator never heard back from.
+	if _, err := conn.Locks.Update(ctx, c.id, holder, rev); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.refreshLock(ctx, holder, rev)
+	if err != nil {
+		t.Fatalf("refresh after a lost answer: %v", err)
+	}
+	if cur, err := conn.Locks.Get(ctx, c.id); err != nil || cur.Revision() != r || string(cur.Value()) != string(holder) {
+		t.Fatalf("lock after refresh: %v, want revision %d held by us", err, r)
+	}
+	// Another process took it.
+	if _, err := conn.Locks.Put(ctx, c.id, []byte("elsewhere pid 1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.refreshLock(ctx, holder, r); !errors.Is(err, errLockTaken) {
+		t.Fatalf("refresh of a lock another process holds: %v, want errLockTaken", err)
+	}
+	// It expired (deleted).
+	if err := conn.Locks.Delete(ctx, c.id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.refreshLock(ctx, holder, r); !errors.Is(err, errLockTaken) {
+		t.Fatalf("refresh of a deleted lock: %v, want errLockTaken", err)
+	}
+}
