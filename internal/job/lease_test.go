@@ -26,6 +26,20 @@ func externalConn(t *testing.T) *queue.Conn {
 	return conn
 }
 
+// newExternalJob creates a copy job on an external nats-server; the context
+// ends after a minute.
+func newExternalJob(t *testing.T) (context.Context, *queue.Conn, *Coordinator) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	conn := externalConn(t)
+	c, err := Create(ctx, conn, Spec{Command: "copy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, conn, c
+}
+
 // deadHolder is a lock holder naming a process of this host that exited.
 func deadHolder(t *testing.T) string {
 	t.Helper()
@@ -41,13 +55,7 @@ func deadHolder(t *testing.T) string {
 // not yet expired) takes over the job instead of saying it runs elsewhere;
 // a live holder's lock is respected.
 func TestStaleLockTakenOver(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn := externalConn(t)
-	c, err := Create(ctx, conn, Spec{Command: "copy"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, conn, c := newExternalJob(t)
 	if _, err := conn.Locks.Put(ctx, c.id, []byte(deadHolder(t))); err != nil {
 		t.Fatal(err)
 	}
@@ -72,13 +80,7 @@ func TestStaleLockTakenOver(t *testing.T) {
 // TestLeaseLostStopsCoordinator: a coordinator that cannot refresh its lock
 // (someone else holds it now) stops instead of coordinating beside them.
 func TestLeaseLostStopsCoordinator(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn := externalConn(t)
-	c, err := Create(ctx, conn, Spec{Command: "copy"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, conn, c := newExternalJob(t)
 	done := make(chan error, 1)
 	started := make(chan struct{})
 	var once bool
@@ -114,13 +116,7 @@ func TestLeaseLostStopsCoordinator(t *testing.T) {
 // old revision; the next refresh must keep the lock, not give the job up.
 // A lock another process holds, or one that expired, is lost.
 func TestLockRefreshAfterLostAnswer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn := externalConn(t)
-	c, err := Create(ctx, conn, Spec{Command: "copy"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, conn, c := newExternalJob(t)
 	holder := []byte(lockHolder())
 	rev, err := conn.Locks.Create(ctx, c.id, holder)
 	if err != nil {
