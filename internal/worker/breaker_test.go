@@ -1,10 +1,8 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -15,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/ferry-dev/ferry/internal/job"
 	"github.com/ferry-dev/ferry/internal/store"
@@ -35,19 +32,7 @@ func TestBreakerPausesAndResumes(t *testing.T) {
 	m.CreateBucket(t, "src")
 	m.CreateBucket(t, "dst")
 	const n, conc = 400, 16
-	g, gctx := errgroup.WithContext(t.Context())
-	g.SetLimit(16)
-	for i := range n {
-		key := fmt.Sprintf("k%04d", i)
-		g.Go(func() error {
-			_, err := m.Client().PutObject(gctx, &s3.PutObjectInput{Bucket: aws.String("src"), Key: aws.String(key),
-				Body: bytes.NewReader(bytes.Repeat([]byte(key), 64))})
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	seedKeys(t, m, "src", n, 64)
 	proxy := testenv.StartFaultProxy(t, m.Endpoint, nil)
 	var puts atomic.Int64
 	proxy.SetFaults(func(r *http.Request) testenv.Fault {

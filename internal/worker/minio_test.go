@@ -166,21 +166,7 @@ func TestStalledGETsHoldOneSlotEach(t *testing.T) {
 	m.CreateBucket(t, "dst1")
 	m.CreateBucket(t, "dst2")
 	const n, batch, conc = 600, 20, 16
-	g, gctx := errgroup.WithContext(t.Context())
-	g.SetLimit(16)
-	var keys []string
-	for i := range n {
-		key := fmt.Sprintf("k%04d", i)
-		keys = append(keys, key)
-		g.Go(func() error {
-			_, err := m.Client().PutObject(gctx, &s3.PutObjectInput{Bucket: aws.String("src"), Key: aws.String(key),
-				Body: bytes.NewReader(bytes.Repeat([]byte(key), 256))})
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	keys := seedKeys(t, m, "src", n, 256)
 	proxy := testenv.StartFaultProxy(t, m.Endpoint, nil)
 
 	st, clean := runS3Job(t, m, proxy, "dst1", conc, batch, []int{n}, nil)
@@ -228,19 +214,7 @@ func TestHalfThrottled(t *testing.T) {
 	m.CreateBucket(t, "dst1")
 	m.CreateBucket(t, "dst2")
 	const n, batch, conc = 300, 20, 16
-	g, gctx := errgroup.WithContext(t.Context())
-	g.SetLimit(16)
-	for i := range n {
-		key := fmt.Sprintf("k%04d", i)
-		g.Go(func() error {
-			_, err := m.Client().PutObject(gctx, &s3.PutObjectInput{Bucket: aws.String("src"), Key: aws.String(key),
-				Body: bytes.NewReader(bytes.Repeat([]byte(key), 256))})
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	seedKeys(t, m, "src", n, 256)
 	proxy := testenv.StartFaultProxy(t, m.Endpoint, nil)
 	st, clean := runS3Job(t, m, proxy, "dst1", conc, batch, []int{n}, nil)
 	if st.Status != job.Done || st.Counters.Copied != n {
@@ -281,19 +255,7 @@ func TestLoadThrottled(t *testing.T) {
 	m.CreateBucket(t, "dst1")
 	m.CreateBucket(t, "dst2")
 	const n, batch, conc, throttleK = 300, 20, 16, 4
-	g, gctx := errgroup.WithContext(t.Context())
-	g.SetLimit(16)
-	for i := range n {
-		key := fmt.Sprintf("k%04d", i)
-		g.Go(func() error {
-			_, err := m.Client().PutObject(gctx, &s3.PutObjectInput{Bucket: aws.String("src"), Key: aws.String(key),
-				Body: bytes.NewReader(bytes.Repeat([]byte(key), 256))})
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	seedKeys(t, m, "src", n, 256)
 	type run struct {
 		took                time.Duration
 		requests, throttled int64
@@ -344,4 +306,26 @@ func TestLoadThrottled(t *testing.T) {
 	if on.meanLimit > throttleK {
 		t.Errorf("the limit's mean over the second half is %.1f, not below the %d the server takes", on.meanLimit, throttleK)
 	}
+}
+
+// seedKeys puts n objects k0000, k0001, ... in bucket, each its key
+// repeated repeat times, and returns their keys.
+func seedKeys(t *testing.T, m *testenv.MinIO, bucket string, n, repeat int) []string {
+	t.Helper()
+	g, gctx := errgroup.WithContext(t.Context())
+	g.SetLimit(16)
+	keys := make([]string, n)
+	for i := range n {
+		key := fmt.Sprintf("k%04d", i)
+		keys[i] = key
+		g.Go(func() error {
+			_, err := m.Client().PutObject(gctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key),
+				Body: bytes.NewReader(bytes.Repeat([]byte(key), repeat))})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
