@@ -139,6 +139,7 @@ func renderPack(b *strings.Builder, res *Results) {
 		}
 		first := map[string]Run{}
 		walls := map[string][]float64{}
+		byRound := map[int]map[string]float64{}
 		for _, r := range cr.Runs {
 			if !r.OK {
 				continue
@@ -147,6 +148,24 @@ func renderPack(b *strings.Builder, res *Results) {
 				first[r.Tool] = r
 			}
 			walls[r.Tool] = append(walls[r.Tool], r.Wall)
+			if byRound[r.Round] == nil {
+				byRound[r.Round] = map[string]float64{}
+			}
+			byRound[r.Round][r.Tool] = r.Wall
+		}
+		// pack/plain and pack/rclone in the same round, median over rounds.
+		var vsPlain, vsRclone []float64
+		for _, w := range byRound {
+			if w["ferry"] > 0 && w["ferry-pack"] > 0 {
+				vsPlain = append(vsPlain, w["ferry-pack"]/w["ferry"])
+			}
+			if w["rclone"] > 0 && w["ferry-pack"] > 0 {
+				vsRclone = append(vsRclone, w["ferry-pack"]/w["rclone"])
+			}
+		}
+		rcloneCol := "not run"
+		if len(walls["rclone"]) > 0 {
+			rcloneCol = fmt.Sprintf("%.2f s (--pack %.2f× its time)", median(walls["rclone"]), median(vsRclone))
 		}
 		plain, pack := first["ferry"], first["ferry-pack"]
 		if pack.Pack == nil || plain.Tool == "" {
@@ -154,16 +173,16 @@ func renderPack(b *strings.Builder, res *Results) {
 		}
 		p := pack.Pack
 		pc, pk := crossRequests(plain), crossRequests(pack)
-		rows = append(rows, fmt.Sprintf("| %d | %d | %s | %s (%.2f× the objects' bytes; level %d, ratio %.2f) | %d bundles | %d | %d (%.0f× fewer) | %.2f s | %.2f s (%.2f×) |",
+		rows = append(rows, fmt.Sprintf("| %d | %d | %s | %s (%.3f× the objects' bytes; level %d, ratio %.2f) | %d bundles | %d | %d (%.0f× fewer) | %.2f s | %.2f s (%.2f×) | %s |",
 			cr.ID, cr.Objects, mib(cr.Bytes), mib(p.BundleBytes), float64(p.BundleBytes)/float64(cr.Bytes), p.Level, p.Ratio, p.Bundles,
-			pc, pk, float64(pc)/float64(max(pk, 1)), median(walls["ferry"]), median(walls["ferry-pack"]), median(walls["ferry-pack"])/median(walls["ferry"])))
+			pc, pk, float64(pc)/float64(max(pk, 1)), median(walls["ferry"]), median(walls["ferry-pack"]), median(vsPlain), rcloneCol))
 	}
 	if len(rows) == 0 {
 		return
 	}
 	b.WriteString("Pack mode (cases 8 and 9; staging on the destination server; requests across = to server b, less the unpacker's own there, plus the bundle PUTs):\n\n")
-	b.WriteString("| Case | Objects | Object bytes | Bytes to staging | Bundles | Requests across, plain copy | Requests across, --pack | Wall, plain (median) | Wall, --pack (median, ×plain) |\n")
-	b.WriteString("|---|---:|---:|---|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| Case | Objects | Object bytes | Bytes to staging | Bundles | Requests across, plain copy | Requests across, --pack | Wall, plain (median) | Wall, --pack (median; ×plain, same-round median) | Wall, rclone (median) |\n")
+	b.WriteString("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		b.WriteString(r + "\n")
 	}

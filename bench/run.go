@@ -229,11 +229,18 @@ func run(ctx context.Context, c config) (*Results, error) {
 			}
 		}
 		cr.Summary = summarize(cr)
-		if c.profileDir != "" && contains(sp.tools, "ferry") {
-			if p, err := e.profile(ctx, sp); err != nil {
-				res.Notes = append(res.Notes, fmt.Sprintf("case %d: profile: %v", sp.id, err))
+		for _, tool := range []string{"ferry", "ferry-pack"} {
+			if c.profileDir == "" || !contains(sp.tools, tool) {
+				continue
+			}
+			name := fmt.Sprint(sp.id)
+			if tool == "ferry-pack" {
+				name += "-pack"
+			}
+			if p, err := e.profile(ctx, sp, tool, name); err != nil {
+				res.Notes = append(res.Notes, fmt.Sprintf("case %s: profile: %v", name, err))
 			} else {
-				res.Profiles[fmt.Sprint(sp.id)] = p
+				res.Profiles[name] = p
 			}
 		}
 	}
@@ -744,11 +751,11 @@ func (e *env) verify(ctx context.Context, sp caseSpec, dst string) error {
 }
 
 // profile runs ferry once more with FERRY_CPUPROFILE (not measured).
-func (e *env) profile(ctx context.Context, sp caseSpec) (string, error) {
+func (e *env) profile(ctx context.Context, sp caseSpec, tool, name string) (string, error) {
 	if err := os.MkdirAll(e.c.profileDir, 0o755); err != nil {
 		return "", err
 	}
-	path, _ := filepath.Abs(filepath.Join(e.c.profileDir, fmt.Sprintf("case%d.pprof", sp.id)))
+	path, _ := filepath.Abs(filepath.Join(e.c.profileDir, "case"+name+".pprof"))
 	dstC := e.client(sp.dstSrv)
 	dst := "empty"
 	if !sp.dryRun {
@@ -758,7 +765,14 @@ func (e *env) profile(ctx context.Context, sp caseSpec) (string, error) {
 		}
 		defer dropBucket(context.WithoutCancel(ctx), dstC, dst)
 	}
-	cmd, err := e.command(ctx, sp, "ferry", dst, "")
+	if tool == "ferry-pack" {
+		stg := dst + "-stg"
+		if err := createBucket(ctx, dstC, stg); err != nil {
+			return "", err
+		}
+		defer dropBucket(context.WithoutCancel(ctx), dstC, stg)
+	}
+	cmd, err := e.command(ctx, sp, tool, dst, "")
 	if err != nil {
 		return "", err
 	}
@@ -771,7 +785,7 @@ func (e *env) profile(ctx context.Context, sp caseSpec) (string, error) {
 	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
 		return "", errors.New("no profile written (does this ferry honour FERRY_CPUPROFILE?)")
 	}
-	logf("case %d: CPU profile %s", sp.id, path)
+	logf("case %s: CPU profile %s", name, path)
 	return path, nil
 }
 

@@ -17,7 +17,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -200,22 +202,32 @@ func EncodeManifest(m Manifest) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle: encode manifest: %w", err)
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	enc, err := manifestEncoder()
 	if err != nil {
 		return nil, fmt.Errorf("bundle: zstd: %w", err)
 	}
-	defer enc.Close()
 	return enc.EncodeAll(b, nil), nil
 }
+
+// The manifest's encoder and decoder are made once (EncodeAll and
+// DecodeAll may be called concurrently): making one per manifest
+// allocated megabytes of history each time.
+var (
+	manifestEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
+		return zstd.NewWriter(nil, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+	})
+	manifestDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
+		return zstd.NewReader(nil, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderMaxMemory(MaxManifestBytes))
+	})
+)
 
 // decodeManifest reverses EncodeManifest, refusing a manifest that
 // decompresses to more than MaxManifestBytes, or unknown fields.
 func decodeManifest(b []byte) (Manifest, error) {
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxManifestBytes))
+	dec, err := manifestDecoder()
 	if err != nil {
 		return Manifest{}, fmt.Errorf("bundle: zstd: %w", err)
 	}
-	defer dec.Close()
 	raw, err := dec.DecodeAll(b, nil)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("%w: decompress manifest: %v", ErrCorrupt, err)

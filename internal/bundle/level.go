@@ -1,6 +1,8 @@
 package bundle
 
 import (
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -58,11 +60,34 @@ func ChooseLevel(sample []byte) Choice {
 	return Choice{Level: LevelFastest, Ratio: ratio}
 }
 
-func compressedLen(b []byte, l zstd.EncoderLevel) int {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderConcurrency(1))
+// Sampling encoders, made once: EncodeAll may be called concurrently (each
+// call runs on one goroutine), and making an encoder per sample cost more
+// CPU than compressing the sample (issue 11's case 9 profile).
+var (
+	fastEncoder   = sync.OnceValue(func() *zstd.Encoder { return sampleEncoder(zstd.SpeedFastest) })
+	betterEncoder = sync.OnceValue(func() *zstd.Encoder { return sampleEncoder(zstd.SpeedBetterCompression) })
+)
+
+func sampleEncoder(l zstd.EncoderLevel) *zstd.Encoder {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
 	if err != nil {
+		return nil
+	}
+	return enc
+}
+
+func compressedLen(b []byte, l zstd.EncoderLevel) int {
+	enc := fastEncoder()
+	if l != zstd.SpeedFastest {
+		enc = betterEncoder()
+	}
+	if enc == nil {
 		return len(b)
 	}
-	defer enc.Close()
-	return len(enc.EncodeAll(b, nil))
+	dst := samplePool.Get().(*[]byte)
+	defer samplePool.Put(dst)
+	*dst = enc.EncodeAll(b, (*dst)[:0])
+	return len(*dst)
 }
+
+var samplePool = sync.Pool{New: func() any { b := make([]byte, 0, SampleBytes+SampleBytes/8); return &b }}

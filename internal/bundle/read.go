@@ -52,7 +52,7 @@ func NewReader(r io.Reader, opts ReadOptions) (*Reader, error) {
 	var tin io.Reader = br
 	if bytes.Equal(head, zstdMagic) {
 		compression = CompressionZstd
-		rd.zr, err = zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+		rd.zr, err = getDecoder(br)
 		if err != nil {
 			return nil, fmt.Errorf("bundle: zstd: %w", err)
 		}
@@ -106,7 +106,7 @@ func (r *Reader) Manifest() Manifest { return r.m }
 // Close releases the decompressor.
 func (r *Reader) Close() {
 	if r.zr != nil {
-		r.zr.Close()
+		putDecoder(r.zr)
 		r.zr = nil
 	}
 }

@@ -20,6 +20,10 @@ import (
 type Builder struct {
 	spool *os.File
 	objs  []Object
+	keys  map[string]bool
+	// buf is the copy buffer of Add and WriteTo (one per builder, not one
+	// per object).
+	buf []byte
 	// offsets of each object's bytes in the spool.
 	offs []int64
 	size int64
@@ -33,7 +37,7 @@ func NewBuilder(dir string) (*Builder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bundle spool: %w", err)
 	}
-	return &Builder{spool: f}, nil
+	return &Builder{spool: f, keys: map[string]bool{}, buf: make([]byte, 64<<10)}, nil
 }
 
 // Close removes the spool file.
@@ -67,16 +71,14 @@ func (b *Builder) Add(o Object, body io.Reader) error {
 	if err := CheckKey(o.Key); err != nil {
 		return fmt.Errorf("bundle: key %q: %w", o.Key, err)
 	}
-	for _, p := range b.objs {
-		if p.Key == o.Key {
-			return fmt.Errorf("bundle: key %q added twice", o.Key)
-		}
+	if b.keys[o.Key] {
+		return fmt.Errorf("bundle: key %q added twice", o.Key)
 	}
 	if _, err := b.spool.Seek(b.size, io.SeekStart); err != nil {
 		return fmt.Errorf("bundle spool: %w", err)
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(b.spool, h), io.LimitReader(body, o.Size+1))
+	n, err := io.CopyBuffer(io.MultiWriter(b.spool, h), io.LimitReader(body, o.Size+1), b.buf)
 	if err != nil {
 		return fmt.Errorf("bundle: read %q: %w", o.Key, err)
 	}
@@ -85,6 +87,7 @@ func (b *Builder) Add(o Object, body io.Reader) error {
 	}
 	o.SHA256 = hex.EncodeToString(h.Sum(nil))
 	b.objs = append(b.objs, o)
+	b.keys[o.Key] = true
 	b.offs = append(b.offs, b.size)
 	b.size += n
 	return nil
@@ -146,7 +149,7 @@ func (b *Builder) WriteTo(ctx context.Context, w io.Writer, opts WriteOptions) (
 	}
 	// The data checksum covers the spooled bytes in order.
 	d := sha256.New()
-	if _, err := io.Copy(d, io.NewSectionReader(b.spool, 0, b.size)); err != nil {
+	if _, err := io.CopyBuffer(d, io.NewSectionReader(b.spool, 0, b.size), b.buf); err != nil {
 		return Manifest{}, fmt.Errorf("bundle spool: %w", err)
 	}
 	m.DataSHA256 = hex.EncodeToString(d.Sum(nil))
@@ -158,7 +161,7 @@ func (b *Builder) WriteTo(ctx context.Context, w io.Writer, opts WriteOptions) (
 	if opts.Level > 0 {
 		m.Compression, m.Level = CompressionZstd, opts.Level
 		var err error
-		zw, err = zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.EncoderLevel(opts.Level)), zstd.WithEncoderConcurrency(1))
+		zw, err = getEncoder(w, opts.Level)
 		if err != nil {
 			return Manifest{}, fmt.Errorf("bundle: zstd: %w", err)
 		}
@@ -189,7 +192,7 @@ func (b *Builder) WriteTo(ctx context.Context, w io.Writer, opts WriteOptions) (
 		if err := tw.WriteHeader(hdr(EntryName(i), o.Size, o.Created)); err != nil {
 			return Manifest{}, fmt.Errorf("bundle: write %q: %w", o.Key, err)
 		}
-		if _, err := io.Copy(tw, io.NewSectionReader(b.spool, b.offs[i], o.Size)); err != nil {
+		if _, err := io.CopyBuffer(tw, io.NewSectionReader(b.spool, b.offs[i], o.Size), b.buf); err != nil {
 			return Manifest{}, fmt.Errorf("bundle: write %q: %w", o.Key, err)
 		}
 	}
@@ -203,6 +206,7 @@ func (b *Builder) WriteTo(ctx context.Context, w io.Writer, opts WriteOptions) (
 		if err := zw.Close(); err != nil {
 			return Manifest{}, fmt.Errorf("bundle: close zstd: %w", err)
 		}
+		putEncoder(zw, opts.Level)
 	}
 	return m, nil
 }

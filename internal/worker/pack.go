@@ -526,7 +526,11 @@ func (jr *jobRun) handleUnpack(work job.Work, redelivered bool, started func()) 
 		if !ok {
 			continue // restored by an earlier attempt of this item
 		}
-		data, err := io.ReadAll(body)
+		// Sized from the manifest (checked against the tar header): one
+		// allocation, no growing.
+		buf := bytes.NewBuffer(make([]byte, 0, mo.Size+bytes.MinRead))
+		_, err = buf.ReadFrom(body)
+		data := buf.Bytes()
 		if err != nil {
 			handedAll = false
 			break
