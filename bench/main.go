@@ -78,7 +78,9 @@ func main() {
 	}
 	var c config
 	var cases, tools string
+	var tinyN int
 	flag.BoolVar(&c.smoke, "smoke", false, "tiny datasets, 1 round, peers optional (CI)")
+	flag.IntVar(&tinyN, "tiny-n", 0, "objects of case 6 (0: 100,000; 1,000 with -smoke)")
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds per case (tool order rotates every round)")
 	flag.StringVar(&cases, "cases", "1,2,3,4,5", "cases to run (6: 100,000 tiny objects across endpoints; 8, 9: pack mode; not in the default set)")
 	flag.StringVar(&tools, "tools", "ferry,s5cmd,rclone", "tools to run (ferry always first in the list of ratios)")
@@ -122,6 +124,9 @@ func main() {
 		c.listN = 1000000
 		c.tinyN, c.tinyPrefixes, c.tinySize = 100000, 100, 4<<10
 		c.packLogN, c.packRandN = 20000, 2000
+	}
+	if tinyN > 0 {
+		c.tinyN = tinyN
 	}
 	if c.rounds < 1 {
 		fatalf("-rounds must be >= 1")

@@ -121,6 +121,14 @@ type ListOptions struct {
 	StartAfter string
 }
 
+// Restatter is implemented by the readers of stores that can report the
+// attributes of the object being read without a new lookup (a local
+// file's fstat). A transfer uses it to check that a local file did not
+// change while it was read.
+type Restatter interface {
+	Restat() (Attrs, error)
+}
+
 // Store is an object store rooted at a location (a bucket and prefix, or a
 // local directory). Keys are relative to that root. Implementations are safe
 // for concurrent use.

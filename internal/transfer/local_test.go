@@ -3,12 +3,17 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/store/local"
+	"github.com/ferry-dev/ferry/internal/store/mem"
 )
 
 // TestLocalStore copies between two local directories: a source without
@@ -87,6 +92,93 @@ func TestLocalStore(t *testing.T) {
 			}
 			if m, err := e.Verify(ctx, sa2.Object, da.Object); err != nil || m == "" {
 				t.Errorf("Verify after rewrite = %q, %v", m, err)
+			}
+		})
+	}
+}
+
+// touching is a local store whose readers change the file's mtime after
+// the first bytes were read (an editor saving the file in place while ferry
+// reads it). hide hides the reader's Restat, so the check must look the
+// path up instead.
+type touching struct {
+	*local.Store
+	dir   string
+	hide  bool
+	stats *int
+}
+
+func (s touching) Stat(ctx context.Context, key string) (store.Attrs, error) {
+	*s.stats++
+	return s.Store.Stat(ctx, key)
+}
+
+func (s touching) Open(ctx context.Context, key string, off, n int64) (io.ReadCloser, store.Attrs, error) {
+	rc, a, err := s.Store.Open(ctx, key, off, n)
+	if err != nil {
+		return nil, a, err
+	}
+	r := &touchReader{ReadCloser: rc, path: filepath.Join(s.dir, filepath.FromSlash(key))}
+	if s.hide {
+		return struct{ io.ReadCloser }{r}, a, nil
+	}
+	return r, a, nil
+}
+
+type touchReader struct {
+	io.ReadCloser
+	path    string
+	touched bool
+}
+
+func (r *touchReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if !r.touched {
+		r.touched = true
+		later := time.Now().Add(time.Hour)
+		if terr := os.Chtimes(r.path, later, later); terr != nil {
+			return n, terr
+		}
+	}
+	return n, err
+}
+
+func (r *touchReader) Restat() (store.Attrs, error) { return r.ReadCloser.(store.Restatter).Restat() }
+
+// TestLocalSourceChangedDuringRead: a local file changed while it was read
+// is not copied ("source changed during copy"), whether the check asks the
+// open file (fstat) or looks the path up again.
+func TestLocalSourceChangedDuringRead(t *testing.T) {
+	for _, hide := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restat-hidden=%v", hide), func(t *testing.T) {
+			ctx := context.Background()
+			srcDir := t.TempDir()
+			ls, err := local.Open(srcDir, local.Options{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ls.Close() })
+			if err := os.WriteFile(filepath.Join(srcDir, "f"), testData(1000, 3), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			stats := 0
+			src := touching{Store: ls, dir: srcDir, hide: hide, stats: &stats}
+			dst := mem.New("dst")
+			sa, err := ls.Stat(ctx, "f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = New(src, dst, testOptions()).Copy(ctx, sa.Object, "f")
+			// The open file answers (fstat); without Restat, each read
+			// attempt looks the path up.
+			if (stats == 0) != !hide {
+				t.Errorf("%d path lookups (Stat) after reading, restat hidden %v", stats, hide)
+			}
+			if err == nil || !strings.Contains(err.Error(), "source changed during copy") {
+				t.Fatalf("copy of a file changed while read: %v", err)
+			}
+			if _, err := dst.Stat(ctx, "f"); err == nil {
+				t.Fatal("the changed file was written at the destination")
 			}
 		})
 	}

@@ -48,6 +48,15 @@ type sourceReader struct {
 	err     error // sticky
 }
 
+// Restat asks the open reader for the attributes of what it reads
+// ([store.Restatter]); it fails when the reader cannot say.
+func (r *sourceReader) Restat() (store.Attrs, error) {
+	if rs, ok := r.rc.(store.Restatter); ok {
+		return rs.Restat()
+	}
+	return store.Attrs{}, errors.New("the source reader cannot restat")
+}
+
 // openSource opens bytes [off, off+n) of key (n < 0: to the end) as a
 // sourceReader. want, when not nil, is the version the bytes must come
 // from; else it is the version the first Open returns, returned as attrs.

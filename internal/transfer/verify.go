@@ -455,6 +455,25 @@ func (e *Engine) checkUnchanged(ctx context.Context, attrs store.Attrs) error {
 	return nil
 }
 
+// checkUnchangedOpen is checkUnchanged asking the open reader rc first
+// (an fstat of a local file: a profile of a 10,000-file upload spent 6% of
+// its CPU looking every path up again); a reader that cannot say, or
+// fails, gets the lookup.
+func (e *Engine) checkUnchangedOpen(ctx context.Context, attrs store.Attrs, rc io.Reader) error {
+	rs, ok := rc.(store.Restatter)
+	if !ok {
+		return e.checkUnchanged(ctx, attrs)
+	}
+	a, err := rs.Restat()
+	if err != nil {
+		return e.checkUnchanged(ctx, attrs)
+	}
+	if a.Size != attrs.Size || a.ETag != attrs.ETag || !sameMtime(a.LastModified, attrs.LastModified) {
+		return &ObjectError{Op: "verify source", Key: attrs.Key, Err: errors.New("source changed during copy")}
+	}
+	return nil
+}
+
 // unverified is the error of a copy refused by RequireVerified.
 func unverified(key string) error {
 	return &ObjectError{Op: "verify source", Key: key, Err: ErrUnverified}

@@ -95,7 +95,7 @@ func (s *Store) Tags(ctx context.Context, key string) (map[string]string, error)
 // Reading past the end returns fewer bytes; an offset beyond the end is an
 // error. Reads fail once ctx is done.
 func (s *Store) Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, store.Attrs, error) {
-	f, a, _, err := s.openObject(ctx, key)
+	f, a, m, err := s.openObject(ctx, key)
 	if err != nil {
 		return nil, store.Attrs{}, fmt.Errorf("local: open %q: %w", key, err)
 	}
@@ -107,13 +107,26 @@ func (s *Store) Open(ctx context.Context, key string, offset, length int64) (io.
 	if length >= 0 && length < n {
 		n = length
 	}
-	return &reader{r: ctxReader{ctx, io.NewSectionReader(f, offset, n)}, f: f}, a, nil
+	return &reader{r: ctxReader{ctx, io.NewSectionReader(f, offset, n)}, f: f, key: key, m: m}, a, nil
 }
 
 // reader is what Open returns.
 type reader struct {
-	r io.Reader
-	f *os.File
+	r   io.Reader
+	f   *os.File
+	key string
+	m   meta
+}
+
+// Restat returns the attributes of the file being read from the open file
+// (fstat), without looking its path up again: a transfer checks with it
+// that the file did not change while it was read ([store.Restatter]).
+func (r *reader) Restat() (store.Attrs, error) {
+	st, err := r.f.Stat()
+	if err != nil {
+		return store.Attrs{}, fmt.Errorf("local: stat %q: %w", r.key, err)
+	}
+	return attrs(r.key, st, r.m), nil
 }
 
 func (r *reader) Read(p []byte) (int, error) { return r.r.Read(p) }
