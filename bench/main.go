@@ -70,6 +70,8 @@ func main() {
 		switch os.Args[1] {
 		case "-raw-put":
 			os.Exit(rawPutMain(os.Args[2:]))
+		case "-raw-copy":
+			os.Exit(rawCopyMain(os.Args[2:]))
 		case "-write-small-dir":
 			os.Exit(writeSmallDirMain(os.Args[2:]))
 		case "-measure":

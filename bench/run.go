@@ -446,6 +446,9 @@ func (e *env) prepare(ctx context.Context, res *Results) ([]caseSpec, error) {
 		}
 		if sp.rawShape != "" && !c.noRaw {
 			sp.tools = append(sp.tools, "raw")
+			if sp.srcBkt != "" && sp.srcSrv != nil && sp.srcSrv != sp.dstSrv {
+				sp.tools = append(sp.tools, "rawcopy")
+			}
 		}
 		specs = append(specs, sp)
 	}
@@ -522,6 +525,19 @@ func (e *env) command(ctx context.Context, sp caseSpec, tool, dst, measureTo str
 			args = append(args, "-n", fmt.Sprint(c.largeN), "-size", fmt.Sprint(c.largeSize), "-part-size", fmt.Sprint(int64(c.partMiB)<<20), "-conc", fmt.Sprint(c.rawPartConc))
 		}
 		env = e.rawEnv(sp.dstSrv)
+	case "rawcopy":
+		bin = e.self
+		shape := "small"
+		if sp.rawShape == "large" {
+			shape = "large"
+		}
+		conc := c.rawConc
+		if shape == "large" {
+			conc = c.rawPartConc
+		}
+		args = []string{"-raw-copy", "-src-endpoint", sp.srcSrv.endpoint, "-src-bucket", sp.srcBkt, "-endpoint", sp.dstSrv.endpoint, "-bucket", dst,
+			"-shape", shape, "-conc", fmt.Sprint(conc), "-part-size", fmt.Sprint(int64(c.partMiB) << 20)}
+		env = append(e.rawEnv(sp.dstSrv), "BENCH_SRC_ACCESS_KEY="+sp.srcSrv.accessKey, "BENCH_SRC_SECRET_KEY="+sp.srcSrv.secretKey)
 	default:
 		return nil, fmt.Errorf("unknown tool %s", tool)
 	}
