@@ -7,6 +7,7 @@
 //	go run ./bench -out bench/results/latest.json     # full run, ~15 min
 //	go run ./bench -smoke                             # CI: tiny datasets, 1 round
 //	go run ./bench -cases 8,9                         # pack mode (issue 11)
+//	go run ./bench -cases 7 -tools ferry              # 1 and 2 ferry workers through a nats-server (issue 14)
 //
 // See docs/performance.md. Peers are installed by
 // `scripts/install-tools.sh bench`; a missing peer is skipped with a note.
@@ -84,8 +85,8 @@ func main() {
 	flag.BoolVar(&c.smoke, "smoke", false, "tiny datasets, 1 round, peers optional (CI)")
 	flag.IntVar(&tinyN, "tiny-n", 0, "objects of case 6 (0: 100,000; 1,000 with -smoke)")
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds per case (tool order rotates every round)")
-	flag.StringVar(&cases, "cases", "1,2,3,4,5", "cases to run (6: 100,000 tiny objects across endpoints; 8, 9: pack mode; not in the default set)")
-	flag.StringVar(&tools, "tools", "ferry,s5cmd,rclone", "tools to run (ferry always first in the list of ratios)")
+	flag.StringVar(&cases, "cases", "1,2,3,4,5", "cases to run (6: 100,000 tiny objects across endpoints; 7: case 2 with 1 and 2 `ferry worker` processes through a nats-server; 8, 9: pack mode; not in the default set)")
+	flag.StringVar(&tools, "tools", "ferry,s5cmd,rclone", "tools to run (ferry always first in the list of ratios); case 7 also takes ferry-Kw, K worker processes (default ferry-1w,ferry-2w)")
 	flag.IntVar(&c.conc, "concurrency", 64, "objects in flight for rclone (--transfers/--checkers)")
 	flag.IntVar(&c.ferryConc, "ferry-concurrency", 0, "ferry --concurrency; 0: ferry's default (no flag), as users run it")
 	flag.IntVar(&c.s5cmdConc, "s5cmd-numworkers", 0, "s5cmd --numworkers; 0: s5cmd's default (no flag)")
@@ -101,19 +102,24 @@ func main() {
 	flag.Parse()
 	for _, s := range strings.Split(cases, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > 9 || n == 7 {
-			fatalf("-cases %q: want numbers 1..6, 8, 9 (6: tiny objects, 8 and 9: pack mode)", cases)
+		if err != nil || n < 1 || n > 9 {
+			fatalf("-cases %q: want numbers 1..9 (6: tiny objects, 7: ferry workers through a nats-server, 8 and 9: pack mode)", cases)
 		}
 		c.cases = append(c.cases, n)
 	}
 	for _, t := range strings.Split(tools, ",") {
 		t = strings.TrimSpace(t)
-		if t != "ferry" && t != "s5cmd" && t != "rclone" {
+		if t != "ferry" && t != "s5cmd" && t != "rclone" && clusterWorkers(t) == 0 {
 			fatalf("-tools: unknown tool %q", t)
 		}
 		c.tools = append(c.tools, t)
 	}
 	if c.smoke {
+		casesSet := false
+		flag.Visit(func(f *flag.Flag) { casesSet = casesSet || f.Name == "cases" })
+		if !casesSet {
+			c.cases = append(c.cases, 7) // 200 objects, 1 and 2 workers: a few seconds
+		}
 		c.rounds = 1
 		c.smallN, c.smallPrefixes, c.smallSize = 200, 5, 16<<10
 		c.largeN, c.largeSize = 2, 24<<20

@@ -36,10 +36,22 @@ func measureMain(args []string) int {
 	}
 	out, argv := args[0], args[2:]
 	signal.Ignore(syscall.SIGINT) // the harness kills the process group
+	// SIGTERM is passed on to the child (case 7 stops its workers so), and
+	// this process stays to report the child's usage.
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
 	start := time.Now()
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		go func() {
+			for s := range term {
+				_ = cmd.Process.Signal(s)
+			}
+		}()
+		err = cmd.Wait()
+	}
 	u := Usage{Wall: time.Since(start).Seconds(), Exit: -1}
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {

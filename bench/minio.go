@@ -142,22 +142,7 @@ func (s *server) stop() {
 }
 
 // cpuSeconds is the server's user+sys CPU so far, from /proc.
-func (s *server) cpuSeconds() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the ")" of comm: state is field 3; utime 14, stime 15.
-	str := string(b)
-	i := strings.LastIndexByte(str, ')')
-	f := strings.Fields(str[i+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ is 100 on Linux
-}
+func (s *server) cpuSeconds() float64 { return procCPUSeconds(s.cmd.Process.Pid) }
 
 // requests returns MinIO's per-API request counters (metrics v3: the v2
 // node metrics are cached for ~10s, too stale to diff around one run).

@@ -26,6 +26,14 @@ type ToolSummary struct {
 	CPUPerObjectMs float64          `json:"cpu_per_object_ms"`
 	ServerCPU      float64          `json:"server_cpu_median_s"`
 	Requests       map[string]int64 `json:"requests_first_ok_run,omitempty"`
+	// Case 7's ferry-Kw tools: K, and the medians of the workers' CPU (part
+	// of CPUMedian) and of the nats-server's.
+	Workers         int     `json:"workers,omitempty"`
+	WorkerCPUMedian float64 `json:"worker_cpu_median_s,omitempty"`
+	NATSCPUMedian   float64 `json:"nats_cpu_median_s,omitempty"`
+	// MachineBusyMedian: the whole machine's CPU use during the runs
+	// (1 = every core busy), other processes included.
+	MachineBusyMedian float64 `json:"machine_cpu_busy_median"`
 }
 
 func median(xs []float64) float64 {
@@ -62,7 +70,7 @@ func summarize(cr *CaseResult) []ToolSummary {
 	var ferryMedian float64
 	for _, t := range order {
 		s := ToolSummary{Tool: t, Runs: len(byTool[t])}
-		var wall, cpu, rss, scpu, ratios []float64
+		var wall, cpu, rss, scpu, ratios, wcpu, ncpu, mbusy []float64
 		for _, r := range byTool[t] {
 			if !r.OK {
 				continue
@@ -72,6 +80,10 @@ func summarize(cr *CaseResult) []ToolSummary {
 			cpu = append(cpu, r.cpu())
 			rss = append(rss, r.MaxRSSMiB)
 			scpu = append(scpu, r.ServerCPU)
+			wcpu = append(wcpu, r.WorkerCPU)
+			ncpu = append(ncpu, r.NATSCPU)
+			mbusy = append(mbusy, r.MachineBusy)
+			s.Workers = r.Workers
 			if s.Requests == nil {
 				s.Requests = r.Requests
 			}
@@ -85,6 +97,10 @@ func summarize(cr *CaseResult) []ToolSummary {
 		}
 		s.WallMedian, s.CPUMedian, s.RSSMedian, s.ServerCPU = median(wall), median(cpu), median(rss), median(scpu)
 		s.WallMin, s.WallMax = slices.Min(wall), slices.Max(wall)
+		s.MachineBusyMedian = median(mbusy)
+		if s.Workers > 0 {
+			s.WorkerCPUMedian, s.NATSCPUMedian = median(wcpu), median(ncpu)
+		}
 		if cr.Objects > 0 {
 			s.CPUPerObjectMs = s.CPUMedian / float64(cr.Objects) * 1000
 		}
@@ -114,7 +130,10 @@ func rank(t string) int {
 	case "raw":
 		return 3
 	}
-	return 4
+	if k := clusterWorkers(t); k > 0 {
+		return 4 + k // after the peers, by worker count; raw copy last
+	}
+	return 1000
 }
 
 // Target is one of issue 5's targets, evaluated.
@@ -289,7 +308,14 @@ func renderMarkdown(c config, res *Results) string {
 		fmt.Fprintf(&b, "%d. %s", cr.ID, cr.Name)
 	}
 	b.WriteString(".\n\n")
-	b.WriteString("Speed-up = the tool's wall time / ferry's wall time in the same round, median over rounds (>1: ferry faster). Client CPU = user+sys of the process (getrusage); peak RSS = ru_maxrss.\n\n")
+	b.WriteString("Speed-up = the tool's wall time / ferry's wall time in the same round, median over rounds (>1: ferry faster). Client CPU = user+sys of the process (getrusage); peak RSS = ru_maxrss.")
+	for _, cr := range res.Cases {
+		if cr.ID == 7 {
+			b.WriteString(" ferry-Kw (case 7): ferry with K `ferry worker` processes through a nats-server; client CPU and peak RSS summed over the submitting process and the K workers.")
+			break
+		}
+	}
+	b.WriteString("\n\n")
 	if !res.Smoke && len(res.Targets) > 0 {
 		b.WriteString("| Case | Target | Result |\n|---|---|---|\n")
 		for _, t := range res.Targets {
@@ -298,6 +324,7 @@ func renderMarkdown(c config, res *Results) string {
 		b.WriteString("\n")
 	}
 	renderPack(&b, res)
+	renderCluster(&b, res)
 	b.WriteString("Requests per run (first successful run; a: source server, b: destination server):\n\n")
 	for _, cr := range res.Cases {
 		for _, s := range cr.Summary {

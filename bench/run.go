@@ -42,6 +42,7 @@ type CaseResult struct {
 	Runs    []Run             `json:"runs"`
 	Summary []ToolSummary     `json:"summary"`
 	Skipped map[string]string `json:"skipped,omitempty"`
+	Scaling *Scaling          `json:"scaling,omitempty"` // case 7
 }
 
 // Run is one measured process.
@@ -65,6 +66,18 @@ type Run struct {
 	// Cross the requests that crossed to the destination side.
 	Pack  *PackRun `json:"pack,omitempty"`
 	Cross int64    `json:"requests_across,omitempty"`
+	// Case 7 (tools ferry-Kw): the number of `ferry worker` processes;
+	// User, Sys and MaxRSSMiB are then summed over the submitting process
+	// and the workers, WorkerCPU is the workers' part, NATSCPU the
+	// nats-server's CPU during the run, WorkerExits the workers' exit
+	// codes after SIGTERM.
+	Workers     int     `json:"workers,omitempty"`
+	WorkerCPU   float64 `json:"worker_cpu_s,omitempty"`
+	NATSCPU     float64 `json:"nats_cpu_s,omitempty"`
+	WorkerExits []int   `json:"worker_exits,omitempty"`
+	// MachineBusy is the whole machine's CPU use during the run (all
+	// processes, /proc/stat): 1 = every core busy.
+	MachineBusy float64 `json:"machine_cpu_busy"`
 }
 
 func (r Run) cpu() float64 { return r.User + r.Sys }
@@ -83,6 +96,7 @@ type env struct {
 	rcloneConf string
 	smallDir   string
 	listDir    string
+	natsBin    string // nats-server for case 7, "" when missing
 	verified   map[int]bool
 	packBytes  map[int]int64
 }
@@ -229,6 +243,10 @@ func run(ctx context.Context, c config) (*Results, error) {
 			}
 		}
 		cr.Summary = summarize(cr)
+		if sp.id == 7 {
+			cr.Scaling = clusterScaling(cr, res.Machine.CPUs)
+			logf("case 7: %s", cr.Scaling.Verdict)
+		}
 		for _, tool := range []string{"ferry", "ferry-pack"} {
 			if c.profileDir == "" || !contains(sp.tools, tool) {
 				continue
@@ -309,7 +327,7 @@ func (e *env) prepare(ctx context.Context, res *Results) ([]caseSpec, error) {
 	}
 	smallBytes := int64(c.smallN) * c.smallSize
 	largeBytes := int64(c.largeN) * c.largeSize
-	if need[1] || need[2] {
+	if need[1] || need[2] || need[7] {
 		t := time.Now()
 		if err := createBucket(ctx, e.ca, "src-small"); err != nil {
 			return nil, err
@@ -362,6 +380,17 @@ func (e *env) prepare(ctx context.Context, res *Results) ([]caseSpec, error) {
 		logf("dataset (c): %d empty files in %s, %.1fs", c.listN, e.listDir, time.Since(t).Seconds())
 	}
 
+	if need[7] {
+		if p := natsBin(); isExec(p) {
+			e.natsBin = p
+			if err := e.ensureSigningKey(ctx); err != nil {
+				return nil, err
+			}
+		} else {
+			res.Notes = append(res.Notes, "nats-server "+natsVersion+" not installed ("+p+"): case 7's ferry worker runs skipped; run scripts/install-tools.sh")
+			logf("%s", res.Notes[len(res.Notes)-1])
+		}
+	}
 	if need[8] {
 		t := time.Now()
 		if err := createBucket(ctx, e.ca, "src-logs"); err != nil {
@@ -422,6 +451,32 @@ func (e *env) prepare(ctx context.Context, res *Results) ([]caseSpec, error) {
 			sp.srcDir, sp.dstSrv, sp.dryRun = e.listDir, e.b, true
 			sp.objects = int64(c.listN)
 		}
+		if id == 7 {
+			sp.name = fmt.Sprintf("small objects, two endpoints, K ferry worker processes through a nats-server (%d × %d KiB; as case 2)", c.smallN, c.smallSize>>10)
+			sp.srcBkt, sp.srcSrv, sp.dstSrv = "src-small", e.a, e.b
+			sp.objects, sp.bytes = int64(c.smallN), smallBytes
+			if contains(c.tools, "ferry") {
+				sp.tools = append(sp.tools, "ferry")
+			}
+			var ks []string
+			for _, t := range c.tools {
+				if clusterWorkers(t) > 0 {
+					ks = append(ks, t)
+				}
+			}
+			if len(ks) == 0 {
+				ks = []string{"ferry-1w", "ferry-2w"}
+			}
+			for _, t := range ks {
+				if e.natsBin == "" {
+					sp.skipped[t] = "nats-server not installed"
+					continue
+				}
+				sp.tools = append(sp.tools, t)
+			}
+			specs = append(specs, sp)
+			continue
+		}
 		if id == 8 || id == 9 {
 			sp.name = fmt.Sprintf("pack mode: %d JSON logs of 2-8 KiB, two endpoints, staging on the destination's", c.packLogN)
 			sp.srcBkt, sp.objects = "src-logs", int64(c.packLogN)
@@ -457,11 +512,26 @@ func (e *env) prepare(ctx context.Context, res *Results) ([]caseSpec, error) {
 
 // command builds the process for one tool on one case, writing to bucket
 // dst. With measureTo set, the tool runs under `bench -measure measureTo`.
-func (e *env) command(ctx context.Context, sp caseSpec, tool, dst, measureTo string) (*exec.Cmd, error) {
+// natsURL is the nats-server of case 7's ferry-Kw tools, which submit the
+// job there for the workers (--workers 0).
+func (e *env) command(ctx context.Context, sp caseSpec, tool, dst, measureTo, natsURL string) (*exec.Cmd, error) {
 	c := e.c
 	var args, env []string
 	var bin string
+	if clusterWorkers(tool) > 0 {
+		if natsURL == "" {
+			return nil, fmt.Errorf("%s: no nats-server", tool)
+		}
+		bin = e.ferry
+		args = e.ferryArgs("copy", sp, dst)
+		args = append(args, "--part-size", fmt.Sprintf("%dMiB", c.partMiB), "--json",
+			"--nats", natsURL, "--allow-unauthenticated-nats", "--workers", "0")
+		env = append(e.awsEnv(), "XDG_STATE_HOME="+filepath.Join(e.work, "state", fmt.Sprint(time.Now().UnixNano())),
+			"FERRY_CONFIG_DIR="+filepath.Join(e.work, "ferry-config"))
+		tool = "" // built
+	}
 	switch tool {
+	case "":
 	case "ferry", "ferry-pack":
 		bin = e.ferry
 		args = e.ferryArgs("copy", sp, dst)
@@ -628,7 +698,7 @@ func (e *env) runOne(ctx context.Context, sp caseSpec, tool string, round, pos i
 	fail := func(format string, a ...any) Run {
 		r.OK = false
 		r.Error = fmt.Sprintf(format, a...)
-		if tool == "ferry" {
+		if tool == "ferry" || clusterWorkers(tool) > 0 {
 			res.FerryFailures = append(res.FerryFailures, fmt.Sprintf("case %d round %d: %s", sp.id, round+1, r.Error))
 		}
 		return r
@@ -658,8 +728,25 @@ func (e *env) runOne(ctx context.Context, sp caseSpec, tool string, round, pos i
 			}
 		}()
 	}
+	var cl *cluster
+	natsURL := ""
+	if k := clusterWorkers(tool); k > 0 {
+		var err error
+		if cl, err = e.startCluster(ctx, sp, tool, round, k); err != nil {
+			return fail("start nats-server and %d worker(s): %v", k, err)
+		}
+		defer cl.stop()
+		r.Workers, natsURL = k, cl.nats.url
+	}
+	cmdCtx := ctx
+	if cl != nil {
+		// A job no worker takes would wait forever: bound it.
+		var cancel context.CancelFunc
+		cmdCtx, cancel = context.WithTimeout(ctx, 2*time.Minute+time.Duration(sp.objects)*20*time.Millisecond)
+		defer cancel()
+	}
 	usageFile := filepath.Join(e.work, "logs", fmt.Sprintf("c%d-r%d-%s.usage.json", sp.id, round+1, tool))
-	cmd, err := e.command(ctx, sp, tool, dst, usageFile)
+	cmd, err := e.command(cmdCtx, sp, tool, dst, usageFile, natsURL)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -670,10 +757,24 @@ func (e *env) runOne(ctx context.Context, sp caseSpec, tool string, round, pos i
 
 	reqA, reqB := e.a.requests(ctx), e.b.requests(ctx)
 	cpu0 := e.a.cpuSeconds() + e.b.cpuSeconds()
+	var natsCPU0 float64
+	if cl != nil {
+		natsCPU0 = cl.nats.cpuSeconds()
+	}
+	mBusy0, mTotal0 := machineCPU()
 	start := time.Now()
 	runErr := cmd.Run()
 	r.Wall = time.Since(start).Seconds()
 	r.ServerCPU = e.a.cpuSeconds() + e.b.cpuSeconds() - cpu0
+	if mBusy, mTotal := machineCPU(); mTotal > mTotal0 {
+		r.MachineBusy = (mBusy - mBusy0) / (mTotal - mTotal0)
+	}
+	var workers []Usage
+	var workersErr error
+	if cl != nil {
+		r.NATSCPU = cl.nats.cpuSeconds() - natsCPU0
+		workers, workersErr = cl.stopWorkers()
+	}
 	r.Requests = map[string]int64{}
 	for k, v := range diffCounts(reqA, e.a.requests(ctx)) {
 		r.Requests["a:"+k] = v
@@ -686,10 +787,18 @@ func (e *env) runOne(ctx context.Context, sp caseSpec, tool string, round, pos i
 		return fail("no usage measured: %v: %s", runErr, lastLines(stderr.String(), 3))
 	}
 	r.Wall, r.User, r.Sys, r.MaxRSSMiB, r.Exit = u.Wall, u.User, u.Sys, float64(u.MaxRSSKiB)/1024, u.Exit
+	for _, w := range workers {
+		r.User, r.Sys, r.MaxRSSMiB = r.User+w.User, r.Sys+w.Sys, r.MaxRSSMiB+float64(w.MaxRSSKiB)/1024
+		r.WorkerCPU += w.User + w.Sys
+		r.WorkerExits = append(r.WorkerExits, w.Exit)
+	}
 	logFile := filepath.Join(e.work, "logs", fmt.Sprintf("c%d-r%d-%s.log", sp.id, round+1, tool))
 	_ = os.WriteFile(logFile, []byte("$ "+strings.Join(cmd.Args, " ")+"\n--- stdout (tail)\n"+stdout.String()+"\n--- stderr (tail)\n"+stderr.String()), 0o644)
 	if runErr != nil {
 		return fail("%v: %s", runErr, lastLines(stderr.String()+stdout.String(), 3))
+	}
+	if workersErr != nil {
+		return fail("workers: %v", workersErr)
 	}
 
 	// Check the result, untimed.
@@ -740,6 +849,8 @@ func (e *env) runOne(ctx context.Context, sp caseSpec, tool string, round, pos i
 		vk := sp.id // each of ferry's modes is verified once per case
 		if tool == "ferry-pack" {
 			vk = -sp.id
+		} else if k := clusterWorkers(tool); k > 0 {
+			vk = 1000*k + sp.id
 		}
 		if !sp.dryRun && !e.verified[vk] {
 			e.verified[vk] = true
@@ -788,7 +899,7 @@ func (e *env) profile(ctx context.Context, sp caseSpec, tool, name string) (stri
 		}
 		defer dropBucket(context.WithoutCancel(ctx), dstC, stg)
 	}
-	cmd, err := e.command(ctx, sp, tool, dst, "")
+	cmd, err := e.command(ctx, sp, tool, dst, "", "")
 	if err != nil {
 		return "", err
 	}
