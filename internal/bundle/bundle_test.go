@@ -434,3 +434,59 @@ func TestSample(t *testing.T) {
 		t.Fatalf("whole sample %d bytes, %v", len(all), err)
 	}
 }
+
+// TestVerifiedReadSkipsHashesNotStructure: a re-read of verified bytes
+// (ReadOptions.Verified) does not hash objects again, but still refuses an
+// entry of the wrong size or name, and reads every object in full.
+func TestVerifiedReadSkipsHashesNotStructure(t *testing.T) {
+	keys := []string{"a", "b"}
+	bodies := [][]byte{[]byte("first"), []byte("second body")}
+	m := goodManifest(keys, bodies, false)
+	m.Objects[1].SHA256 = sum([]byte("not the body"))
+	raw := craft(t, m, []entry{{name: EntryName(0), typ: tar.TypeReg, body: bodies[0]}, {name: EntryName(1), typ: tar.TypeReg, body: bodies[1]}}, false)
+	if _, err := Verify(bytes.NewReader(raw), ReadOptions{}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Verify of a wrong checksum: %v", err)
+	}
+	rd, err := NewReader(bytes.NewReader(raw), ReadOptions{Verified: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range keys {
+		o, body, err := rd.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(body)
+		if err != nil || o.Key != keys[i] || !bytes.Equal(got, bodies[i]) {
+			t.Fatalf("object %d: %q %q %v", i, o.Key, got, err)
+		}
+	}
+	if _, _, err := rd.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("end: %v", err)
+	}
+	rd.Close()
+
+	// Structure is still checked: an entry longer than the manifest says.
+	m = goodManifest(keys, bodies, false)
+	raw = craft(t, m, []entry{{name: EntryName(0), typ: tar.TypeReg, body: bodies[0]}, {name: EntryName(1), typ: tar.TypeReg, body: append(bodies[1], '!')}}, false)
+	rd, err = NewReader(bytes.NewReader(raw), ReadOptions{Verified: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	var last error
+	for {
+		_, body, err := rd.Next()
+		if err != nil {
+			last = err
+			break
+		}
+		if _, err := io.ReadAll(body); err != nil {
+			last = err
+			break
+		}
+	}
+	if !errors.Is(last, ErrCorrupt) {
+		t.Fatalf("an entry of the wrong size, verified read: %v", last)
+	}
+}

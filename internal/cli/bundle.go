@@ -220,7 +220,7 @@ func runBundleUnpack(ctx context.Context, stdio Stdio, b *bundleFlags, dst side,
 			return &exitError{code: ExitFailed, err: fmt.Errorf("bundle %s: %w (%d objects restored)", bundleArg, err, restored)}
 		}
 		in, src := worker.RestoreInput(mo, mo.Key)
-		if _, _, err := eng.PutSmall(ctx, in, src, data); err != nil {
+		if _, _, err := eng.PutSmall(ctx, in, src, data, ""); err != nil {
 			failed++
 			fmt.Fprintf(stdio.Err, "failed: %q: %v\n", mo.Key, err)
 			continue

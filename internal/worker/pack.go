@@ -329,6 +329,7 @@ func (jr *jobRun) packObjects(ctx context.Context, work job.Work, pub *publisher
 				CacheControl: s.Attrs.CacheControl, Expires: s.Attrs.Expires, StorageClass: s.Attrs.StorageClass,
 				Metadata: s.Attrs.Metadata, Tags: s.Tags,
 			}, bytesReader(s.Data))
+			transfer.ReleaseSmall(s.Data) // spooled
 			if err != nil {
 				// The spool (a local disk) failed: not the object's fault.
 				jr.log().Error("pack: spool", "err", err)
@@ -503,7 +504,10 @@ func (jr *jobRun) handleUnpack(work job.Work, redelivered bool, started func()) 
 		started()
 		return false, false
 	}
-	rd, err := bundle.NewReader(file, bundle.ReadOptions{MaxObjectSize: jr.spec.Pack.MaxObjectSize})
+	// fetchBundle verified this file whole (its SHA-256 against the
+	// signed work, every object's and the data's against the manifest):
+	// the restore reads it again without hashing it again.
+	rd, err := bundle.NewReader(file, bundle.ReadOptions{MaxObjectSize: jr.spec.Pack.MaxObjectSize, Verified: true})
 	if err != nil {
 		started()
 		return false, false
@@ -526,17 +530,21 @@ func (jr *jobRun) handleUnpack(work job.Work, redelivered bool, started func()) 
 		if !ok {
 			continue // restored by an earlier attempt of this item
 		}
-		// Sized from the manifest (checked against the tar header): one
-		// allocation, no growing.
-		buf := bytes.NewBuffer(make([]byte, 0, mo.Size+bytes.MinRead))
-		_, err = buf.ReadFrom(body)
-		data := buf.Bytes()
+		// Sized from the manifest (checked against the tar header), from
+		// a pool: returned once the object is written.
+		data := transfer.SmallBuffer(mo.Size)
+		_, err = io.ReadFull(body, data)
+		if err == nil {
+			_, err = io.Copy(io.Discard, body) // the entry's end
+		}
 		if err != nil {
+			transfer.ReleaseSmall(data)
 			handedAll = false
 			break
 		}
 		delete(want, mo.Key)
 		if jr.ctx.Err() != nil {
+			transfer.ReleaseSmall(data)
 			out.mu.Lock()
 			out.rest = append(out.rest, o)
 			out.mu.Unlock()
@@ -545,6 +553,7 @@ func (jr *jobRun) handleUnpack(work job.Work, redelivered bool, started func()) 
 		wg.Add(1)
 		task := func() {
 			defer wg.Done()
+			defer transfer.ReleaseSmall(data)
 			w.opts.Observer.ObjectStarted(work.Job)
 			var res job.Result
 			var err error
@@ -567,6 +576,7 @@ func (jr *jobRun) handleUnpack(work job.Work, redelivered bool, started func()) 
 		case <-jr.ctx.Done():
 		}
 		wg.Done()
+		transfer.ReleaseSmall(data)
 		out.mu.Lock()
 		out.rest = append(out.rest, o)
 		out.mu.Unlock()
@@ -659,7 +669,13 @@ func (jr *jobRun) fetchBundle(ctx context.Context, work job.Work, ref *job.Bundl
 func (jr *jobRun) restoreOne(ctx context.Context, mo bundle.Object, o job.Obj, data []byte, work job.Work) (job.Result, error) {
 	res := jr.objResult(o, work)
 	in, src := RestoreInput(mo, o.K)
-	pr, crc, err := jr.eng.PutSmall(ctx, in, src, data)
+	// The packer checked these bytes' MD5 against the source's plain-MD5
+	// ETag, and the bundle's SHA-256 says they are the bytes it packed.
+	knownMD5 := ""
+	if mo.SourceCheck == transfer.VerifiedMD5 {
+		knownMD5 = mo.ETag
+	}
+	pr, crc, err := jr.eng.PutSmall(ctx, in, src, data, knownMD5)
 	if err != nil {
 		return finishResult(res, job.OutcomeFailed, "destination", err), err
 	}
