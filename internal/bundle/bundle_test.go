@@ -490,3 +490,42 @@ func TestVerifiedReadSkipsHashesNotStructure(t *testing.T) {
 		t.Fatalf("an entry of the wrong size, verified read: %v", last)
 	}
 }
+
+// TestSpoolSpills: a bundle whose data passes MemorySpool spills to a file
+// and reads back the same, with Add and AddBytes mixed; a failed Add keeps
+// nothing of its object.
+func TestSpoolSpills(t *testing.T) {
+	b, err := NewBuilder(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var objs []testObj
+	for i := range 5 {
+		body := bytes.Repeat([]byte{byte('a' + i)}, MemorySpool/3)
+		o := Object{Key: string(rune('a'+i)) + ".bin", Size: int64(len(body))}
+		if i%2 == 0 {
+			err = b.AddBytes(o, body)
+		} else {
+			err = b.Add(o, bytes.NewReader(body))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, testObj{o, body})
+		if i == 1 {
+			// Short body: refused, nothing kept.
+			if err := b.Add(Object{Key: "short", Size: 10}, strings.NewReader("abc")); err == nil {
+				t.Fatal("a short body was added")
+			}
+		}
+	}
+	if b.spool.file == nil {
+		t.Fatalf("%d bytes spooled in memory (limit %d)", b.DataBytes(), MemorySpool)
+	}
+	var buf bytes.Buffer
+	if _, err := b.WriteTo(context.Background(), &buf, WriteOptions{ID: "b", Job: "j", Created: time.Now(), Level: LevelFastest}); err != nil {
+		t.Fatal(err)
+	}
+	checkSame(t, buf.Bytes(), objs)
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"time"
@@ -15,10 +16,11 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// Builder collects a bundle's objects in a local spool file, then writes
-// the bundle with its manifest first. It is not safe for concurrent use.
+// Builder collects a bundle's objects in a spool (in memory up to
+// [MemorySpool], then a local file), then writes the bundle with its
+// manifest first. It is not safe for concurrent use.
 type Builder struct {
-	spool *os.File
+	spool *spool
 	objs  []Object
 	keys  map[string]bool
 	// buf is the copy buffer of Add and WriteTo (one per builder, not one
@@ -30,27 +32,24 @@ type Builder struct {
 	done bool
 }
 
-// NewBuilder returns a builder whose spool file is created in dir ("" for
-// the system's temporary directory). Close removes it.
+// NewBuilder returns a builder whose spool spills to a file in dir (""
+// for the system's temporary directory). Close removes it.
 func NewBuilder(dir string) (*Builder, error) {
-	f, err := os.CreateTemp(dir, ".ferry-bundle-spool-*")
-	if err != nil {
-		return nil, fmt.Errorf("bundle spool: %w", err)
+	if dir != "" {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("bundle spool: directory %q: not a directory (%v)", dir, err)
+		}
 	}
-	return &Builder{spool: f, keys: map[string]bool{}, buf: make([]byte, 64<<10)}, nil
+	return &Builder{spool: &spool{dir: dir}, keys: map[string]bool{}, buf: make([]byte, 64<<10)}, nil
 }
 
-// Close removes the spool file.
+// Close removes the spool.
 func (b *Builder) Close() error {
 	if b.spool == nil {
 		return nil
 	}
-	name := b.spool.Name()
 	err := b.spool.Close()
 	b.spool = nil
-	if rerr := os.Remove(name); rerr != nil && err == nil {
-		err = fmt.Errorf("remove bundle spool: %w", rerr)
-	}
 	return err
 }
 
@@ -65,6 +64,41 @@ func (b *Builder) Objects() []Object { return b.objs }
 // computed here (o.SHA256 is ignored). On error nothing of it is kept, and
 // the builder can take the next object.
 func (b *Builder) Add(o Object, body io.Reader) error {
+	if err := b.check(o); err != nil {
+		return err
+	}
+	h := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(b.spool, h), io.LimitReader(body, o.Size+1), b.buf)
+	if err == nil && n != o.Size {
+		err = fmt.Errorf("read %d bytes, want %d", n, o.Size)
+	}
+	if err != nil {
+		b.spool.truncate(b.size)
+		return fmt.Errorf("bundle: read %q: %w", o.Key, err)
+	}
+	b.added(o, h)
+	return nil
+}
+
+// AddBytes is Add of an object whose bytes are in memory (o.Size is
+// len(data)): they are hashed and spooled once, without a copy through
+// the builder's buffer.
+func (b *Builder) AddBytes(o Object, data []byte) error {
+	o.Size = int64(len(data))
+	if err := b.check(o); err != nil {
+		return err
+	}
+	h := sha256.New()
+	h.Write(data)
+	if _, err := b.spool.Write(data); err != nil {
+		b.spool.truncate(b.size)
+		return fmt.Errorf("bundle: spool %q: %w", o.Key, err)
+	}
+	b.added(o, h)
+	return nil
+}
+
+func (b *Builder) check(o Object) error {
 	if b.done {
 		return errors.New("bundle: Add after WriteTo")
 	}
@@ -74,23 +108,15 @@ func (b *Builder) Add(o Object, body io.Reader) error {
 	if b.keys[o.Key] {
 		return fmt.Errorf("bundle: key %q added twice", o.Key)
 	}
-	if _, err := b.spool.Seek(b.size, io.SeekStart); err != nil {
-		return fmt.Errorf("bundle spool: %w", err)
-	}
-	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(b.spool, h), io.LimitReader(body, o.Size+1), b.buf)
-	if err != nil {
-		return fmt.Errorf("bundle: read %q: %w", o.Key, err)
-	}
-	if n != o.Size {
-		return fmt.Errorf("bundle: %q: read %d bytes, want %d", o.Key, n, o.Size)
-	}
+	return nil
+}
+
+func (b *Builder) added(o Object, h hash.Hash) {
 	o.SHA256 = hex.EncodeToString(h.Sum(nil))
 	b.objs = append(b.objs, o)
 	b.keys[o.Key] = true
 	b.offs = append(b.offs, b.size)
-	b.size += n
-	return nil
+	b.size += o.Size
 }
 
 // Sample returns up to n bytes of the spooled data, taken from objects

@@ -376,6 +376,9 @@ func (w *Worker) onJobUpdate(ctx context.Context, e jetstream.KeyValueEntry) {
 
 // jobRun pulls and handles one job's work.
 type jobRun struct {
+	// levels is the pack-mode compression level this worker chose for
+	// the job (see levelChoice).
+	levels levelChoice
 	w      *Worker
 	spec   job.Spec
 	ctx    context.Context // ends when the job is paused or the worker drains

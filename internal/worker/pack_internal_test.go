@@ -1,0 +1,56 @@
+package worker
+
+import (
+	"crypto/rand"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ferry-dev/ferry/internal/bundle"
+)
+
+// TestLevelChoiceSamplesFirstAndEvery: the first bundle is sampled (and
+// any bundle while no choice exists yet, however many start at once),
+// then every resampleEvery-th; the others reuse the last choice, which
+// follows the data when it changes.
+func TestLevelChoiceSamplesFirstAndEvery(t *testing.T) {
+	builder := func(body []byte) *bundle.Builder {
+		b, err := bundle.NewBuilder(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		if err := b.AddBytes(bundle.Object{Key: "k"}, body); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	text := []byte(strings.Repeat(`{"level":"info","msg":"request served","status":200}`+"\n", 4000))
+	random := make([]byte, 256<<10)
+	_, _ = rand.Read(random)
+
+	var l levelChoice
+	var wg sync.WaitGroup
+	for range 4 { // concurrent first bundles: none may get the zero choice
+		wg.Go(func() {
+			c, err := l.choose(builder(text))
+			if err != nil || c.Level == bundle.LevelStore {
+				t.Errorf("first bundles of text: %+v %v", c, err)
+			}
+		})
+	}
+	wg.Wait()
+	// The data turns incompressible: within resampleEvery bundles the
+	// choice follows.
+	stored := false
+	for range resampleEvery {
+		c, err := l.choose(builder(random))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored = stored || c.Level == bundle.LevelStore
+	}
+	if !stored {
+		t.Fatalf("%d bundles of random data never chose to store", resampleEvery)
+	}
+}
