@@ -529,3 +529,27 @@ func TestSpoolSpills(t *testing.T) {
 	}
 	checkSame(t, buf.Bytes(), objs)
 }
+
+// TestEmptyObjectsOnly: a bundle of empty objects and markers only (no
+// data at all) is sampled, written and read back.
+func TestEmptyObjectsOnly(t *testing.T) {
+	b, err := NewBuilder(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	objs := []testObj{{Object{Key: "dir/"}, nil}, {Object{Key: "empty"}, []byte{}}}
+	for _, o := range objs {
+		if err := b.AddBytes(o.obj, o.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s, err := b.Sample(SampleBytes); err != nil || len(s) != 0 {
+		t.Fatalf("sample %d bytes, %v", len(s), err)
+	}
+	var buf bytes.Buffer
+	if _, err := b.WriteTo(context.Background(), &buf, WriteOptions{ID: "b", Job: "j", Created: time.Now(), Level: LevelStore}); err != nil {
+		t.Fatal(err)
+	}
+	checkSame(t, buf.Bytes(), objs)
+}

@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -57,12 +58,15 @@ func (s *spool) ReadAt(p []byte, off int64) (int, error) {
 	if s.file != nil {
 		return s.file.ReadAt(p, off)
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
 	if off >= s.size {
-		return 0, fmt.Errorf("bundle spool: read at %d of %d bytes", off, s.size)
+		return 0, io.EOF
 	}
 	n := copy(p, s.mem[off:s.size])
 	if n < len(p) {
-		return n, fmt.Errorf("bundle spool: read %d of %d bytes at %d", n, len(p), off)
+		return n, io.EOF
 	}
 	return n, nil
 }

@@ -43,6 +43,17 @@ func NewBuilder(dir string) (*Builder, error) {
 	return &Builder{spool: &spool{dir: dir}, keys: map[string]bool{}, buf: make([]byte, 64<<10)}, nil
 }
 
+// Grow tells the builder how many bytes of data to expect: up to
+// MemorySpool, the memory for them is taken at once instead of growing as
+// objects arrive (which copied the data over and over).
+func (b *Builder) Grow(n int64) {
+	if b.spool.file == nil && b.spool.size+n <= MemorySpool && int64(cap(b.spool.mem)) < b.spool.size+n {
+		mem := make([]byte, b.spool.size, b.spool.size+n)
+		copy(mem, b.spool.mem)
+		b.spool.mem = mem
+	}
+}
+
 // Close removes the spool.
 func (b *Builder) Close() error {
 	if b.spool == nil {

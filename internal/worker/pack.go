@@ -308,6 +308,13 @@ func (jr *jobRun) packObjects(ctx context.Context, work job.Work, pub *publisher
 	started()
 
 	b, err := bundle.NewBuilder(w.opts.TempDir)
+	if err == nil {
+		var listed int64
+		for _, o := range work.Objs[:handed] {
+			listed += o.S
+		}
+		b.Grow(listed)
+	}
 	if err != nil {
 		jr.log().Error("pack", "err", err)
 		for range handed {
@@ -373,7 +380,9 @@ func (jr *jobRun) packObjects(ctx context.Context, work job.Work, pub *publisher
 // levelChoice is a job's adaptive compression level in one worker: the
 // first bundle's data is sampled, and every resampleEvery-th bundle after
 // it (the job's data may change as the listing moves on); the bundles in
-// between use the last choice. Sampling every bundle cost 4% of the CPU
+// between use the last choice. A bundle too small to sample
+// minCachedSample bytes from is always sampled, and its choice is not
+// reused. Sampling every bundle cost 4% of the CPU
 // of a job of incompressible objects (issue 11's case 9 profile).
 type levelChoice struct {
 	mu     sync.Mutex
@@ -383,6 +392,9 @@ type levelChoice struct {
 }
 
 const resampleEvery = 8
+
+// minCachedSample is the least sample a choice is reused from.
+const minCachedSample = bundle.SampleBytes / 4
 
 func (l *levelChoice) choose(b *bundle.Builder) (bundle.Choice, error) {
 	l.mu.Lock()
@@ -398,6 +410,11 @@ func (l *levelChoice) choose(b *bundle.Builder) (bundle.Choice, error) {
 		return bundle.Choice{}, err
 	}
 	c = bundle.ChooseLevel(sample)
+	if len(sample) < minCachedSample {
+		// Too little to speak for the job's next bundles (a bundle of a
+		// few tiny objects and markers): used for this bundle only.
+		return c, nil
+	}
 	l.mu.Lock()
 	l.choice, l.valid = c, true
 	l.mu.Unlock()
@@ -407,7 +424,9 @@ func (l *levelChoice) choose(b *bundle.Builder) (bundle.Choice, error) {
 // storeBundle writes the bundle to a local file, hashing it, and puts it
 // in staging with its SHA-256 in its metadata.
 func (jr *jobRun) storeBundle(ctx context.Context, b *bundle.Builder, work job.Work, bundleID, key string, level int) (*job.BundleRef, bundle.Manifest, error) {
-	f, err := newScratch(jr.w.opts.TempDir, b.DataBytes())
+	// Room for the tar headers (512 bytes an object, 1,024 with a long
+	// key) and the compressed manifest.
+	f, err := newScratch(jr.w.opts.TempDir, b.DataBytes()+int64(b.Len())*2048+256<<10)
 	if err != nil {
 		return nil, bundle.Manifest{}, err
 	}
@@ -711,7 +730,7 @@ type scratch struct {
 
 func newScratch(dir string, size int64) (*scratch, error) {
 	if size <= bundle.MemorySpool {
-		return &scratch{mem: bytes.NewBuffer(make([]byte, 0, size+64<<10))}, nil
+		return &scratch{mem: bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))}, nil
 	}
 	f, err := os.CreateTemp(dir, ".ferry-bundle-*")
 	if err != nil {
@@ -840,7 +859,6 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
-
 
 func crc32cB64(sum uint32) string {
 	var b [4]byte

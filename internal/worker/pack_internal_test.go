@@ -54,3 +54,32 @@ func TestLevelChoiceSamplesFirstAndEvery(t *testing.T) {
 		t.Fatalf("%d bundles of random data never chose to store", resampleEvery)
 	}
 }
+
+// TestLevelChoiceIgnoresTinySamples: a first bundle of a few tiny objects
+// (which zstd cannot shrink) does not decide the level of the job's next
+// bundles.
+func TestLevelChoiceIgnoresTinySamples(t *testing.T) {
+	var l levelChoice
+	tiny, err := bundle.NewBuilder(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tiny.Close()
+	if err := tiny.AddBytes(bundle.Object{Key: "a"}, []byte("x1")); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := l.choose(tiny); err != nil || c.Level != bundle.LevelStore {
+		t.Fatalf("tiny bundle: %+v %v", c, err)
+	}
+	text, err := bundle.NewBuilder(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer text.Close()
+	if err := text.AddBytes(bundle.Object{Key: "b"}, []byte(strings.Repeat(`{"level":"info","msg":"ok"}`+"\n", 20000))); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := l.choose(text); err != nil || c.Level == bundle.LevelStore {
+		t.Fatalf("text after a tiny bundle: %+v %v", c, err)
+	}
+}
