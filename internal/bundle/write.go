@@ -16,9 +16,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// Builder collects a bundle's objects in a spool (in memory up to
-// [MemorySpool], then a local file), then writes the bundle with its
-// manifest first. It is not safe for concurrent use.
+// Builder collects a bundle's objects in a local spool file, then writes
+// the bundle with its manifest first. It is not safe for concurrent use.
 type Builder struct {
 	spool *spool
 	objs  []Object
@@ -32,8 +31,9 @@ type Builder struct {
 	done bool
 }
 
-// NewBuilder returns a builder whose spool spills to a file in dir (""
-// for the system's temporary directory). Close removes it.
+// NewBuilder returns a builder whose spool file is created in dir (""
+// for the system's temporary directory) on the first object with bytes.
+// Close removes it.
 func NewBuilder(dir string) (*Builder, error) {
 	if dir != "" {
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
@@ -41,17 +41,6 @@ func NewBuilder(dir string) (*Builder, error) {
 		}
 	}
 	return &Builder{spool: &spool{dir: dir}, keys: map[string]bool{}, buf: make([]byte, 64<<10)}, nil
-}
-
-// Grow tells the builder how many bytes of data to expect: up to
-// MemorySpool, the memory for them is taken at once instead of growing as
-// objects arrive (which copied the data over and over).
-func (b *Builder) Grow(n int64) {
-	if b.spool.file == nil && b.spool.size+n <= MemorySpool && int64(cap(b.spool.mem)) < b.spool.size+n {
-		mem := make([]byte, b.spool.size, b.spool.size+n)
-		copy(mem, b.spool.mem)
-		b.spool.mem = mem
-	}
 }
 
 // Close removes the spool.

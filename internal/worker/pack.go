@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -308,13 +307,6 @@ func (jr *jobRun) packObjects(ctx context.Context, work job.Work, pub *publisher
 	started()
 
 	b, err := bundle.NewBuilder(w.opts.TempDir)
-	if err == nil {
-		var listed int64
-		for _, o := range work.Objs[:handed] {
-			listed += o.S
-		}
-		b.Grow(listed)
-	}
 	if err != nil {
 		jr.log().Error("pack", "err", err)
 		for range handed {
@@ -424,9 +416,7 @@ func (l *levelChoice) choose(b *bundle.Builder) (bundle.Choice, error) {
 // storeBundle writes the bundle to a local file, hashing it, and puts it
 // in staging with its SHA-256 in its metadata.
 func (jr *jobRun) storeBundle(ctx context.Context, b *bundle.Builder, work job.Work, bundleID, key string, level int) (*job.BundleRef, bundle.Manifest, error) {
-	// Room for the tar headers (512 bytes an object, 1,024 with a long
-	// key) and the compressed manifest.
-	f, err := newScratch(jr.w.opts.TempDir, b.DataBytes()+int64(b.Len())*2048+256<<10)
+	f, err := newScratch(jr.w.opts.TempDir)
 	if err != nil {
 		return nil, bundle.Manifest{}, err
 	}
@@ -678,8 +668,7 @@ func (jr *jobRun) failAll(work job.Work, pub *publisher, out *batchOut, err erro
 	}
 }
 
-// fetchBundle downloads a bundle from staging (into memory when it is
-// small, else a local file), checks its SHA-256 against the unpack item
+// fetchBundle downloads a bundle from staging into a local file, checks its SHA-256 against the unpack item
 // and the bundle's own metadata, and verifies it whole against its
 // manifest. Corruption wraps bundle.ErrCorrupt.
 func (jr *jobRun) fetchBundle(ctx context.Context, work job.Work, ref *job.BundleRef) (*scratch, bundle.Manifest, error) {
@@ -691,7 +680,7 @@ func (jr *jobRun) fetchBundle(ctx context.Context, work job.Work, ref *job.Bundl
 	if got := attrs.Metadata[bundle.MetaSHA256]; got != ref.SHA256 {
 		return nil, bundle.Manifest{}, fmt.Errorf("%w: bundle %s: metadata SHA-256 %q, the work says %q", bundle.ErrCorrupt, ref.Key, got, ref.SHA256)
 	}
-	f, err := newScratch(jr.w.opts.TempDir, ref.Size)
+	f, err := newScratch(jr.w.opts.TempDir)
 	if err != nil {
 		return nil, bundle.Manifest{}, err
 	}
@@ -720,18 +709,11 @@ func (jr *jobRun) fetchBundle(ctx context.Context, work job.Work, ref *job.Bundl
 	return f, m, nil
 }
 
-// scratch holds a bundle's bytes on their way to or from staging: in
-// memory when the bundle is at most bundle.MemorySpool bytes, else in a
-// temporary file (removed by Close).
-type scratch struct {
-	mem  *bytes.Buffer
-	file *os.File
-}
+// scratch holds a bundle's bytes on their way to or from staging: a
+// temporary file, removed by Close.
+type scratch struct{ file *os.File }
 
-func newScratch(dir string, size int64) (*scratch, error) {
-	if size <= bundle.MemorySpool {
-		return &scratch{mem: bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))}, nil
-	}
+func newScratch(dir string) (*scratch, error) {
 	f, err := os.CreateTemp(dir, ".ferry-bundle-*")
 	if err != nil {
 		return nil, fmt.Errorf("bundle file: %w", err)
@@ -739,18 +721,10 @@ func newScratch(dir string, size int64) (*scratch, error) {
 	return &scratch{file: f}, nil
 }
 
-func (s *scratch) Write(p []byte) (int, error) {
-	if s.mem != nil {
-		return s.mem.Write(p)
-	}
-	return s.file.Write(p)
-}
+func (s *scratch) Write(p []byte) (int, error) { return s.file.Write(p) }
 
-// reader reads the bytes written, from the start (each call anew).
+// reader reads the bytes written, from the start.
 func (s *scratch) reader() (io.ReadSeeker, error) {
-	if s.mem != nil {
-		return bytes.NewReader(s.mem.Bytes()), nil
-	}
 	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("bundle file: %w", err)
 	}
@@ -758,7 +732,6 @@ func (s *scratch) reader() (io.ReadSeeker, error) {
 }
 
 func (s *scratch) Close() {
-	s.mem = nil
 	if s.file != nil {
 		s.file.Close()
 		os.Remove(s.file.Name())
