@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -178,16 +179,9 @@ func copyLarge(ctx context.Context, src, dst *s3.Client, srcBucket, bucket strin
 		})
 	}
 	// Interleaved: every upload progresses together, as in putLarge.
-	maxParts := 0
-	for _, u := range uploads {
-		maxParts = max(maxParts, len(u.parts))
-	}
-	for i := range maxParts {
-		for _, p := range parts {
-			if p.num == i+1 {
-				work <- p
-			}
-		}
+	slices.SortStableFunc(parts, func(a, b part) int { return a.num - b.num })
+	for _, p := range parts {
+		work <- p
 	}
 	close(work)
 	wg.Wait()

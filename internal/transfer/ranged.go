@@ -127,7 +127,7 @@ func (e *Engine) rangedCopy(ctx context.Context, mp store.Multipart, obj store.O
 		return res, true, err
 	}
 	if pl.method == VerifiedLocalRead {
-		if err := e.checkUnchanged(ctx, attrs); err != nil {
+		if err := e.checkUnchanged(ctx, attrs, nil); err != nil {
 			return res, true, err
 		}
 	}

@@ -512,7 +512,7 @@ func (e *Engine) continueUpload(ctx context.Context, u *upload, attrs store.Attr
 		return res, u.objErr("verify source", fmt.Errorf("%w: crc32c of parts %s != source crc32c %s", store.ErrChecksum, crc, want))
 	}
 	if method == VerifiedLocalRead {
-		if err := e.checkUnchanged(ctx, attrs); err != nil {
+		if err := e.checkUnchanged(ctx, attrs, nil); err != nil {
 			return res, err
 		}
 	}

@@ -110,7 +110,7 @@ func (e *Engine) open(ctx context.Context, key string, p *plan) (*source, error)
 	s.plan = *p
 	s.v = newSeqVerifier(&s.plan)
 	if s.plan.method == VerifiedLocalRead {
-		s.recheck = func() error { return e.checkUnchangedOpen(ctx, attrs, rc) }
+		s.recheck = func() error { return e.checkUnchanged(ctx, attrs, rc) }
 	}
 	return s, nil
 }

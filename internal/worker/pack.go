@@ -374,8 +374,8 @@ func (jr *jobRun) packObjects(ctx context.Context, work job.Work, pub *publisher
 // it (the job's data may change as the listing moves on); the bundles in
 // between use the last choice. A bundle too small to sample
 // minCachedSample bytes from is always sampled, and its choice is not
-// reused. Sampling every bundle cost 4% of the CPU
-// of a job of incompressible objects (issue 11's case 9 profile).
+// reused. Sampling every bundle cost 4% of the CPU of a job of
+// incompressible objects (issue 11's case 9 profile).
 type levelChoice struct {
 	mu     sync.Mutex
 	n      int
