@@ -12,6 +12,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -548,4 +549,79 @@ func TestEmptyObjectsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSame(t, buf.Bytes(), objs)
+}
+
+// TestDataChecksumAfterFailedAdd: objects added from readers (one failing
+// half way, one too long) and from memory come back byte for byte, with
+// the data checksum, kept as objects are added, that the reader checks: a
+// failed object leaves no share in it.
+func TestDataChecksumAfterFailedAdd(t *testing.T) {
+	b, err := NewBuilder(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	want := map[string][]byte{}
+	var order []string
+	body := func(n int, c byte) []byte { return bytes.Repeat([]byte{c}, n) }
+	add := func(key string, data []byte, fromReader bool) {
+		t.Helper()
+		var err error
+		if fromReader {
+			err = b.Add(Object{Key: key, Size: int64(len(data))}, bytes.NewReader(data))
+		} else {
+			err = b.AddBytes(Object{Key: key}, data)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		want[key] = data
+		order = append(order, key)
+	}
+	add("r1", body(700, 'b'), true)
+	if err := b.Add(Object{Key: "cut", Size: 900}, io.MultiReader(bytes.NewReader(body(400, 'x')), iotest.ErrReader(errors.New("cut")))); err == nil {
+		t.Fatal("failing reader accepted")
+	}
+	add("m1", body(1500, 'c'), false)
+	if err := b.Add(Object{Key: "long", Size: 10}, bytes.NewReader(body(11, 'y'))); err == nil {
+		t.Fatal("long body accepted")
+	}
+	add("r2", body(300, 'd'), true)
+	add("empty", nil, false)
+	var buf bytes.Buffer
+	m, err := b.WriteTo(context.Background(), &buf, WriteOptions{ID: "b", Job: "j", Created: time.Now(), Level: LevelFastest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []byte
+	for _, k := range order {
+		all = append(all, want[k]...)
+	}
+	if m.DataSHA256 != sum(all) {
+		t.Fatalf("data checksum %s, want %s", m.DataSHA256, sum(all))
+	}
+	rd, err := NewReader(&buf, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	for i := 0; ; i++ {
+		o, r, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			if i != len(order) {
+				t.Fatalf("%d objects, want %d", i, len(order))
+			}
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Key != order[i] || !bytes.Equal(got, want[o.Key]) {
+			t.Fatalf("object %d: %q with %d bytes, want %q with %d", i, o.Key, len(got), order[i], len(want[order[i]]))
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -27,6 +28,9 @@ type Builder struct {
 	buf []byte
 	// offsets of each object's bytes in the spool.
 	offs []int64
+	// data hashes every object's bytes in order as they are added (the
+	// manifest's data checksum), so that WriteTo need not read them again.
+	data hash.Hash
 	size int64
 	done bool
 }
@@ -40,7 +44,7 @@ func NewBuilder(dir string) (*Builder, error) {
 			return nil, fmt.Errorf("bundle spool: directory %q: not a directory (%v)", dir, err)
 		}
 	}
-	return &Builder{spool: &spool{dir: dir}, keys: map[string]bool{}, buf: make([]byte, 64<<10)}, nil
+	return &Builder{spool: &spool{dir: dir}, keys: map[string]bool{}, buf: make([]byte, 64<<10), data: sha256.New()}, nil
 }
 
 // Close removes the spool.
@@ -67,14 +71,24 @@ func (b *Builder) Add(o Object, body io.Reader) error {
 	if err := b.check(o); err != nil {
 		return err
 	}
+	// The data checksum's state before this object: a failed read leaves
+	// it as it was.
+	before, err := b.data.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
 	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(b.spool, h), io.LimitReader(body, o.Size+1), b.buf)
+	n, err := io.CopyBuffer(io.MultiWriter(b.spool, h, b.data), io.LimitReader(body, o.Size+1), b.buf)
 	if err == nil && n != o.Size {
 		err = fmt.Errorf("read %d bytes, want %d", n, o.Size)
 	}
 	if err != nil {
 		b.spool.truncate(b.size)
-		return fmt.Errorf("bundle: read %q: %w", o.Key, err)
+		err = fmt.Errorf("bundle: read %q: %w", o.Key, err)
+		if uerr := b.data.(encoding.BinaryUnmarshaler).UnmarshalBinary(before); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("bundle: %w", uerr))
+		}
+		return err
 	}
 	b.added(o, h)
 	return nil
@@ -88,12 +102,13 @@ func (b *Builder) AddBytes(o Object, data []byte) error {
 	if err := b.check(o); err != nil {
 		return err
 	}
-	h := sha256.New()
-	h.Write(data)
 	if _, err := b.spool.Write(data); err != nil {
 		b.spool.truncate(b.size)
 		return fmt.Errorf("bundle: spool %q: %w", o.Key, err)
 	}
+	h := sha256.New()
+	h.Write(data)
+	b.data.Write(data)
 	b.added(o, h)
 	return nil
 }
@@ -173,12 +188,7 @@ func (b *Builder) WriteTo(ctx context.Context, w io.Writer, opts WriteOptions) (
 	if m.Objects == nil {
 		m.Objects = []Object{}
 	}
-	// The data checksum covers the spooled bytes in order.
-	d := sha256.New()
-	if _, err := io.CopyBuffer(d, io.NewSectionReader(b.spool, 0, b.size), b.buf); err != nil {
-		return Manifest{}, fmt.Errorf("bundle spool: %w", err)
-	}
-	m.DataSHA256 = hex.EncodeToString(d.Sum(nil))
+	m.DataSHA256 = hex.EncodeToString(b.data.Sum(nil))
 	if opts.Level < 0 || opts.Level > 4 {
 		return Manifest{}, fmt.Errorf("bundle: level %d (0 to 4)", opts.Level)
 	}

@@ -668,9 +668,10 @@ func (jr *jobRun) failAll(work job.Work, pub *publisher, out *batchOut, err erro
 	}
 }
 
-// fetchBundle downloads a bundle from staging into a local file, checks its SHA-256 against the unpack item
-// and the bundle's own metadata, and verifies it whole against its
-// manifest. Corruption wraps bundle.ErrCorrupt.
+// fetchBundle downloads a bundle from staging into a local file, checks its
+// SHA-256 against the unpack item and the bundle's own metadata, and
+// verifies it whole against its manifest, all in one pass. Corruption
+// wraps bundle.ErrCorrupt; a failed download does not.
 func (jr *jobRun) fetchBundle(ctx context.Context, work job.Work, ref *job.BundleRef) (*scratch, bundle.Manifest, error) {
 	rc, attrs, err := jr.staging.Open(ctx, ref.Key, 0, -1)
 	if err != nil {
@@ -688,29 +689,51 @@ func (jr *jobRun) fetchBundle(ctx context.Context, work job.Work, ref *job.Bundl
 		f.Close()
 		return nil, bundle.Manifest{}, err
 	}
+	// One pass: the bytes are written to the file, hashed whole and
+	// verified against the manifest as they arrive. At most one byte more
+	// than the work says is read: a longer object is refused without
+	// reading it all.
 	sum := sha256.New()
-	// At most one byte more than the work says: a longer object is
-	// refused without reading it all.
-	n, err := io.Copy(io.MultiWriter(f, sum), io.LimitReader(rc, ref.Size+1))
-	if err != nil {
-		return fail(fmt.Errorf("get bundle %s: %w", ref.Key, err))
+	cw := &countWriter{w: io.MultiWriter(f, sum)}
+	src := &sourceErr{r: io.LimitReader(rc, ref.Size+1)}
+	in := io.TeeReader(src, cw)
+	m, verr := bundle.Verify(in, bundle.ReadOptions{MaxObjectSize: jr.spec.Pack.MaxObjectSize})
+	// Verify stops at the archive's end or at its first error: the rest
+	// is read too, for the whole bundle's checksum.
+	if _, err := io.Copy(io.Discard, in); err != nil && src.err == nil {
+		return fail(fmt.Errorf("bundle file: %w", err))
 	}
-	if got := hex.EncodeToString(sum.Sum(nil)); got != ref.SHA256 || n != ref.Size {
-		return fail(fmt.Errorf("%w: bundle %s: %d bytes with SHA-256 %s, want %d bytes with %s", bundle.ErrCorrupt, ref.Key, n, got, ref.Size, ref.SHA256))
+	if src.err != nil {
+		// The download failed (not the bundle): worth another try.
+		return fail(fmt.Errorf("get bundle %s: %w", ref.Key, src.err))
 	}
-	r, err := f.reader()
-	if err != nil {
-		return fail(err)
+	if got := hex.EncodeToString(sum.Sum(nil)); got != ref.SHA256 || cw.n != ref.Size {
+		return fail(fmt.Errorf("%w: bundle %s: %d bytes with SHA-256 %s, want %d bytes with %s", bundle.ErrCorrupt, ref.Key, cw.n, got, ref.Size, ref.SHA256))
 	}
-	m, err := bundle.Verify(r, bundle.ReadOptions{MaxObjectSize: jr.spec.Pack.MaxObjectSize})
-	if err != nil {
-		return fail(fmt.Errorf("bundle %s: %w", ref.Key, err))
+	if verr != nil {
+		return fail(fmt.Errorf("bundle %s: %w", ref.Key, verr))
 	}
 	return f, m, nil
 }
 
+// sourceErr remembers the first error of reading r other than its end.
+type sourceErr struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceErr) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
 // scratch holds a bundle's bytes on their way to or from staging: a
-// temporary file, removed by Close.
+// temporary file, removed by Close. (Holding bundles of up to 16 MiB in
+// pooled memory instead was measured twice on issue 11's case 9: no less
+// client CPU, and 1.5 times the peak RSS.)
 type scratch struct{ file *os.File }
 
 func newScratch(dir string) (*scratch, error) {

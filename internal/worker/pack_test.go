@@ -383,3 +383,86 @@ func TestPackSidesCorruptBundle(t *testing.T) {
 		t.Fatalf("staging holds %v, want %v", left, bundles)
 	}
 }
+
+// cutOnce is a staging store whose first read of each bundle fails half
+// way, as a dropped connection would.
+type cutOnce struct {
+	store.Store
+	mu   sync.Mutex
+	cut  map[string]bool
+	cuts int
+}
+
+type cutReader struct {
+	io.ReadCloser
+	left int64
+}
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, fmt.Errorf("read: connection reset by peer (injected)")
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.ReadCloser.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+func (s *cutOnce) Open(ctx context.Context, key string, off, n int64) (io.ReadCloser, store.Attrs, error) {
+	rc, attrs, err := s.Store.Open(ctx, key, off, n)
+	if err != nil || !strings.HasSuffix(key, ".ferry-bundle") || n != -1 {
+		return rc, attrs, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cut[key] {
+		return rc, attrs, err
+	}
+	s.cut[key] = true
+	s.cuts++
+	return &cutReader{ReadCloser: rc, left: attrs.Size / 2}, attrs, nil
+}
+
+// TestPackBundleDownloadCut: a bundle download cut half way is a failed
+// download, not a damaged bundle: the unpack item is tried again and every
+// object is restored (none dead-lettered), staging ends empty.
+func TestPackBundleDownloadCut(t *testing.T) {
+	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	for _, b := range []string{"src", "dst", "staging"} {
+		m.CreateBucket(t, b)
+	}
+	objs := packSources(t, m, "src", 15)
+	e := openPackEnv(t, m, "src", "dst", "staging")
+	cut := &cutOnce{Store: e.staging, cut: map[string]bool{}}
+	conn := connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	opts := e.workerOptions("w", "")
+	opts.OpenStaging = func(context.Context, job.Spec) (store.Store, error) { return cut, nil }
+	stop := runWorkers(t, conn, opts)
+	defer stop()
+	coord, err := job.Create(ctx, conn, packSpec("staging", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-runCoordinator(ctx, coord, nil)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	k := r.st.Counters
+	if r.st.Status != job.Done || k.Copied != int64(len(objs)) || k.Failed != 0 || k.Listed != k.Copied+k.Skipped+k.Failed+k.Unsafe {
+		t.Fatalf("job %s %q: %+v", r.st.Status, r.st.Error, k)
+	}
+	cut.mu.Lock()
+	cuts := cut.cuts
+	cut.mu.Unlock()
+	if cuts == 0 || int64(cuts) != k.Bundles {
+		t.Fatalf("%d downloads cut for %d bundles", cuts, k.Bundles)
+	}
+	if left := listKeys(t, e.staging); len(left) != 0 {
+		t.Fatalf("staging holds %v", left)
+	}
+	checkRestored(t, e, objs)
+}
