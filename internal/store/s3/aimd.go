@@ -29,7 +29,8 @@ type Limiter struct {
 	inflight  int
 	successes int           // answers since the limit last changed
 	round     uint64        // increments at each decrease
-	freed     chan struct{} // closed (and replaced) when a slot frees
+	freed     chan struct{} // closed (and replaced) when a slot frees, if watched
+	watched   bool          // a request waits on freed
 	throttles int64
 	decreases int64
 	fixed     bool // SetAdaptive(false): the limit stays at maxInFlight
@@ -101,6 +102,7 @@ func (l *Limiter) acquire(ctx context.Context) (uint64, error) {
 			return r, nil
 		}
 		freed := l.freed
+		l.watched = true
 		l.mu.Unlock()
 		select {
 		case <-freed:
@@ -132,8 +134,12 @@ func (l *Limiter) release(round uint64, throttled bool) {
 		}
 	}
 	l.inflight--
-	close(l.freed)
-	l.freed = make(chan struct{})
+	// A new channel per release only when a request waits: most never do.
+	if l.watched {
+		close(l.freed)
+		l.freed = make(chan struct{})
+		l.watched = false
+	}
 }
 
 // throttling reports whether an answer says the server is throttling.

@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 func TestLimiterAIMD(t *testing.T) {
@@ -65,6 +66,54 @@ func TestLimiterAIMD(t *testing.T) {
 		}
 		if st := l.Stats(); st.Limit != want {
 			t.Fatalf("limit %v, want %v", st.Limit, want)
+		}
+	}
+}
+
+// TestLimiterWakesWaiters: requests waiting for a slot get one as slots
+// free, one after the other (a release makes a new channel only when a
+// request waits on the old one).
+func TestLimiterWakesWaiters(t *testing.T) {
+	l := newLimiter()
+	l.mu.Lock()
+	l.limit = 1
+	l.mu.Unlock()
+	ctx := t.Context()
+	r, err := l.acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A release with nobody waiting (a throttle: the limit stays 1),
+	// then the slot taken again.
+	l.release(r, true)
+	if r, err = l.acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const waiters = 8
+	done := make(chan struct{}, waiters)
+	for range waiters {
+		go func() {
+			r, err := l.acquire(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			done <- struct{}{}
+			l.release(r, false)
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); !func() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.watched }(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no request waits: %+v", l.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	l.release(r, false)
+	timeout := time.After(10 * time.Second)
+	for range waiters {
+		select {
+		case <-done:
+		case <-timeout:
+			t.Fatalf("waiters not woken: %+v", l.Stats())
 		}
 	}
 }

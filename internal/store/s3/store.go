@@ -223,6 +223,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	newClient := func(region string) *s3.Client {
 		return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 			o.HTTPClient = &limitedClient{next: o.HTTPClient, lim: lim}
+			// Appended to a copy: o.APIOptions may share its array with
+			// the AWS config and the other client.
+			o.APIOptions = append(o.APIOptions[:len(o.APIOptions):len(o.APIOptions)], trimStack)
 			if r, ok := o.Retryer.(aws.RetryerV2); ok {
 				o.Retryer = failFastRetryer{RetryerV2: r, h: &lim.health}
 			}
@@ -230,6 +233,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			if s.endpoint != "" {
 				o.BaseEndpoint = aws.String(s.endpoint)
 				o.UsePathStyle = true
+				// The SDK's endpoint rules, run once per bucket and
+				// region instead of twice per request (endpoint.go).
+				next := o.EndpointResolverV2
+				if next == nil {
+					next = s3.NewDefaultEndpointResolverV2()
+				}
+				o.EndpointResolverV2 = newMemoResolver(next)
 			}
 			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
@@ -539,7 +549,7 @@ func (s *Store) Open(ctx context.Context, key string, offset, length int64) (io.
 		SSE:                string(out.ServerSideEncryption),
 		StorageClass:       string(out.StorageClass),
 	}
-	return &checkedBody{ReadCloser: out.Body, url: s.url(key)}, a, nil
+	return &checkedBody{ReadCloser: out.Body, s: s, key: key}, a, nil
 }
 
 // checkedBody classifies the error with which the SDK fails the last read
@@ -548,13 +558,14 @@ func (s *Store) Open(ctx context.Context, key string, offset, length int64) (io.
 // internal, so it is recognised by its message.
 type checkedBody struct {
 	io.ReadCloser
-	url string
+	s   *Store
+	key string // the URL in an error is made only then
 }
 
 func (b *checkedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF && strings.Contains(err.Error(), "checksum did not match") {
-		err = &Error{Op: "read", URL: b.url, Class: store.ErrChecksum, Err: err}
+		err = &Error{Op: "read", URL: b.s.url(b.key), Class: store.ErrChecksum, Err: err}
 	}
 	return n, err
 }
@@ -667,11 +678,14 @@ func encodeTags(tags map[string]string) string {
 	return v.Encode()
 }
 
+// optional returns a pointer to a copy of s, or nil for "". (Returning &s
+// itself would move s to the heap on every call, "" included.)
 func optional(s string) *string {
 	if s == "" {
 		return nil
 	}
-	return &s
+	v := s
+	return &v
 }
 
 func unquote(etag string) string { return strings.Trim(etag, `"`) }
