@@ -249,6 +249,7 @@ func (e *env) startWorker(ctx context.Context, cl *cluster, name string) (*worke
 	w.cmd.Env = append(os.Environ(), e.awsEnv()...)
 	w.cmd.Env = append(w.cmd.Env, "XDG_STATE_HOME="+filepath.Join(e.work, "state", fmt.Sprint(time.Now().UnixNano())),
 		"FERRY_CONFIG_DIR="+filepath.Join(e.work, "ferry-config"))
+	w.cmd.Env = append(w.cmd.Env, e.c.ferryEnv...)
 	w.cmd.Stdout, w.cmd.Stderr = logf, logf
 	w.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	w.cmd.Cancel = func() error { return syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL) }

@@ -55,6 +55,7 @@ type config struct {
 	keep        bool
 	noRaw       bool
 	profileDir  string
+	ferryEnv    []string
 
 	smallN, smallPrefixes int
 	smallSize             int64
@@ -99,7 +100,18 @@ func main() {
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory")
 	flag.BoolVar(&c.noRaw, "no-raw", false, "skip the raw-client ceiling runs")
 	flag.StringVar(&c.profileDir, "cpuprofile-dir", "", "after the measured rounds, run ferry once more per case with FERRY_CPUPROFILE into this directory")
+	var ferryEnv string
+	flag.StringVar(&ferryEnv, "ferry-env", "", "extra environment of every ferry process only, comma-separated K=V (e.g. GOGC=200; MinIO and the peers keep theirs)")
 	flag.Parse()
+	for _, kv := range strings.Split(ferryEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			fatalf("-ferry-env %q: want K=V pairs separated by commas", ferryEnv)
+		}
+		c.ferryEnv = append(c.ferryEnv, kv)
+	}
 	for _, s := range strings.Split(cases, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 || n > 9 {

@@ -279,6 +279,9 @@ func renderMarkdown(c config, res *Results) string {
 	}
 	fmt.Fprintf(&b, "Tools: %s. Settings: %d rounds (tool order rotated each round); objects in flight: ferry %s, s5cmd %s, rclone %d (--transfers and --checkers); %d MiB parts.\n\n",
 		strings.Join(tv, ", "), c.rounds, inFlight(c.ferryConc, "its default (no --concurrency)"), inFlight(c.s5cmdConc, "its default (no --numworkers)"), c.conc, c.partMiB)
+	if len(c.ferryEnv) > 0 {
+		fmt.Fprintf(&b, "ferry's extra environment (-ferry-env): %s.\n\n", strings.Join(c.ferryEnv, " "))
+	}
 	fmt.Fprintf(&b, "| Case | Tool | Wall s (median) | min–max | Client CPU s | CPU ms/object | Peak RSS MiB | Server CPU s | ferry speed-up vs tool | OK runs |\n")
 	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, cr := range res.Cases {

@@ -132,7 +132,7 @@ func run(ctx context.Context, c config) (*Results, error) {
 		"raw_concurrency": c.rawConc, "raw_part_concurrency": c.rawPartConc,
 		"small_objects": c.smallN, "small_prefixes": c.smallPrefixes, "small_size": c.smallSize,
 		"large_objects": c.largeN, "large_size": c.largeSize, "listing_keys": c.listN,
-		"work": c.workParent,
+		"work": c.workParent, "ferry_env": c.ferryEnv,
 	}
 	e := &env{c: c, verified: map[int]bool{}, packBytes: map[int]int64{}}
 	var err error
@@ -528,6 +528,7 @@ func (e *env) command(ctx context.Context, sp caseSpec, tool, dst, measureTo, na
 			"--nats", natsURL, "--allow-unauthenticated-nats", "--workers", "0")
 		env = append(e.awsEnv(), "XDG_STATE_HOME="+filepath.Join(e.work, "state", fmt.Sprint(time.Now().UnixNano())),
 			"FERRY_CONFIG_DIR="+filepath.Join(e.work, "ferry-config"))
+		env = append(env, e.c.ferryEnv...)
 		tool = "" // built
 	}
 	switch tool {
@@ -546,6 +547,7 @@ func (e *env) command(ctx context.Context, sp caseSpec, tool, dst, measureTo, na
 		// fresh job store for every run.
 		env = append(e.awsEnv(), "XDG_STATE_HOME="+filepath.Join(e.work, "state", fmt.Sprint(time.Now().UnixNano())),
 			"FERRY_CONFIG_DIR="+filepath.Join(e.work, "ferry-config"))
+		env = append(env, e.c.ferryEnv...)
 	case "s5cmd":
 		bin = e.s5cmd
 		args = []string{"--endpoint-url", sp.dstSrv.endpoint, "--log", "error"}
