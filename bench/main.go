@@ -99,7 +99,7 @@ func main() {
 	flag.StringVar(&c.ferryBin, "ferry", "bin/ferry", "ferry binary")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory")
 	flag.BoolVar(&c.noRaw, "no-raw", false, "skip the raw-client ceiling runs")
-	flag.StringVar(&c.profileDir, "cpuprofile-dir", "", "after the measured rounds, run ferry once more per case with FERRY_CPUPROFILE into this directory")
+	flag.StringVar(&c.profileDir, "cpuprofile-dir", "", "after the measured rounds, run ferry once more per case with FERRY_CPUPROFILE and FERRY_MEMPROFILE (allocations) into this directory")
 	var ferryEnv string
 	flag.StringVar(&ferryEnv, "ferry-env", "", "extra environment of every ferry process only, comma-separated K=V (e.g. GOGC=200; MinIO and the peers keep theirs)")
 	flag.Parse()

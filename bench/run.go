@@ -879,7 +879,8 @@ func (e *env) verify(ctx context.Context, sp caseSpec, dst string) error {
 	return nil
 }
 
-// profile runs ferry once more with FERRY_CPUPROFILE (not measured).
+// profile runs ferry once more with FERRY_CPUPROFILE and FERRY_MEMPROFILE
+// (not measured).
 func (e *env) profile(ctx context.Context, sp caseSpec, tool, name string) (string, error) {
 	if err := os.MkdirAll(e.c.profileDir, 0o755); err != nil {
 		return "", err
@@ -905,7 +906,7 @@ func (e *env) profile(ctx context.Context, sp caseSpec, tool, name string) (stri
 	if err != nil {
 		return "", err
 	}
-	cmd.Env = append(cmd.Env, "FERRY_CPUPROFILE="+path)
+	cmd.Env = append(cmd.Env, "FERRY_CPUPROFILE="+path, "FERRY_MEMPROFILE="+strings.TrimSuffix(path, ".pprof")+".allocs.pprof")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

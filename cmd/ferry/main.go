@@ -57,7 +57,29 @@ func run() int {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// FERRY_MEMPROFILE=FILE writes the allocation profile of the whole run
+	// when it ends (what was allocated where: go tool pprof -sample_index
+	// alloc_space or alloc_objects).
+	if path := os.Getenv("FERRY_MEMPROFILE"); path != "" {
+		defer func() {
+			if err := writeAllocs(path); err != nil {
+				fmt.Fprintf(os.Stderr, "ferry: FERRY_MEMPROFILE: %v\n", err)
+			}
+		}()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return cli.Main(ctx, os.Args[1:], cli.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
+}
+
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
