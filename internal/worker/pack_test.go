@@ -218,6 +218,33 @@ func checkRestored(t *testing.T, e packEnv, objs []packSrc) {
 	}
 }
 
+// startPack starts a MinIO with the buckets src, dst and staging, writes n
+// of the pack tests' source objects (packSources) to src, and opens the
+// stores.
+func startPack(t *testing.T, n int) (packEnv, []packSrc) {
+	t.Helper()
+	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	for _, b := range []string{"src", "dst", "staging"} {
+		m.CreateBucket(t, b)
+	}
+	objs := packSources(t, m, "src", n)
+	return openPackEnv(t, m, "src", "dst", "staging"), objs
+}
+
+// runPackJob creates a job of spec and runs its coordinator to the end.
+func runPackJob(ctx context.Context, t *testing.T, conn *queue.Conn, spec job.Spec) job.State {
+	t.Helper()
+	coord, err := job.Create(ctx, conn, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-runCoordinator(ctx, coord, nil)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return r.st
+}
+
 func runCoordinator(ctx context.Context, coord *job.Coordinator, onUpdate func(job.State)) <-chan struct {
 	st  job.State
 	err error
@@ -242,31 +269,19 @@ func runCoordinator(ctx context.Context, coord *job.Coordinator, onUpdate func(j
 // an object with 10 tags keeps its 10), the accounting adds up, staging is
 // empty, and a second run copies nothing.
 func TestPackMinIO(t *testing.T) {
-	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
-	for _, b := range []string{"src", "dst", "staging"} {
-		m.CreateBucket(t, b)
-	}
-	objs := packSources(t, m, "src", 45)
-	e := openPackEnv(t, m, "src", "dst", "staging")
+	e, objs := startPack(t, 45)
 	conn := connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	stop := runWorkers(t, conn, e.workerOptions("w", ""))
 	defer stop()
 
-	coord, err := job.Create(ctx, conn, packSpec("staging", job.LevelAuto))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := <-runCoordinator(ctx, coord, nil)
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	k := r.st.Counters
+	st := runPackJob(ctx, t, conn, packSpec("staging", job.LevelAuto))
+	k := st.Counters
 	small := int64(len(objs) - 2)
-	if r.st.Status != job.Done || k.Listed != int64(len(objs)) || k.Copied != k.Listed || k.Failed != 0 ||
+	if st.Status != job.Done || k.Listed != int64(len(objs)) || k.Copied != k.Listed || k.Failed != 0 ||
 		k.Listed != k.Copied+k.Skipped+k.Failed+k.Unsafe || k.ListedBytes != k.AccountedBytes {
-		t.Fatalf("job %s %q: %+v", r.st.Status, r.st.Error, k)
+		t.Fatalf("job %s %q: %+v", st.Status, st.Error, k)
 	}
 	if k.ObjectsPacked != small || k.Bundles < 5 || k.BundlesRemoved != k.Bundles || k.BundleBytes <= 0 || k.BundleBytes >= k.BundleDataBytes {
 		t.Fatalf("pack counters: packed %d (want %d), bundles %d, removed %d, %d bytes for %d", k.ObjectsPacked, small, k.Bundles, k.BundlesRemoved, k.BundleBytes, k.BundleDataBytes)
@@ -282,13 +297,9 @@ func TestPackMinIO(t *testing.T) {
 		k.Listed, k.ObjectsPacked, k.Bundles, k.BundleDataBytes, k.BundleBytes, k.PackRatio(), k.PackLevel)
 
 	// A second run finds everything up to date.
-	coord, err = job.Create(ctx, conn, packSpec("staging", job.LevelAuto))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r = <-runCoordinator(ctx, coord, nil)
-	if r.err != nil || r.st.Status != job.Done || r.st.Counters.Copied != 0 || r.st.Counters.Skipped != int64(len(objs)) || r.st.Counters.Bundles != 0 {
-		t.Fatalf("second run: %v %s %+v", r.err, r.st.Status, r.st.Counters)
+	st = runPackJob(ctx, t, conn, packSpec("staging", job.LevelAuto))
+	if st.Status != job.Done || st.Counters.Copied != 0 || st.Counters.Skipped != int64(len(objs)) || st.Counters.Bundles != 0 {
+		t.Fatalf("second run: %s %+v", st.Status, st.Counters)
 	}
 }
 
@@ -299,12 +310,7 @@ func TestPackMinIO(t *testing.T) {
 // accounting adds up (the job ends done with failed objects, as any job
 // whose objects were dead-lettered: the CLI exits 1).
 func TestPackSidesCorruptBundle(t *testing.T) {
-	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
-	for _, b := range []string{"src", "dst", "staging"} {
-		m.CreateBucket(t, b)
-	}
-	objs := packSources(t, m, "src", 15)
-	e := openPackEnv(t, m, "src", "dst", "staging")
+	e, objs := startPack(t, 15)
 	conn := connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -429,12 +435,7 @@ func (s *cutOnce) Open(ctx context.Context, key string, off, n int64) (io.ReadCl
 // download, not a damaged bundle: the unpack item is tried again and every
 // object is restored (none dead-lettered), staging ends empty.
 func TestPackBundleDownloadCut(t *testing.T) {
-	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
-	for _, b := range []string{"src", "dst", "staging"} {
-		m.CreateBucket(t, b)
-	}
-	objs := packSources(t, m, "src", 15)
-	e := openPackEnv(t, m, "src", "dst", "staging")
+	e, objs := startPack(t, 15)
 	cut := &cutOnce{Store: e.staging, cut: map[string]bool{}}
 	conn := connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -443,17 +444,10 @@ func TestPackBundleDownloadCut(t *testing.T) {
 	opts.OpenStaging = func(context.Context, job.Spec) (store.Store, error) { return cut, nil }
 	stop := runWorkers(t, conn, opts)
 	defer stop()
-	coord, err := job.Create(ctx, conn, packSpec("staging", 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := <-runCoordinator(ctx, coord, nil)
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	k := r.st.Counters
-	if r.st.Status != job.Done || k.Copied != int64(len(objs)) || k.Failed != 0 || k.Listed != k.Copied+k.Skipped+k.Failed+k.Unsafe {
-		t.Fatalf("job %s %q: %+v", r.st.Status, r.st.Error, k)
+	st := runPackJob(ctx, t, conn, packSpec("staging", 2))
+	k := st.Counters
+	if st.Status != job.Done || k.Copied != int64(len(objs)) || k.Failed != 0 || k.Listed != k.Copied+k.Skipped+k.Failed+k.Unsafe {
+		t.Fatalf("job %s %q: %+v", st.Status, st.Error, k)
 	}
 	cut.mu.Lock()
 	cuts := cut.cuts
