@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // MinIOVersion is the pinned MinIO module version, installed by
@@ -230,8 +231,9 @@ func (m *MinIO) start(t testing.TB, bin, dataDir, certsDir string, port, console
 		default:
 		}
 		// Live is not enough: right after it, under load, requests can
-		// still meet "Server not initialized". Ready means it serves.
-		if m.health(client, "live") && m.health(client, "ready") {
+		// still meet "Server not initialized". Ready means it serves,
+		// but only to the root user: IAM finishes loading later.
+		if m.health(client, "live") && m.health(client, "ready") && m.iamLoaded(client) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -259,6 +261,19 @@ func (m *MinIO) health(client *http.Client, what string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// iamLoaded reports whether MinIO's IAM answers: a request signed with an
+// access key the server does not know gets 403 InvalidAccessKeyId once IAM
+// has loaded, and 503 before (ready and live do not wait for IAM). Tests
+// of unknown keys, restricted users and STS need the loaded answer.
+func (m *MinIO) iamLoaded(client *http.Client) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c := newS3Client(m.Endpoint, m.Region, "FERRYIAMPROBE0000000", "not-a-secret-key-0000", client)
+	_, err := c.ListBuckets(ctx, &s3.ListBucketsInput{}, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+	var re *smithyhttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden
 }
 
 // LogTail returns up to the last n bytes of the server's log.
