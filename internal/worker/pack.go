@@ -12,6 +12,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -122,15 +123,24 @@ func (b *batchOut) add(jr *jobRun, pub *publisher, work job.Work, o job.Obj, res
 }
 
 // children publishes the retry (next attempt) and rest (same attempt)
-// items of b as items of work's kind; extra is merged into the item.
-func (b *batchOut) children(jr *jobRun, pub *publisher, work job.Work, extra func(*job.Work)) []job.Child {
+// items of b as items of work's kind. For an unpack item (ref, its bundle,
+// not nil) there is at most one child, so that one item at a time holds the
+// bundle and the last one removes it: with both retry and rest objects, the
+// rest go with the retry objects in the next attempt (a sibling holding the
+// rest would remove the bundle the retry item still needs).
+func (b *batchOut) children(jr *jobRun, pub *publisher, work job.Work, ref *job.BundleRef) []job.Child {
 	var out []job.Child
-	if len(b.retry) > 0 {
-		r := job.Work{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Attempt: work.Attempt + 1, Objs: b.retry, Errs: b.retryErrs,
-			NotBefore: time.Now().Add(backoff(jr.w.opts.RetryBase, work.Attempt)).UnixMilli(), ID: job.ContentID(work.ID, "retry")}
-		if extra != nil {
-			extra(&r)
+	retry, errs, rest := b.retry, b.retryErrs, b.rest
+	if ref != nil && len(retry) > 0 && len(rest) > 0 {
+		retry = append(slices.Clip(retry), rest...)
+		for range rest {
+			errs = append(slices.Clip(errs), "")
 		}
+		rest = nil
+	}
+	if len(retry) > 0 {
+		r := job.Work{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Attempt: work.Attempt + 1, Objs: retry, Errs: errs, Bundle: ref,
+			NotBefore: time.Now().Add(backoff(jr.w.opts.RetryBase, work.Attempt)).UnixMilli(), ID: job.ContentID(work.ID, "retry")}
 		jr.log().Warn("objects failed, will retry", "kind", work.Kind, "count", len(b.retry), "attempt", work.Attempt, "first_error", b.retryErrs[0])
 		for range b.retry {
 			jr.w.opts.Observer.Retry(work.Job, "any", "requeued")
@@ -138,11 +148,8 @@ func (b *batchOut) children(jr *jobRun, pub *publisher, work job.Work, extra fun
 		pub.publish(queue.WorkSubject(work.Job, work.Kind), r, r.ID)
 		out = append(out, job.Child{ID: r.ID, Kind: work.Kind})
 	}
-	if len(b.rest) > 0 {
-		r := job.Work{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Attempt: work.Attempt, Objs: b.rest, ID: job.ContentID(work.ID, "rest")}
-		if extra != nil {
-			extra(&r)
-		}
+	if len(rest) > 0 {
+		r := job.Work{V: job.WireVersion, Job: work.Job, Kind: work.Kind, Attempt: work.Attempt, Objs: rest, Bundle: ref, ID: job.ContentID(work.ID, "rest")}
 		pub.publish(queue.WorkSubject(work.Job, work.Kind), r, r.ID)
 		out = append(out, job.Child{ID: r.ID, Kind: work.Kind})
 	}
@@ -509,15 +516,20 @@ func (jr *jobRun) handleUnpack(work job.Work, redelivered bool, started func()) 
 		// then stopped before its Final: the destination says.
 		started()
 		jr.unpackGone(ctx, work, pub, out)
+		if len(out.retry) == 0 && out.failed == 0 {
+			// Every object is at the destination and the bundle is gone:
+			// its removal, which the earlier run did not get to report.
+			fin.Pack = &job.PackResult{Bundle: ref.Key, Removed: true}
+		}
 		fin.Outcomes = out.outcomes
-		fin.Children = out.children(jr, pub, work, func(r *job.Work) { r.Bundle = ref })
+		fin.Children = out.children(jr, pub, work, ref)
 		return jr.publishFinal(pub, fin, len(out.rest) > 0), false
 	default:
 		started()
 		jr.log().Warn("unpack: bundle refused or unreadable", "bundle", ref.Key, "err", logtext.OneLine(err.Error()))
 		jr.failAll(work, pub, out, err, jr.classify(ctx, err, work.Attempt))
 		fin.Outcomes = out.outcomes
-		fin.Children = out.children(jr, pub, work, func(r *job.Work) { r.Bundle = ref })
+		fin.Children = out.children(jr, pub, work, ref)
 		return jr.publishFinal(pub, fin, len(out.rest) > 0), false
 	}
 	want := make(map[string]job.Obj, len(work.Objs))
@@ -644,7 +656,7 @@ func (jr *jobRun) handleUnpack(work job.Work, redelivered bool, started func()) 
 		jr.log().Warn("unpack: bundle kept in staging: some of its objects were not restored (see the dead-letter queue)", "bundle", ref.Key, "failed", out.failed)
 	}
 	fin.Outcomes = out.outcomes
-	fin.Children = out.children(jr, pub, work, func(r *job.Work) { r.Bundle = ref })
+	fin.Children = out.children(jr, pub, work, ref)
 	return jr.publishFinal(pub, fin, len(out.rest) > 0), false
 }
 

@@ -460,3 +460,59 @@ func TestPackBundleDownloadCut(t *testing.T) {
 	}
 	checkRestored(t, e, objs)
 }
+
+// lostDelete is a staging store whose first removal of each bundle
+// removes it and then fails, as a worker killed between removing a bundle
+// and publishing its Final would leave things.
+type lostDelete struct {
+	store.Store
+	mu    sync.Mutex
+	lost  map[string]bool
+	count int
+}
+
+func (s *lostDelete) Delete(ctx context.Context, key string) error {
+	if err := s.Store.Delete(ctx, key); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !strings.HasSuffix(key, ".ferry-bundle") || s.lost[key] {
+		return nil
+	}
+	s.lost[key] = true
+	s.count++
+	return fmt.Errorf("delete %s: connection reset by peer after the delete (injected)", key)
+}
+
+// TestPackBundleRemovedBeforeFinal: an unpack item whose bundle was
+// removed (every object restored) but whose Final was never published is
+// handled again and finds the bundle gone: its objects are accounted from
+// the destination, none failed, and the removal is counted, so that every
+// bundle of the job is counted removed once.
+func TestPackBundleRemovedBeforeFinal(t *testing.T) {
+	e, objs := startPack(t, 15)
+	lost := &lostDelete{Store: e.staging, lost: map[string]bool{}}
+	conn := connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	opts := e.workerOptions("w", "")
+	opts.OpenStaging = func(context.Context, job.Spec) (store.Store, error) { return lost, nil }
+	stop := runWorkers(t, conn, opts)
+	defer stop()
+	st := runPackJob(ctx, t, conn, packSpec("staging", 2))
+	k := st.Counters
+	if st.Status != job.Done || k.Listed != int64(len(objs)) || k.Failed != 0 || k.Listed != k.Copied+k.Skipped+k.Failed+k.Unsafe {
+		t.Fatalf("job %s %q: %+v", st.Status, st.Error, k)
+	}
+	lost.mu.Lock()
+	n := lost.count
+	lost.mu.Unlock()
+	if n == 0 || int64(n) != k.Bundles || k.BundlesRemoved != k.Bundles {
+		t.Fatalf("%d removals lost for %d bundles; %d counted removed", n, k.Bundles, k.BundlesRemoved)
+	}
+	if left := listKeys(t, e.staging); len(left) != 0 {
+		t.Fatalf("staging holds %v", left)
+	}
+	checkRestored(t, e, objs)
+}
