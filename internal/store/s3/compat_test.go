@@ -72,6 +72,7 @@ func seedEncodingKeys(t *testing.T, s *Store) map[string]string {
 // returns at the bucket root ("") or below a prefix.
 func checkEncodingKeys(t *testing.T, open func(t *testing.T, prefix string) *Store, ids map[string]string) {
 	t.Helper()
+	requireFastPath(t)
 	s := open(t, "")
 	all := slices.Sorted(slices.Values(encodingKeys))
 	if got := keys(list(t, s, store.ListOptions{})); !slices.Equal(got, all) {

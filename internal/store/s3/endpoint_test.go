@@ -278,11 +278,12 @@ func TestStoreRequestsAsSDK(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The same client with the SDK's own resolver and whole stack
-		// (without trimStack, the last API option) but ClientRequestID:
+		// (without trimStack and useFastDecoders, the last two API
+		// options) but ClientRequestID:
 		// the SDK signs the random amz-sdk-invocation-id header it sets.
 		sdkClient := s3.New(s.client.Options(), func(o *s3.Options) {
 			o.EndpointResolverV2 = s3.NewDefaultEndpointResolverV2()
-			o.APIOptions = append(slices.Clip(o.APIOptions[:len(o.APIOptions)-1]), func(st *middleware.Stack) error {
+			o.APIOptions = append(slices.Clip(o.APIOptions[:len(o.APIOptions)-2]), func(st *middleware.Stack) error {
 				_, err := st.Build.Remove("ClientRequestID")
 				return err
 			})

@@ -36,6 +36,7 @@ func openSeaweed(t *testing.T, sw *testenv.SeaweedFS, bucket, prefix string) *St
 // subtest in its own bucket.
 func TestSeaweedFSConformance(t *testing.T) {
 	sw := testenv.StartSeaweedFS(t)
+	requireFastPath(t)
 	n := 0
 	newStore := func(t *testing.T) store.Store {
 		n++

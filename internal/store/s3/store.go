@@ -225,7 +225,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			o.HTTPClient = &limitedClient{next: o.HTTPClient, lim: lim}
 			// Appended to a copy: o.APIOptions may share its array with
 			// the AWS config and the other client.
-			o.APIOptions = append(o.APIOptions[:len(o.APIOptions):len(o.APIOptions)], trimStack)
+			o.APIOptions = append(o.APIOptions[:len(o.APIOptions):len(o.APIOptions)], trimStack, useFastDecoders)
 			if r, ok := o.Retryer.(aws.RetryerV2); ok {
 				o.Retryer = failFastRetryer{RetryerV2: r, h: &lim.health}
 			}

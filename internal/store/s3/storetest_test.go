@@ -14,6 +14,7 @@ import (
 // limit for the whole key), so no prefix is left for isolation.
 func TestConformance(t *testing.T) {
 	m := testenv.StartMinIO(t, testenv.MinIOOptions{})
+	requireFastPath(t)
 	n := 0
 	storetest.Run(t, func(t *testing.T) store.Store {
 		n++

@@ -41,6 +41,7 @@ func openVersity(t *testing.T, v *testenv.VersityGW, bucket, prefix string) *Sto
 // each subtest in its own bucket.
 func TestVersityGWConformance(t *testing.T) {
 	v := testenv.StartVersityGW(t)
+	requireFastPath(t)
 	n := 0
 	newStore := func(t *testing.T) store.Store {
 		n++
