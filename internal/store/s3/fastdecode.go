@@ -31,9 +31,10 @@ import (
 // which then decide, with their own results and errors; so are error
 // answers (not 2xx), transport errors, a body that cannot be read whole,
 // and a document whose root is Error (S3's error sent with status 200,
-// which the SDK turns into a 500 and retries). TestFastDecodeSameAsSDK
-// checks, over random and damaged answers with a recorded seed, that every
-// answer the fast path accepts comes out exactly as the SDK makes it.
+// which the SDK turns into a 500 and retries). TestListDecodeSameAsSDK and
+// TestCopyDecodeSameAsSDK check, over random and damaged answers with a
+// recorded seed, that every answer the fast path accepts comes out exactly
+// as the SDK makes it.
 //
 // Every other operation with the SDK's status-200 error check
 // (S3:ProcessResponseFor200Error: PutObject, CreateMultipartUpload, ...)
