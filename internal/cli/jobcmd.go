@@ -299,7 +299,7 @@ func printStatus(w io.Writer, st job.State) {
 		fmt.Fprintf(w, "deletes:      %d planned, %d done, %d failed\n", k.DeletesPlanned, k.Deleted, k.DeleteFailed)
 	}
 	if p := st.Spec.Pack; p != nil {
-		fmt.Fprintf(w, "pack:         %d objects packed in %d bundles (%d removed from staging %s): %s of data in %s, ratio %.2f, zstd level %d\n",
+		fmt.Fprintf(w, "pack:         %d objects packed in %d bundles (%d removed from staging %s): %s of data in %s, ratio %.2f, highest zstd level %d\n",
 			k.ObjectsPacked, k.Bundles, k.BundlesRemoved, sideString(p.Staging), humanBytes(k.BundleDataBytes), humanBytes(k.BundleBytes), k.PackRatio(), k.PackLevel)
 	}
 	if st.Error != "" {

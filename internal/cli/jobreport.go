@@ -158,7 +158,7 @@ func printJobSummary(w io.Writer, s jobSummary) {
 		deleted: s.Deleted, failed: s.Failed + s.DeleteFail, unsafe: s.UnsafeN, reconciled: s.Reconciled, duration: s.Duration})
 	fmt.Fprintln(w)
 	if s.Packed != nil {
-		fmt.Fprintf(w, "packed: %d objects in %d bundles, %s of data in %s (ratio %.2f, zstd level %d)\n",
+		fmt.Fprintf(w, "packed: %d objects in %d bundles, %s of data in %s (ratio %.2f, highest zstd level %d)\n",
 			*s.Packed, *s.Bundles, humanBytes(*s.BundleData), humanBytes(*s.BundleBytes), *s.PackRatio, *s.PackLevel)
 	}
 	if s.Error != "" {

@@ -243,7 +243,9 @@ type Counters struct {
 
 	// Pack mode: objects written into bundles, bundles written to staging,
 	// their stored (compressed) bytes and the objects' bytes in them; the
-	// zstd level of the latest bundle (0: stored); bundles removed from
+	// highest zstd level a bundle was stored at (0: every bundle stored
+	// uncompressed; with level auto each bundle's level is sampled, and
+	// incompressible ones are stored); bundles removed from
 	// staging after every object in them was verified at the destination.
 	ObjectsPacked   int64 `json:"objects_packed,omitempty"`
 	Bundles         int64 `json:"bundles,omitempty"`

@@ -313,7 +313,7 @@ func (c *Counters) apply(f Final) {
 			c.Bundles++
 			c.BundleBytes += p.Bytes
 			c.BundleDataBytes += p.DataBytes
-			c.PackLevel = p.Level
+			c.PackLevel = max(c.PackLevel, p.Level) // the order Finals apply in does not matter
 		}
 		if p.Removed {
 			c.BundlesRemoved++
