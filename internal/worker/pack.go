@@ -133,9 +133,7 @@ func (b *batchOut) children(jr *jobRun, pub *publisher, work job.Work, ref *job.
 	retry, errs, rest := b.retry, b.retryErrs, b.rest
 	if ref != nil && len(retry) > 0 && len(rest) > 0 {
 		retry = append(slices.Clip(retry), rest...)
-		for range rest {
-			errs = append(slices.Clip(errs), "")
-		}
+		errs = append(slices.Clip(errs), make([]string, len(rest))...) // no error for the rest
 		rest = nil
 	}
 	if len(retry) > 0 {

@@ -439,17 +439,9 @@ func (s *cutOnce) Open(ctx context.Context, key string, off, n int64) (io.ReadCl
 func TestPackBundleDownloadCut(t *testing.T) {
 	e, objs := startPack(t, 15)
 	cut := &cutOnce{Store: e.staging, cut: map[string]bool{}}
-	conn := connect(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	opts := e.workerOptions("w", "")
-	opts.OpenStaging = func(context.Context, job.Spec) (store.Store, error) { return cut, nil }
-	stop := runWorkers(t, conn, opts)
-	defer stop()
-	st := runPackJob(ctx, t, conn, packSpec("staging", 2))
-	k := st.Counters
-	if st.Status != job.Done || k.Copied != int64(len(objs)) || k.Failed != 0 || k.Listed != k.Copied+k.Skipped+k.Failed+k.Unsafe {
-		t.Fatalf("job %s %q: %+v", st.Status, st.Error, k)
+	k := runPackFaultyStaging(t, e, objs, cut)
+	if k.Copied != int64(len(objs)) {
+		t.Fatalf("%d copied of %d", k.Copied, len(objs))
 	}
 	cut.mu.Lock()
 	cuts := cut.cuts
@@ -457,10 +449,31 @@ func TestPackBundleDownloadCut(t *testing.T) {
 	if cuts == 0 || int64(cuts) != k.Bundles {
 		t.Fatalf("%d downloads cut for %d bundles", cuts, k.Bundles)
 	}
+}
+
+// runPackFaultyStaging runs a pack-mode job of objs through the real queue
+// and workers whose staging store is staging (e.staging with faults), and
+// checks that it ends done with none failed, the accounts adding up,
+// staging empty and every object restored. It returns the counters.
+func runPackFaultyStaging(t *testing.T, e packEnv, objs []packSrc, staging store.Store) job.Counters {
+	t.Helper()
+	conn := connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	opts := e.workerOptions("w", "")
+	opts.OpenStaging = func(context.Context, job.Spec) (store.Store, error) { return staging, nil }
+	stop := runWorkers(t, conn, opts)
+	defer stop()
+	st := runPackJob(ctx, t, conn, packSpec("staging", 2))
+	k := st.Counters
+	if st.Status != job.Done || k.Listed != int64(len(objs)) || k.Failed != 0 || k.Listed != k.Copied+k.Skipped+k.Failed+k.Unsafe {
+		t.Fatalf("job %s %q: %+v", st.Status, st.Error, k)
+	}
 	if left := listKeys(t, e.staging); len(left) != 0 {
 		t.Fatalf("staging holds %v", left)
 	}
 	checkRestored(t, e, objs)
+	return k
 }
 
 // lostDelete is a staging store whose first removal of each bundle
@@ -495,26 +508,11 @@ func (s *lostDelete) Delete(ctx context.Context, key string) error {
 func TestPackBundleRemovedBeforeFinal(t *testing.T) {
 	e, objs := startPack(t, 15)
 	lost := &lostDelete{Store: e.staging, lost: map[string]bool{}}
-	conn := connect(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	opts := e.workerOptions("w", "")
-	opts.OpenStaging = func(context.Context, job.Spec) (store.Store, error) { return lost, nil }
-	stop := runWorkers(t, conn, opts)
-	defer stop()
-	st := runPackJob(ctx, t, conn, packSpec("staging", 2))
-	k := st.Counters
-	if st.Status != job.Done || k.Listed != int64(len(objs)) || k.Failed != 0 || k.Listed != k.Copied+k.Skipped+k.Failed+k.Unsafe {
-		t.Fatalf("job %s %q: %+v", st.Status, st.Error, k)
-	}
+	k := runPackFaultyStaging(t, e, objs, lost)
 	lost.mu.Lock()
 	n := lost.count
 	lost.mu.Unlock()
 	if n == 0 || int64(n) != k.Bundles || k.BundlesRemoved != k.Bundles {
 		t.Fatalf("%d removals lost for %d bundles; %d counted removed", n, k.Bundles, k.BundlesRemoved)
 	}
-	if left := listKeys(t, e.staging); len(left) != 0 {
-		t.Fatalf("staging holds %v", left)
-	}
-	checkRestored(t, e, objs)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -31,7 +32,8 @@ func decline(format string, args ...any) error {
 // that is not valid XML 1.0 (or "]]>"), a malformed tag, a value with
 // child elements.
 type xmlDoc struct {
-	r *gosax.Reader
+	in bytes.Reader // the answer's body
+	r  *gosax.Reader
 	// text is the value of the leaf being read.
 	text []byte
 	// names holds the names of the open elements, root first: the
@@ -433,6 +435,16 @@ func xmlDecl(pi []byte) bool {
 	return false
 }
 
+// xmlDocs holds readers between answers (one per object on a copy): the
+// tokenizer's buffer, the body's reader and the name stack are reused. The
+// buffer may move as it grows: what is kept across events is copied out of
+// it (names by open, text by setText).
+var xmlDocs = sync.Pool{New: func() any {
+	d := &xmlDoc{}
+	d.r = gosax.NewReaderBuf(&d.in, make([]byte, 0, 4096))
+	return d
+}}
+
 // readDocument reads body as the SDK's decoders do: up to the first start
 // tag, the root, whose children root reads (d positioned after the root's
 // start tag, root its name); what follows the root is not read. A body
@@ -445,8 +457,12 @@ func readDocument(body []byte, root func(d *xmlDoc, name []byte) error) (err err
 			err = decline("tokenizer panic: %v", r)
 		}
 	}()
-	d := &xmlDoc{r: gosax.NewReaderBuf(bytes.NewReader(body), make([]byte, 0, len(body)+1024))}
-	d.r.EmitSelfClosingTag = true
+	d := xmlDocs.Get().(*xmlDoc)
+	defer xmlDocs.Put(d)
+	d.in.Reset(body)
+	d.r.Reset(&d.in)
+	d.r.EmitSelfClosingTag = true // after Reset, which clears it
+	d.depth, d.text = 0, d.text[:0]
 	// Before the root: white space and at most one XML declaration, first.
 	for first := true; ; first = false {
 		e, err := d.event()
